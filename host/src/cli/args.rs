@@ -1,0 +1,221 @@
+//! Raw command-line flags (clap). Values are parsed here, so a malformed
+//! target, port spec or duration is a one-line usage error (exit code 2).
+
+use crate::output::Format;
+use crate::targets::{PortSpec, Target};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// wscan: a network scanner whose scan types are WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "wscan", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More diagnostics on standard error (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan targets with plugins.
+    Scan(ScanArgs),
+    /// Inspect plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `wscan plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// List every built-in and loaded plugin with what describe() says.
+    List(PluginListArgs),
+}
+
+/// Flags of `wscan plugin list`.
+#[derive(Debug, Args)]
+pub struct PluginListArgs {
+    /// Also load the plugin component at PATH (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub plugin: Vec<PathBuf>,
+
+    /// Output format (default: table on a terminal, jsonl otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// `--plugin-arg NAME.KEY=VALUE`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginArg {
+    /// Plugin name.
+    pub plugin: String,
+    /// Argument name.
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+impl FromStr for PluginArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("expected PLUGIN.KEY=VALUE, such as port.banner=false; got {s:?}");
+        let (name, value) = s.split_once('=').ok_or_else(bad)?;
+        let (plugin, key) = name.split_once('.').ok_or_else(bad)?;
+        if plugin.is_empty() || key.is_empty() {
+            return Err(bad());
+        }
+        Ok(PluginArg { plugin: plugin.into(), key: key.into(), value: value.into() })
+    }
+}
+
+/// A duration with a unit: `500ms`, `2s`, `5m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub std::time::Duration);
+
+impl FromStr for Duration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("{s:?} has no unit; write it like 500ms, 2s or 5m"));
+        }
+        match humantime::parse_duration(s) {
+            Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
+            Ok(d) => Ok(Duration(d)),
+            Err(e) => Err(format!("{s:?}: {e}; write it like 500ms, 2s or 5m")),
+        }
+    }
+}
+
+impl From<Duration> for std::time::Duration {
+    fn from(d: Duration) -> Self {
+        d.0
+    }
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    s.parse().map_err(|e: crate::targets::TargetError| e.to_string())
+}
+
+fn parse_ports(s: &str) -> Result<PortSpec, String> {
+    s.parse().map_err(|e: crate::targets::PortSpecError| e.to_string())
+}
+
+fn parse_plugin_name(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "" => Err("empty plugin name; expected comma-separated names, such as port,greeter".into()),
+        name => Ok(name.to_string()),
+    }
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?}: expected a whole number above zero")),
+    }
+}
+
+/// Flags of `wscan scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Targets: IPv4 or IPv6 addresses and CIDR blocks (192.0.2.1, 10.0.0.0/24, ::1).
+    #[arg(required = true, value_name = "TARGET", value_parser = parse_target)]
+    pub targets: Vec<Target>,
+
+    /// Ports: 22,80,8000-8100 | top-100 | top-1000 | all (or -).
+    #[arg(short, long, value_name = "SPEC", default_value = "top-1000", value_parser = parse_ports)]
+    pub ports: PortSpec,
+
+    /// Plugins to run, comma-separated (default: every built-in and --plugin one).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_plugin_name)]
+    pub plugins: Option<Vec<String>>,
+
+    /// Load the plugin component at PATH as well (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub plugin: Vec<PathBuf>,
+
+    /// Pass an argument to a plugin: NAME.KEY=VALUE (repeatable).
+    #[arg(long, value_name = "NAME.KEY=VALUE")]
+    pub plugin_arg: Vec<PluginArg>,
+
+    /// Timeout of one network operation (connect, read).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub timeout: Duration,
+
+    /// Wall-clock limit of one plugin call; a plugin past it is stopped and
+    /// its unit recorded as an error.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub plugin_timeout: Duration,
+
+    /// Network operations in flight across the whole scan.
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = positive)]
+    pub concurrency: usize,
+
+    /// Plugin calls running at once (each may hold many operations).
+    #[arg(long, value_name = "N", default_value = "64", value_parser = positive)]
+    pub parallel: usize,
+
+    /// Write records to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Output format (default: table on a terminal, jsonl otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// No summary line on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!("500ms".parse::<Duration>().unwrap().0, std::time::Duration::from_millis(500));
+        assert_eq!("2s".parse::<Duration>().unwrap().0, std::time::Duration::from_secs(2));
+        assert!("5".parse::<Duration>().unwrap_err().contains("no unit"));
+        assert!("0s".parse::<Duration>().is_err());
+        assert!("fast".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn plugin_args_parse() {
+        let a: PluginArg = "port.banner=false".parse().unwrap();
+        assert_eq!((a.plugin.as_str(), a.key.as_str(), a.value.as_str()), ("port", "banner", "false"));
+        let b: PluginArg = "http.header=X-A=b".parse().unwrap();
+        assert_eq!(b.value, "X-A=b");
+        assert!("portbanner=1".parse::<PluginArg>().is_err());
+        assert!("port.banner".parse::<PluginArg>().is_err());
+    }
+
+    #[test]
+    fn scan_flags_parse() {
+        let cli = Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "::1/127", "-p", "22,80", "--timeout", "500ms"]).unwrap();
+        let Command::Scan(args) = cli.command else { panic!("not scan") };
+        assert_eq!(args.targets.len(), 2);
+        assert_eq!(args.ports.len(), 2);
+        assert!(Cli::try_parse_from(["wscan", "scan", "300.0.0.1"]).is_err());
+        assert!(Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "-p", "0"]).is_err());
+        assert!(Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "--bogus"]).is_err());
+        assert!(Cli::try_parse_from(["wscan", "scan"]).is_err());
+        let cli = Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "--plugins", "port,greeter"]).unwrap();
+        let Command::Scan(args) = cli.command else { panic!("not scan") };
+        assert_eq!(args.plugins.unwrap(), ["port", "greeter"]);
+        assert!(Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "--plugins", "port,,x"]).is_err());
+    }
+}

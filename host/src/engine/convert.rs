@@ -1,0 +1,142 @@
+//! Conversions between the generated bindings and the host's own types, in
+//! one place (as wasmtime-wasi does for its error codes).
+
+use super::bindings::wscan::plugin::types as wit;
+use crate::model::{ArgInfo, Capability, PluginInfo, Service, Severity, Subject, SubjectFilter, SubjectKind};
+use crate::primitives::tcp::{NetError, PortState};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A WIT address as a `std` one.
+pub fn to_ip(address: wit::IpAddress) -> IpAddr {
+    match address {
+        wit::IpAddress::Ipv4((a, b, c, d)) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
+        wit::IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h)),
+    }
+}
+
+/// A `std` address as a WIT one.
+pub fn from_ip(ip: IpAddr) -> wit::IpAddress {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            wit::IpAddress::Ipv4((a, b, c, d))
+        }
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            wit::IpAddress::Ipv6((a, b, c, d, e, f, g, h))
+        }
+    }
+}
+
+impl From<NetError> for wit::ErrorCode {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Refused => wit::ErrorCode::ConnectionRefused,
+            NetError::Timeout => wit::ErrorCode::Timeout,
+            NetError::Unreachable => wit::ErrorCode::Unreachable,
+            NetError::Reset => wit::ErrorCode::ConnectionReset,
+            NetError::Closed => wit::ErrorCode::Closed,
+            NetError::Other(why) => wit::ErrorCode::Other(why),
+        }
+    }
+}
+
+impl From<PortState> for super::bindings::wscan::plugin::tcp::PortState {
+    fn from(s: PortState) -> Self {
+        use super::bindings::wscan::plugin::tcp::PortState as W;
+        match s {
+            PortState::Open => W::Open,
+            PortState::Closed => W::Closed,
+            PortState::Filtered => W::Filtered,
+            PortState::Unreachable => W::Unreachable,
+        }
+    }
+}
+
+impl From<wit::Severity> for Severity {
+    fn from(s: wit::Severity) -> Self {
+        match s {
+            wit::Severity::Info => Severity::Info,
+            wit::Severity::Low => Severity::Low,
+            wit::Severity::Medium => Severity::Medium,
+            wit::Severity::High => Severity::High,
+            wit::Severity::Critical => Severity::Critical,
+        }
+    }
+}
+
+impl From<wit::SubjectKind> for SubjectKind {
+    fn from(k: wit::SubjectKind) -> Self {
+        match k {
+            wit::SubjectKind::Host => SubjectKind::Host,
+            wit::SubjectKind::Address => SubjectKind::Address,
+            wit::SubjectKind::Service => SubjectKind::Service,
+        }
+    }
+}
+
+impl From<wit::Capability> for Capability {
+    fn from(c: wit::Capability) -> Self {
+        match c {
+            wit::Capability::Dns => Capability::Dns,
+            wit::Capability::Tcp => Capability::Tcp,
+            wit::Capability::Tls => Capability::Tls,
+            wit::Capability::Http => Capability::Http,
+        }
+    }
+}
+
+impl From<wit::Subject> for Subject {
+    fn from(s: wit::Subject) -> Self {
+        match s {
+            wit::Subject::Host(name) => Subject::Host(name),
+            wit::Subject::Address(a) => Subject::Address { ip: to_ip(a.address), host: a.host },
+            wit::Subject::Service(s) => Subject::Service(Service {
+                ip: to_ip(s.address),
+                port: s.port,
+                host: s.host,
+                name: s.name,
+                banner: s.banner,
+            }),
+        }
+    }
+}
+
+impl From<&Subject> for wit::Subject {
+    fn from(s: &Subject) -> Self {
+        match s {
+            Subject::Host(name) => wit::Subject::Host(name.clone()),
+            Subject::Address { ip, host } => {
+                wit::Subject::Address(wit::AddressSubject { address: from_ip(*ip), host: host.clone() })
+            }
+            Subject::Service(s) => wit::Subject::Service(wit::Service {
+                address: from_ip(s.ip),
+                port: s.port,
+                host: s.host.clone(),
+                name: s.name.clone(),
+                banner: s.banner.clone(),
+            }),
+        }
+    }
+}
+
+impl From<wit::PluginInfo> for PluginInfo {
+    fn from(p: wit::PluginInfo) -> Self {
+        PluginInfo {
+            name: p.name,
+            version: p.version,
+            description: p.description,
+            consumes: SubjectFilter {
+                kinds: p.consumes.kinds.into_iter().map(Into::into).collect(),
+                ports: p.consumes.ports.iter().map(|r| (r.first, r.last)).collect(),
+                services: p.consumes.services,
+            },
+            capabilities: p.capabilities.into_iter().map(Into::into).collect(),
+            args: p
+                .args
+                .into_iter()
+                .map(|a| ArgInfo { name: a.name, description: a.description, default: a.default })
+                .collect(),
+        }
+    }
+}

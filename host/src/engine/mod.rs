@@ -1,0 +1,332 @@
+//! The wasmtime side: one engine and linker per process, plugin loading and
+//! validation, and bounded calls into plugins.
+//!
+//! Each plugin is compiled once into an `InstancePre`; every call gets a
+//! fresh `Store` with its own limits, so calls run concurrently and a plugin
+//! that traps, loops or leaks only loses its own unit of work.
+
+pub mod bindings;
+mod builtin;
+pub mod convert;
+pub mod limits;
+pub mod state;
+
+pub use state::{Event, PluginId, ScanContext};
+
+use crate::model::{PluginInfo, Subject};
+use bindings::{PluginPre, wscan::plugin::types as wit};
+use limits::EPOCH_TICK;
+use state::{CallContext, CallCounts, HostState};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Store, UpdateDeadline};
+
+/// How long `describe()` may take at load time.
+const DESCRIBE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Embedded in the binary.
+    Builtin,
+    /// Loaded from a file (`--plugin`).
+    File(PathBuf),
+}
+
+impl fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginSource::Builtin => f.write_str("built-in"),
+            PluginSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read plugin {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a WebAssembly component.
+    #[error("plugin {origin} is not a WebAssembly component: {reason}")]
+    NotAComponent {
+        /// Where it came from.
+        origin: PluginSource,
+        /// What it is instead.
+        reason: String,
+    },
+    /// It does not fit the `wscan:plugin` world.
+    #[error(
+        "plugin {origin} does not fit the wscan:plugin@0.1.0 world: {reason}. Plugins may import only the wscan:plugin interfaces and basic WASI 0.2, and must export describe and scan; build them with wscan-sdk"
+    )]
+    Link {
+        /// Where it came from.
+        origin: PluginSource,
+        /// The linker's words.
+        reason: String,
+    },
+    /// `describe()` trapped or returned nonsense.
+    #[error("plugin {origin}: describe() failed: {reason}")]
+    Describe {
+        /// Where it came from.
+        origin: PluginSource,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Why a `scan` call did not complete normally.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The plugin returned `err`.
+    #[error("plugin reported failure: {0}")]
+    Failed(String),
+    /// The plugin trapped (panic, memory limit, bad handle...).
+    #[error("plugin trapped: {0}")]
+    Trapped(String),
+    /// The plugin ran past its deadline and was stopped.
+    #[error("plugin stopped after exceeding its {} deadline", humantime::format_duration(*.0))]
+    Deadline(Duration),
+}
+
+/// Options of one `scan` call, in host types.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// The user's ports.
+    pub ports: Vec<(u16, u16)>,
+    /// The per-operation timeout.
+    pub timeout: Duration,
+    /// This plugin's arguments.
+    pub args: Vec<(String, String)>,
+    /// Wall-clock limit for the whole call.
+    pub deadline: Duration,
+}
+
+/// The process-wide wasmtime engine and linker.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<HostState>,
+}
+
+/// The marker used to tell a deadline trap from any other.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+impl Engine {
+    /// Set up wasmtime: epoch interruption for deadlines, and a linker with
+    /// the wscan interfaces and sandboxed WASI (no files, env or sockets).
+    pub fn new() -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = wasmtime::Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::wscan::plugin::tcp::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::wscan::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::wscan::plugin::report::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+
+        // The epoch clock: every tick lets a busy plugin yield its thread,
+        // and lets its deadline be checked. Stops when the engine is gone.
+        let weak = engine.weak();
+        std::thread::Builder::new().name("wscan-epoch".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+        Ok(Engine { engine, linker })
+    }
+
+    /// Compile, link and describe the built-in plugins.
+    pub async fn load_builtins(&self) -> Result<Vec<LoadedPlugin>, LoadError> {
+        let mut plugins = Vec::new();
+        for (_, bytes) in builtin::BUILTINS {
+            plugins.push(self.load(bytes.to_vec(), PluginSource::Builtin).await?);
+        }
+        Ok(plugins)
+    }
+
+    /// Load a plugin from a file.
+    pub async fn load_file(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+        self.load(bytes, PluginSource::File(path.to_path_buf())).await
+    }
+
+    /// Validate and compile `bytes`, link them, and call `describe()`.
+    pub async fn load(&self, bytes: Vec<u8>, origin: PluginSource) -> Result<LoadedPlugin, LoadError> {
+        check_header(&bytes).map_err(|reason| LoadError::NotAComponent { origin: origin.clone(), reason })?;
+        // Compiling takes tens of milliseconds of CPU: keep it off the
+        // runtime's worker threads.
+        let engine = self.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::NotAComponent { origin: origin.clone(), reason: e.to_string() })?
+            .map_err(|e| LoadError::NotAComponent { origin: origin.clone(), reason: format!("{e:#}") })?;
+        let link = |e: wasmtime::Error| LoadError::Link { origin: origin.clone(), reason: format!("{e:#}") };
+        let pre = PluginPre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
+
+        let loading = Arc::new(PluginId { name: "(loading)".into(), version: String::new() });
+        let call = CallContext { plugin: loading, capabilities: Vec::new(), scan: None, events: None, counts: CallCounts::default() };
+        let mut store = self.store(call, DESCRIBE_DEADLINE);
+        let describe = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        };
+        let info: PluginInfo = match tokio::time::timeout(DESCRIBE_DEADLINE, describe).await {
+            Ok(Ok(info)) => info.into(),
+            Ok(Err(e)) => return Err(LoadError::Describe { origin, reason: explain_trap(&e, store.data()) }),
+            Err(_) => return Err(LoadError::Describe { origin, reason: "did not return within 10s".into() }),
+        };
+        if !valid_name(&info.name) {
+            return Err(LoadError::Describe {
+                origin,
+                reason: format!("invalid plugin name {:?}: use 1-64 lowercase letters, digits and '-'", info.name),
+            });
+        }
+        let id = Arc::new(PluginId { name: info.name.clone(), version: info.version.clone() });
+        Ok(LoadedPlugin { info, source: origin, id, pre })
+    }
+
+    fn store(&self, call: CallContext, deadline: Duration) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(call));
+        store.limiter(|s| &mut s.limits);
+        let until = Instant::now() + deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= until {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Tell a component from a core module or a stray file before compiling,
+/// to give an error that says what to do.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(
+            "it is a core WebAssembly module; build it for the wasm32-wasip2 target (cargo build --target wasm32-wasip2) so it is a component".into(),
+        ),
+        Some([0, b'a', b's', b'm', ..]) => Err("unsupported WebAssembly binary version".into()),
+        _ => Err("the file does not start with the WebAssembly magic bytes".into()),
+    }
+}
+
+/// A trap, in one line, with the plugin's last words on stderr when it left
+/// some (a panic message, an allocation failure).
+fn explain_trap(e: &wasmtime::Error, state: &HostState) -> String {
+    let mut msg = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{e}"),
+    };
+    if let Some(line) = state.last_stderr_line() {
+        msg.push_str(": ");
+        msg.push_str(&line);
+    }
+    msg
+}
+
+/// A compiled, linked and described plugin, ready for any number of calls.
+pub struct LoadedPlugin {
+    /// What `describe()` said.
+    pub info: PluginInfo,
+    /// Where it came from.
+    pub source: PluginSource,
+    id: Arc<PluginId>,
+    pre: PluginPre<HostState>,
+}
+
+impl LoadedPlugin {
+    /// Name and version, as stamped on findings.
+    pub fn id(&self) -> &Arc<PluginId> {
+        &self.id
+    }
+
+    /// Run `scan(subject, options)` in a fresh store. Findings and subjects
+    /// go to `events` while it runs; whatever happens to the call, what it
+    /// sent is kept.
+    pub async fn scan(
+        &self,
+        engine: &Engine,
+        scan: Arc<ScanContext>,
+        events: mpsc::Sender<Event>,
+        subject: &Subject,
+        options: &CallOptions,
+    ) -> Result<(), CallError> {
+        let call = CallContext {
+            plugin: self.id.clone(),
+            capabilities: self.info.capabilities.clone(),
+            scan: Some(scan),
+            events: Some(events),
+            counts: CallCounts::default(),
+        };
+        let mut store = engine.store(call, options.deadline);
+        let wit_subject = wit::Subject::from(subject);
+        let wit_options = wit::ScanOptions {
+            ports: options.ports.iter().map(|&(first, last)| wit::PortRange { first, last }).collect(),
+            timeout_ms: u32::try_from(options.timeout.as_millis()).unwrap_or(u32::MAX),
+            args: options.args.clone(),
+        };
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance.call_scan(&mut store, &wit_subject, &wit_options).await
+        };
+        match tokio::time::timeout(options.deadline, run).await {
+            Err(_) => Err(CallError::Deadline(options.deadline)),
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(message))) => Err(CallError::Failed(message)),
+            Ok(Err(e)) if e.downcast_ref::<DeadlineExceeded>().is_some() => Err(CallError::Deadline(options.deadline)),
+            Ok(Err(e)) => Err(CallError::Trapped(explain_trap(&e, store.data()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_told_apart() {
+        assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(check_header(b"\0asm\x01\0\0\0rest").unwrap_err().contains("core WebAssembly module"));
+        assert!(check_header(b"#!/bin/sh\n").unwrap_err().contains("magic"));
+        assert!(check_header(b"").is_err());
+    }
+
+    #[test]
+    fn plugin_names() {
+        assert!(valid_name("port"));
+        assert!(valid_name("http-title2"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("Port"));
+        assert!(!valid_name("a b"));
+    }
+}

@@ -1,0 +1,184 @@
+//! What a `Store` carries: the resource table, an empty WASI context, limits,
+//! and the context of the call (which plugin, which scan, where results go).
+
+use super::limits::{MAX_LIVE_RESOURCES, MAX_MEMORY_BYTES, MAX_STDERR_BYTES};
+use crate::model::{Capability, Finding, Subject};
+use crate::primitives::NetSettings;
+use crate::primitives::tcp::TcpCore;
+use crate::scope::Scope;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::ErrorCode;
+
+/// A plugin's name and version, as stamped on its findings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PluginId {
+    /// From `describe()`.
+    pub name: String,
+    /// From `describe()`.
+    pub version: String,
+}
+
+/// What a running call sends to the scheduler, as it happens.
+#[derive(Debug)]
+pub enum Event {
+    /// A finding was reported.
+    Finding {
+        /// Who reported it.
+        plugin: Arc<PluginId>,
+        /// What.
+        finding: Finding,
+    },
+    /// A new subject was emitted.
+    Subject {
+        /// Who emitted it.
+        plugin: Arc<PluginId>,
+        /// What.
+        subject: Subject,
+    },
+}
+
+/// Everything shared by the calls of one scan.
+#[derive(Debug)]
+pub struct ScanContext {
+    /// Who may be contacted.
+    pub scope: Arc<Scope>,
+    /// The TCP engine, with the scan's concurrency budget.
+    pub tcp: TcpCore,
+    /// Timeouts and limits.
+    pub settings: NetSettings,
+}
+
+impl ScanContext {
+    /// A context for a scan with `scope` and `settings`.
+    pub fn new(scope: Arc<Scope>, settings: NetSettings) -> Self {
+        ScanContext { tcp: TcpCore::new(settings.concurrency), scope, settings }
+    }
+}
+
+/// Counters of one call, checked against [`super::limits`].
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    /// Findings reported.
+    pub findings: u64,
+    /// Subjects emitted.
+    pub subjects: u64,
+    /// Log messages written.
+    pub logs: u64,
+    /// Host resources currently held.
+    pub live_resources: usize,
+}
+
+/// The context of one call into a plugin.
+#[derive(Debug)]
+pub struct CallContext {
+    /// The plugin being called.
+    pub plugin: Arc<PluginId>,
+    /// What it declared it would use.
+    pub capabilities: Vec<Capability>,
+    /// The scan it runs in; `None` while loading (`describe` gets no network).
+    pub scan: Option<Arc<ScanContext>>,
+    /// Where findings and subjects go; `None` while loading.
+    pub events: Option<mpsc::Sender<Event>>,
+    /// Usage so far.
+    pub counts: CallCounts,
+}
+
+impl CallContext {
+    /// Check that this call may reach `ip` using `capability`.
+    pub fn authorize(&self, capability: Capability, ip: IpAddr) -> Result<&ScanContext, ErrorCode> {
+        let scan = self.scan.as_deref().ok_or(ErrorCode::AccessDenied)?;
+        if !self.capabilities.contains(&capability) {
+            tracing::warn!(plugin = %self.plugin.name, ?capability, "plugin used a capability it did not declare");
+            return Err(ErrorCode::AccessDenied);
+        }
+        if !scan.scope.check(ip) {
+            tracing::warn!(plugin = %self.plugin.name, %ip, "plugin tried to reach an address outside the scan's scope");
+            return Err(ErrorCode::AccessDenied);
+        }
+        Ok(scan)
+    }
+
+    /// The timeout a plugin asked for, or the scan's.
+    pub fn timeout(&self, millis: Option<u32>) -> Duration {
+        match millis {
+            Some(ms) => Duration::from_millis(u64::from(ms)),
+            None => self.scan.as_ref().map_or(Duration::from_secs(5), |s| s.settings.timeout),
+        }
+    }
+}
+
+/// The data of every `Store` in wscan.
+pub struct HostState {
+    pub(crate) table: ResourceTable,
+    wasi: WasiCtx,
+    pub(crate) limits: StoreLimits,
+    stderr: MemoryOutputPipe,
+    /// The call this store serves.
+    pub call: CallContext,
+}
+
+impl HostState {
+    /// A fresh state for one call: no preopened files, no environment, no
+    /// sockets; stderr captured (bounded) to explain a trap.
+    pub fn new(call: CallContext) -> Self {
+        let stderr = MemoryOutputPipe::new(MAX_STDERR_BYTES);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState {
+            table: ResourceTable::new(),
+            wasi,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(MAX_MEMORY_BYTES)
+                .instances(16)
+                .tables(64)
+                .memories(16)
+                .build(),
+            stderr,
+            call,
+        }
+    }
+
+    /// The last line the plugin wrote to stderr (a panic message, usually).
+    pub fn last_stderr_line(&self) -> Option<String> {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string())
+    }
+
+    /// Put a host resource in the table, counting it against the call's cap.
+    pub fn push<T: Send + 'static>(&mut self, value: T) -> wasmtime::Result<Resource<T>> {
+        if self.call.counts.live_resources >= MAX_LIVE_RESOURCES {
+            wasmtime::bail!(
+                "plugin {} holds more than {MAX_LIVE_RESOURCES} host resources at once; it is leaking handles",
+                self.call.plugin.name
+            );
+        }
+        self.call.counts.live_resources += 1;
+        Ok(self.table.push(value)?)
+    }
+
+    /// Remove a host resource the plugin dropped.
+    pub fn delete<T: 'static>(&mut self, resource: Resource<T>) -> wasmtime::Result<T> {
+        let value = self.table.delete(resource)?;
+        self.call.counts.live_resources = self.call.counts.live_resources.saturating_sub(1);
+        Ok(value)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

@@ -1,0 +1,265 @@
+//! The host's own vocabulary for what scans produce: subjects, findings,
+//! plugin descriptions. Free of wasmtime types; the engine converts the
+//! generated bindings to and from these in one place
+//! (`engine::convert`).
+
+use serde::Serialize;
+use std::fmt;
+use std::net::IpAddr;
+
+/// A network service: an open port on an address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Service {
+    /// Where the service listens.
+    pub ip: IpAddr,
+    /// The TCP port.
+    pub port: u16,
+    /// The host name the address was reached through, when known.
+    pub host: Option<String>,
+    /// A service-name guess (`http`, `ssh`...), when one was made.
+    pub name: Option<String>,
+    /// The first bytes the service sent, as text.
+    pub banner: Option<String>,
+}
+
+/// What a plugin scans.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A DNS name.
+    Host(String),
+    /// An address, with the name it came from when known.
+    Address {
+        /// The address.
+        ip: IpAddr,
+        /// The host name it was resolved from, if any.
+        host: Option<String>,
+    },
+    /// An open port.
+    Service(Service),
+}
+
+/// The kind of a [`Subject`], for filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectKind {
+    /// [`Subject::Host`]
+    Host,
+    /// [`Subject::Address`]
+    Address,
+    /// [`Subject::Service`]
+    Service,
+}
+
+impl Subject {
+    /// This subject's kind.
+    pub fn kind(&self) -> SubjectKind {
+        match self {
+            Subject::Host(_) => SubjectKind::Host,
+            Subject::Address { .. } => SubjectKind::Address,
+            Subject::Service(_) => SubjectKind::Service,
+        }
+    }
+
+    /// The address, for subjects that have one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Subject::Host(_) => None,
+            Subject::Address { ip, .. } => Some(*ip),
+            Subject::Service(s) => Some(s.ip),
+        }
+    }
+
+    /// The identity used to deduplicate subjects: what a plugin would scan,
+    /// without what was learned along the way (banner, service name).
+    pub fn key(&self) -> SubjectKey {
+        match self {
+            Subject::Host(name) => SubjectKey::Host(name.to_ascii_lowercase()),
+            Subject::Address { ip, .. } => SubjectKey::Address(*ip),
+            Subject::Service(s) => SubjectKey::Service(s.ip, s.port),
+        }
+    }
+}
+
+/// See [`Subject::key`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SubjectKey {
+    /// A lowercased host name.
+    Host(String),
+    /// An address.
+    Address(IpAddr),
+    /// An address and port.
+    Service(IpAddr, u16),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Host(name) => f.write_str(name),
+            Subject::Address { ip, host: Some(h) } => write!(f, "{ip} ({h})"),
+            Subject::Address { ip, host: None } => write!(f, "{ip}"),
+            Subject::Service(s) => match s.ip {
+                IpAddr::V4(ip) => write!(f, "{ip}:{}", s.port),
+                IpAddr::V6(ip) => write!(f, "[{ip}]:{}", s.port),
+            },
+        }
+    }
+}
+
+/// How bad a finding is, from `info` to `critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// One result, as a plugin reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// Machine-readable kind, such as `open-port`.
+    pub kind: String,
+    /// How bad it is.
+    pub severity: Severity,
+    /// One line for people.
+    pub title: String,
+    /// What it is about.
+    pub subject: Subject,
+    /// Plugin-specific detail; always a JSON object.
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A host capability a plugin declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    /// DNS queries.
+    Dns,
+    /// TCP connects and probes.
+    Tcp,
+    /// TLS handshakes.
+    Tls,
+    /// HTTP requests.
+    Http,
+}
+
+/// Which subjects a plugin consumes (see `types.subject-filter` in the WIT).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SubjectFilter {
+    /// Subject kinds accepted.
+    pub kinds: Vec<SubjectKind>,
+    /// For services: ports accepted (inclusive ranges); empty means any.
+    pub ports: Vec<(u16, u16)>,
+    /// For services: service names accepted; empty means any.
+    pub services: Vec<String>,
+}
+
+impl SubjectFilter {
+    /// Whether `subject` passes this filter.
+    pub fn matches(&self, subject: &Subject) -> bool {
+        if !self.kinds.contains(&subject.kind()) {
+            return false;
+        }
+        let Subject::Service(service) = subject else {
+            return true;
+        };
+        if self.ports.is_empty() && self.services.is_empty() {
+            return true;
+        }
+        let port_ok = self.ports.iter().any(|&(a, b)| (a..=b).contains(&service.port));
+        let name_ok = service
+            .name
+            .as_deref()
+            .is_some_and(|n| self.services.iter().any(|s| s.eq_ignore_ascii_case(n)));
+        port_ok || name_ok
+    }
+}
+
+/// One argument a plugin accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArgInfo {
+    /// The key, as in `--plugin-arg PLUGIN.KEY=VALUE`.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// The value used when it is not given.
+    pub default: Option<String>,
+}
+
+/// What a plugin's `describe()` returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginInfo {
+    /// Unique name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// One line on what it does.
+    pub description: String,
+    /// What it scans.
+    pub consumes: SubjectFilter,
+    /// Host capabilities it may use.
+    pub capabilities: Vec<Capability>,
+    /// Arguments it accepts.
+    pub args: Vec<ArgInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(port: u16, name: Option<&str>) -> Subject {
+        Subject::Service(Service {
+            ip: "127.0.0.1".parse().unwrap(),
+            port,
+            host: None,
+            name: name.map(str::to_string),
+            banner: None,
+        })
+    }
+
+    #[test]
+    fn filter_by_kind_port_or_service_name() {
+        let filter = SubjectFilter {
+            kinds: vec![SubjectKind::Service],
+            ports: vec![(80, 80), (8000, 8100)],
+            services: vec!["http".into()],
+        };
+        assert!(filter.matches(&service(80, None)));
+        assert!(filter.matches(&service(8050, None)));
+        assert!(filter.matches(&service(9999, Some("HTTP"))));
+        assert!(!filter.matches(&service(22, Some("ssh"))));
+        let address = Subject::Address { ip: "127.0.0.1".parse().unwrap(), host: None };
+        assert!(!filter.matches(&address));
+    }
+
+    #[test]
+    fn empty_port_and_name_lists_match_every_service() {
+        let filter = SubjectFilter { kinds: vec![SubjectKind::Service], ..Default::default() };
+        assert!(filter.matches(&service(1, None)));
+    }
+
+    #[test]
+    fn service_key_ignores_what_was_learned() {
+        assert_eq!(service(22, Some("ssh")).key(), service(22, None).key());
+        assert_ne!(service(22, None).key(), service(23, None).key());
+    }
+}

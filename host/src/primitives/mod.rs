@@ -1,0 +1,20 @@
+//! The host side of each WIT interface, one module per interface.
+//!
+//! Each module splits the protocol logic (`core`: tokio, no wasmtime types)
+//! from the glue that implements the generated `Host` traits (`host`).
+
+pub mod log;
+pub mod pending;
+pub mod report;
+pub mod tcp;
+
+use std::time::Duration;
+
+/// Limits and defaults shared by every primitive of one scan.
+#[derive(Debug, Clone)]
+pub struct NetSettings {
+    /// Per-operation timeout when the plugin gives none (`--timeout`).
+    pub timeout: Duration,
+    /// Operations in flight across the whole scan (`--concurrency`).
+    pub concurrency: usize,
+}

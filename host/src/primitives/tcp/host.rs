@@ -1,0 +1,224 @@
+//! Glue: the generated `tcp` host traits over [`super::core`].
+
+use super::core::{PortState, TcpConnection};
+use crate::engine::bindings::wscan::plugin::tcp as wit;
+use crate::engine::bindings::wscan::plugin::types::{IpAddress, PortRange};
+use crate::engine::bindings::ErrorCode;
+use crate::engine::convert::{from_ip, to_ip};
+use crate::engine::limits::MAX_READ_BYTES;
+use crate::engine::state::HostState;
+use crate::model::Capability;
+use crate::primitives::pending::{Pending, Take};
+use std::net::SocketAddr;
+use tokio::sync::mpsc;
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+
+/// The `connection` resource.
+pub struct ConnectionHandle(TcpConnection);
+/// The `future-connection` resource.
+pub type FutureConnection = Pending<Result<TcpConnection, ErrorCode>>;
+/// The `future-bytes` resource.
+pub type FutureBytes = Pending<Result<Vec<u8>, ErrorCode>>;
+/// The `future-written` resource.
+pub type FutureWritten = Pending<Result<u64, ErrorCode>>;
+
+/// The `port-probe` resource: results stream in from the probe's tasks.
+pub struct PortProbe {
+    rx: mpsc::UnboundedReceiver<(u16, PortState)>,
+    buffer: Vec<(u16, PortState)>,
+    done: bool,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for PortProbe {
+    async fn ready(&mut self) {
+        if !self.buffer.is_empty() || self.done {
+            return;
+        }
+        match self.rx.recv().await {
+            Some(result) => self.buffer.push(result),
+            None => self.done = true,
+        }
+    }
+}
+
+/// Turn a finished (or finishing) `Pending` into what `get` returns.
+fn take<T: Send + 'static>(pending: &mut Pending<Result<T, ErrorCode>>) -> Option<Result<T, ErrorCode>> {
+    match pending.take() {
+        Take::NotReady => None,
+        Take::Value(v) => Some(v),
+        Take::AlreadyTaken => Some(Err(ErrorCode::InvalidState)),
+    }
+}
+
+impl wit::Host for HostState {
+    async fn connect(
+        &mut self,
+        address: IpAddress,
+        port: u16,
+        timeout_ms: Option<u32>,
+    ) -> wasmtime::Result<Resource<FutureConnection>> {
+        let addr = SocketAddr::new(to_ip(address), port);
+        let timeout = self.call.timeout(timeout_ms);
+        let pending = if port == 0 {
+            Pending::ready(Err(ErrorCode::InvalidArgument("port 0".into())))
+        } else {
+            match self.call.authorize(Capability::Tcp, addr.ip()) {
+                Err(code) => Pending::ready(Err(code)),
+                Ok(scan) => {
+                    let tcp = scan.tcp.clone();
+                    Pending::spawn(async move { tcp.connect(addr, timeout).await.map_err(ErrorCode::from) })
+                }
+            }
+        };
+        self.push(pending)
+    }
+
+    async fn probe(
+        &mut self,
+        address: IpAddress,
+        ports: Vec<PortRange>,
+        timeout_ms: Option<u32>,
+    ) -> wasmtime::Result<Result<Resource<PortProbe>, ErrorCode>> {
+        if let Some(bad) = ports.iter().find(|r| r.first == 0 || r.first > r.last) {
+            return Ok(Err(ErrorCode::InvalidArgument(format!("port range {}-{}", bad.first, bad.last))));
+        }
+        let ip = to_ip(address);
+        let timeout = self.call.timeout(timeout_ms);
+        let rx = match self.call.authorize(Capability::Tcp, ip) {
+            Err(code) => return Ok(Err(code)),
+            Ok(scan) => scan.tcp.probe(ip, ports.iter().map(|r| (r.first, r.last)).collect(), timeout),
+        };
+        Ok(Ok(self.push(PortProbe { rx, buffer: Vec::new(), done: false })?))
+    }
+}
+
+impl wit::HostConnection for HostState {
+    async fn peer(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<(IpAddress, u16)> {
+        let peer = self.table.get(&this)?.0.peer();
+        Ok((from_ip(peer.ip()), peer.port()))
+    }
+
+    async fn read(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+        max_bytes: u32,
+        timeout_ms: Option<u32>,
+    ) -> wasmtime::Result<Resource<FutureBytes>> {
+        let timeout = self.call.timeout(timeout_ms);
+        let conn = self.table.get(&this)?.0.clone();
+        let pending = if max_bytes == 0 || max_bytes > MAX_READ_BYTES {
+            Pending::ready(Err(ErrorCode::InvalidArgument(format!(
+                "max-bytes {max_bytes}: must be 1 to {MAX_READ_BYTES}"
+            ))))
+        } else {
+            Pending::spawn(async move { conn.read(max_bytes as usize, timeout).await.map_err(ErrorCode::from) })
+        };
+        self.push(pending)
+    }
+
+    async fn write(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+        data: Vec<u8>,
+        timeout_ms: Option<u32>,
+    ) -> wasmtime::Result<Resource<FutureWritten>> {
+        let timeout = self.call.timeout(timeout_ms);
+        let conn = self.table.get(&this)?.0.clone();
+        self.push(Pending::spawn(async move { conn.write(data, timeout).await.map_err(ErrorCode::from) }))
+    }
+
+    async fn close(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
+        self.table.get(&this)?.0.close();
+        Ok(())
+    }
+
+    async fn drop(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
+        self.delete(this)?.0.close();
+        Ok(())
+    }
+}
+
+impl wit::HostFutureConnection for HostState {
+    async fn subscribe(&mut self, this: Resource<FutureConnection>) -> wasmtime::Result<Resource<DynPollable>> {
+        subscribe(&mut self.table, this)
+    }
+
+    async fn get(
+        &mut self,
+        this: Resource<FutureConnection>,
+    ) -> wasmtime::Result<Option<Result<Resource<ConnectionHandle>, ErrorCode>>> {
+        Ok(match take(self.table.get_mut(&this)?) {
+            Some(Ok(conn)) => Some(Ok(self.push(ConnectionHandle(conn))?)),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        })
+    }
+
+    async fn drop(&mut self, this: Resource<FutureConnection>) -> wasmtime::Result<()> {
+        self.delete(this)?;
+        Ok(())
+    }
+}
+
+impl wit::HostFutureBytes for HostState {
+    async fn subscribe(&mut self, this: Resource<FutureBytes>) -> wasmtime::Result<Resource<DynPollable>> {
+        subscribe(&mut self.table, this)
+    }
+
+    async fn get(&mut self, this: Resource<FutureBytes>) -> wasmtime::Result<Option<Result<Vec<u8>, ErrorCode>>> {
+        Ok(take(self.table.get_mut(&this)?))
+    }
+
+    async fn drop(&mut self, this: Resource<FutureBytes>) -> wasmtime::Result<()> {
+        self.delete(this)?;
+        Ok(())
+    }
+}
+
+impl wit::HostFutureWritten for HostState {
+    async fn subscribe(&mut self, this: Resource<FutureWritten>) -> wasmtime::Result<Resource<DynPollable>> {
+        subscribe(&mut self.table, this)
+    }
+
+    async fn get(&mut self, this: Resource<FutureWritten>) -> wasmtime::Result<Option<Result<u64, ErrorCode>>> {
+        Ok(take(self.table.get_mut(&this)?))
+    }
+
+    async fn drop(&mut self, this: Resource<FutureWritten>) -> wasmtime::Result<()> {
+        self.delete(this)?;
+        Ok(())
+    }
+}
+
+impl wit::HostPortProbe for HostState {
+    async fn subscribe(&mut self, this: Resource<PortProbe>) -> wasmtime::Result<Resource<DynPollable>> {
+        subscribe(&mut self.table, this)
+    }
+
+    async fn next(&mut self, this: Resource<PortProbe>) -> wasmtime::Result<Option<Vec<wit::ProbeResult>>> {
+        let probe = self.table.get_mut(&this)?;
+        loop {
+            match probe.rx.try_recv() {
+                Ok(result) => probe.buffer.push(result),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    probe.done = true;
+                    break;
+                }
+            }
+        }
+        if probe.buffer.is_empty() && probe.done {
+            return Ok(None);
+        }
+        Ok(Some(
+            probe.buffer.drain(..).map(|(port, state)| wit::ProbeResult { port, state: state.into() }).collect(),
+        ))
+    }
+
+    async fn drop(&mut self, this: Resource<PortProbe>) -> wasmtime::Result<()> {
+        self.delete(this)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! The scheduler: turns targets into units of work (one plugin, one
+//! subject), runs them with bounded parallelism, routes the subjects that
+//! plugins emit to the plugins that consume them, and hands every record to
+//! the sink as it arrives.
+//!
+//! Targets are pulled lazily, only when a slot is free, so the pending work
+//! stays small whatever the size of the target list.
+
+use crate::engine::{CallError, CallOptions, Engine, Event, LoadedPlugin, ScanContext};
+use crate::model::{Subject, SubjectKey};
+use crate::output::{Record, Sink};
+use crate::primitives::NetSettings;
+use crate::scope::Scope;
+use crate::targets::{self, PortSpec, Target};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Everything a scan needs, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct ScanSpec {
+    /// What to scan.
+    pub targets: Vec<Target>,
+    /// Which ports (handed to plugins; the port plugin sweeps them).
+    pub ports: PortSpec,
+    /// Per-operation timeout.
+    pub timeout: Duration,
+    /// Wall-clock limit of one plugin call.
+    pub plugin_timeout: Duration,
+    /// Network operations in flight across the scan.
+    pub concurrency: usize,
+    /// Plugin calls running at once.
+    pub parallel: usize,
+    /// Arguments per plugin name.
+    pub plugin_args: HashMap<String, Vec<(String, String)>>,
+}
+
+/// What a finished scan did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Plugin calls run.
+    pub units: u64,
+    /// Findings written.
+    pub findings: u64,
+    /// Units that failed (trap, deadline, plugin error).
+    pub errors: u64,
+    /// Subjects emitted by plugins that were out of scope, and dropped.
+    pub out_of_scope: u64,
+    /// Operations the scope check denied.
+    pub denied: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Why a scan stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The output could not be written.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+struct Unit {
+    plugin: usize,
+    subject: Subject,
+}
+
+struct Outcome {
+    plugin: usize,
+    subject: Subject,
+    result: Result<(), CallError>,
+}
+
+/// Run `spec` with `plugins`, writing every record to `sink`.
+pub async fn run(
+    spec: &ScanSpec,
+    engine: Arc<Engine>,
+    plugins: Vec<Arc<LoadedPlugin>>,
+    sink: &mut dyn Sink,
+) -> Result<Summary, ScanError> {
+    let started = Instant::now();
+    let scope = Arc::new(Scope::from_targets(&spec.targets));
+    let settings = NetSettings { timeout: spec.timeout, concurrency: spec.concurrency };
+    let scan = Arc::new(ScanContext::new(scope.clone(), settings));
+    let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
+    let mut summary = Summary::default();
+
+    let mut addresses = targets::addresses(&spec.targets);
+    let mut ready: VecDeque<Unit> = VecDeque::new();
+    // Units derived from plugin output, keyed so none runs twice.
+    let mut seen: HashSet<(usize, SubjectKey)> = HashSet::new();
+    let mut running: JoinSet<Outcome> = JoinSet::new();
+    let parallel = spec.parallel.max(1);
+
+    let route = |subject: &Subject, ready: &mut VecDeque<Unit>| {
+        for (i, plugin) in plugins.iter().enumerate() {
+            if plugin.info.consumes.matches(subject) {
+                ready.push_back(Unit { plugin: i, subject: subject.clone() });
+            }
+        }
+    };
+
+    loop {
+        // Fill free slots: derived units first (they finish what is already
+        // started), then the next target.
+        while running.len() < parallel {
+            if ready.is_empty() {
+                match addresses.next() {
+                    Some(ip) => route(&Subject::Address { ip, host: None }, &mut ready),
+                    None => break,
+                }
+                continue;
+            }
+            let Some(unit) = ready.pop_front() else { break };
+            let plugin = plugins[unit.plugin].clone();
+            let options = CallOptions {
+                ports: spec.ports.ranges().to_vec(),
+                timeout: spec.timeout,
+                args: spec.plugin_args.get(&plugin.info.name).cloned().unwrap_or_default(),
+                deadline: spec.plugin_timeout,
+            };
+            let (engine, scan, events) = (engine.clone(), scan.clone(), events_tx.clone());
+            summary.units += 1;
+            running.spawn(async move {
+                let result = plugin.scan(&engine, scan, events, &unit.subject, &options).await;
+                Outcome { plugin: unit.plugin, subject: unit.subject, result }
+            });
+        }
+
+        if running.is_empty() {
+            // Events sent by the last units may still sit in the channel.
+            let mut drained = false;
+            while let Ok(event) = events_rx.try_recv() {
+                drained = true;
+                handle_event(event, &plugins, &scope, &mut seen, &mut ready, sink, &mut summary)?;
+            }
+            if !drained && ready.is_empty() {
+                break;
+            }
+            continue;
+        }
+
+        tokio::select! {
+            Some(event) = events_rx.recv() => {
+                handle_event(event, &plugins, &scope, &mut seen, &mut ready, sink, &mut summary)?;
+            }
+            Some(joined) = running.join_next() => {
+                let outcome = match joined {
+                    Ok(outcome) => outcome,
+                    // A panic in host code for this unit: a bug, but the scan goes on.
+                    Err(e) => {
+                        tracing::error!("a scan task failed: {e}");
+                        summary.errors += 1;
+                        continue;
+                    }
+                };
+                if let Err(e) = outcome.result {
+                    let plugin = plugins[outcome.plugin].id();
+                    tracing::warn!(plugin = %plugin.name, subject = %outcome.subject, "{e}");
+                    summary.errors += 1;
+                    sink.write(&Record::error(plugin, &outcome.subject, e.to_string()))?;
+                }
+            }
+        }
+    }
+    sink.finish()?;
+    summary.denied = scope.denied();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn handle_event(
+    event: Event,
+    plugins: &[Arc<LoadedPlugin>],
+    scope: &Scope,
+    seen: &mut HashSet<(usize, SubjectKey)>,
+    ready: &mut VecDeque<Unit>,
+    sink: &mut dyn Sink,
+    summary: &mut Summary,
+) -> Result<(), ScanError> {
+    match event {
+        Event::Finding { plugin, finding } => {
+            summary.findings += 1;
+            sink.write(&Record::finding(&plugin, finding))?;
+        }
+        Event::Subject { plugin, subject } => {
+            let in_scope = subject.ip().is_some_and(|ip| scope.contains(ip));
+            if !in_scope {
+                summary.out_of_scope += 1;
+                tracing::info!(plugin = %plugin.name, %subject, "subject outside the scan's scope; not scanned");
+                return Ok(());
+            }
+            for (i, p) in plugins.iter().enumerate() {
+                if p.info.consumes.matches(&subject) && seen.insert((i, subject.key())) {
+                    ready.push_back(Unit { plugin: i, subject: subject.clone() });
+                }
+            }
+        }
+    }
+    Ok(())
+}

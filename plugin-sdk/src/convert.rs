@@ -1,0 +1,182 @@
+//! Conversions between the contract's types and `std`, and builders that make
+//! the generated records pleasant to fill in.
+
+use crate::bindings::wscan::plugin::types::{
+    AddressSubject, ArgInfo, Capability, Finding, IpAddress, PluginInfo, PortRange,
+    ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind,
+};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Convert a contract address to a `std` one.
+pub fn to_ip(address: IpAddress) -> IpAddr {
+    match address {
+        IpAddress::Ipv4((a, b, c, d)) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
+        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => {
+            IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
+        }
+    }
+}
+
+/// Convert a `std` address to the contract's.
+pub fn from_ip(address: IpAddr) -> IpAddress {
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            IpAddress::Ipv4((a, b, c, d))
+        }
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            IpAddress::Ipv6((a, b, c, d, e, f, g, h))
+        }
+    }
+}
+
+
+impl PortRange {
+    /// Every port in the range.
+    pub fn iter(&self) -> std::ops::RangeInclusive<u16> {
+        self.first..=self.last
+    }
+
+    /// Whether `port` is in the range.
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+}
+
+impl SubjectFilter {
+    /// A filter that matches subjects of the given kinds, any port or service.
+    pub fn kinds(kinds: &[SubjectKind]) -> Self {
+        SubjectFilter { kinds: kinds.to_vec(), ports: Vec::new(), services: Vec::new() }
+    }
+
+    /// Match every IP address.
+    pub fn addresses() -> Self {
+        Self::kinds(&[SubjectKind::Address])
+    }
+
+    /// Match every service (narrow it with [`SubjectFilter::ports`] and
+    /// [`SubjectFilter::service_names`]).
+    pub fn services() -> Self {
+        Self::kinds(&[SubjectKind::Service])
+    }
+
+    /// Match services on these ports (or on the names given to
+    /// [`SubjectFilter::service_names`]).
+    pub fn ports(mut self, ports: &[u16]) -> Self {
+        self.ports.extend(ports.iter().map(|&p| PortRange { first: p, last: p }));
+        self
+    }
+
+    /// Match services with these names (or on the ports given to
+    /// [`SubjectFilter::ports`]).
+    pub fn service_names(mut self, names: &[&str]) -> Self {
+        self.services.extend(names.iter().map(|n| n.to_string()));
+        self
+    }
+}
+
+impl PluginInfo {
+    /// Start describing a plugin that consumes nothing and needs nothing.
+    pub fn new(name: &str, version: &str, description: &str) -> Self {
+        PluginInfo {
+            name: name.to_string(),
+            version: version.to_string(),
+            description: description.to_string(),
+            consumes: SubjectFilter::kinds(&[]),
+            capabilities: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Set what the plugin consumes.
+    pub fn consumes(mut self, filter: SubjectFilter) -> Self {
+        self.consumes = filter;
+        self
+    }
+
+    /// Declare a host capability the plugin uses.
+    pub fn capability(mut self, capability: Capability) -> Self {
+        self.capabilities.push(capability);
+        self
+    }
+
+    /// Declare an argument (`--plugin-arg NAME.KEY=VALUE`).
+    pub fn arg(mut self, name: &str, description: &str, default: Option<&str>) -> Self {
+        self.args.push(ArgInfo {
+            name: name.to_string(),
+            description: description.to_string(),
+            default: default.map(str::to_string),
+        });
+        self
+    }
+}
+
+impl ScanOptions {
+    /// The value of argument `name`, if the user gave one.
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        self.args.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The value of argument `name` parsed as `T`, or `default` when absent.
+    /// A value that does not parse is an error naming the argument.
+    pub fn arg_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+        match self.arg(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| format!("argument {name}: cannot parse {v:?}")),
+        }
+    }
+
+    /// The scan's per-operation timeout.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.timeout_ms))
+    }
+
+    /// Every port the user asked for, in order.
+    pub fn port_list(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ports.iter().flat_map(PortRange::iter)
+    }
+}
+
+impl Subject {
+    /// The subject's address, when it has one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Subject::Host(_) => None,
+            Subject::Address(a) => Some(to_ip(a.address)),
+            Subject::Service(s) => Some(to_ip(s.address)),
+        }
+    }
+
+    /// An address subject.
+    pub fn address(ip: IpAddr, host: Option<String>) -> Self {
+        Subject::Address(AddressSubject { address: from_ip(ip), host })
+    }
+}
+
+impl Service {
+    /// A service on `ip`:`port`, with nothing else known yet.
+    pub fn new(ip: IpAddr, port: u16) -> Self {
+        Service { address: from_ip(ip), port, host: None, name: None, banner: None }
+    }
+}
+
+impl Finding {
+    /// A finding with an empty `data` object; add detail with [`Finding::data`].
+    pub fn new(kind: &str, severity: Severity, title: impl Into<String>, subject: Subject) -> Self {
+        Finding {
+            kind: kind.to_string(),
+            severity,
+            title: title.into(),
+            subject,
+            data: "{}".to_string(),
+        }
+    }
+
+    /// Attach plugin-specific detail. It should be a JSON object; anything
+    /// else is rejected by the host when the finding is reported.
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.data = data.to_string();
+        self
+    }
+}

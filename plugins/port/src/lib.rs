@@ -1,0 +1,125 @@
+//! wscan's built-in `port` plugin: a TCP connect scan of the requested ports
+//! on each address, a short banner read on every open port, an `open-port`
+//! finding per open port, and a `service` subject for the plugins downstream.
+
+mod service;
+
+use std::net::IpAddr;
+use std::time::Duration;
+use wscan_sdk::prelude::*;
+use wscan_sdk::serde_json::json;
+
+struct Port;
+
+/// Bytes kept of a banner by default.
+const DEFAULT_BANNER_BYTES: u32 = 512;
+/// How long to wait for a service to speak first, by default. Short: most
+/// services that talk first (SSH, FTP, SMTP) do so at once.
+const DEFAULT_BANNER_MS: u64 = 1500;
+
+impl Plugin for Port {
+    fn describe() -> PluginInfo {
+        PluginInfo::new(
+            "port",
+            env!("CARGO_PKG_VERSION"),
+            "TCP connect scan of the requested ports, with a banner read on each open port",
+        )
+        .consumes(SubjectFilter::addresses())
+        .capability(Capability::Tcp)
+        .arg("banner", "read a banner from each open port (true/false)", Some("true"))
+        .arg("banner-bytes", "bytes to keep of each banner", Some("512"))
+        .arg("banner-timeout-ms", "how long to wait for a banner, in milliseconds", Some("1500"))
+    }
+
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+        let Subject::Address(target) = subject else {
+            return Err("the port plugin consumes addresses only".to_string());
+        };
+        let settings = Settings {
+            banner: options.arg_or("banner", true)?,
+            banner_bytes: options.arg_or("banner-bytes", DEFAULT_BANNER_BYTES)?.clamp(1, 65536),
+            banner_wait: Duration::from_millis(options.arg_or("banner-timeout-ms", DEFAULT_BANNER_MS)?),
+        };
+        let ip = wscan_sdk::to_ip(target.address);
+        let mut probe = tcp::probe(ip, &options.ports, None).map_err(|e| format!("probe {ip}: {e}"))?;
+
+        // Banner reads start as soon as a port is found open, while the sweep
+        // goes on; each runs as its own task on the plugin's reactor.
+        let mut grabs = Vec::new();
+        while let Some(batch) = probe.next().await {
+            for result in batch {
+                if result.state == tcp::PortState::Open {
+                    let host = target.host.clone();
+                    grabs.push(wscan_sdk::spawn(open_port(ip, result.port, host, settings)));
+                }
+            }
+        }
+        for grab in grabs {
+            grab.await;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Settings {
+    banner: bool,
+    banner_bytes: u32,
+    banner_wait: Duration,
+}
+
+/// Read a banner from an open port, then report it and hand it on.
+async fn open_port(ip: IpAddr, port: u16, host: Option<String>, settings: Settings) {
+    let banner = if settings.banner { grab_banner(ip, port, settings).await } else { None };
+    let name = service::guess(port, banner.as_deref());
+    let service = Service {
+        host,
+        name: name.map(str::to_string),
+        banner: banner.clone(),
+        ..Service::new(ip, port)
+    };
+    let title = match name {
+        Some(name) => format!("open port {port}/tcp ({name})"),
+        None => format!("open port {port}/tcp"),
+    };
+    let mut data = json!({ "port": port, "protocol": "tcp" });
+    if let Some(name) = name {
+        data["service"] = json!(name);
+    }
+    if let Some(banner) = &banner {
+        data["banner"] = json!(banner);
+    }
+    let subject = Subject::Service(service);
+    if let Err(e) = report::finding(Finding::new("open-port", Severity::Info, title, subject.clone()).data(data)) {
+        log::warn(&format!("{ip}:{port}: finding not reported: {e}"));
+    }
+    if let Err(e) = report::subject(subject) {
+        log::warn(&format!("{ip}:{port}: service not handed on: {e}"));
+    }
+}
+
+/// What the service says first, if anything, as text. A second connection:
+/// the probe closes its sockets at once to keep thousands in flight cheap.
+async fn grab_banner(ip: IpAddr, port: u16, settings: Settings) -> Option<String> {
+    let connection = match tcp::connect(ip, port, None).await {
+        Ok(c) => c,
+        Err(e) => {
+            log::debug(&format!("{ip}:{port}: banner connect failed: {e}"));
+            return None;
+        }
+    };
+    match connection.read(settings.banner_bytes, Some(settings.banner_wait)).await {
+        Ok(bytes) if !bytes.is_empty() => {
+            let text = String::from_utf8_lossy(&bytes);
+            let text = text.trim_end_matches(['\r', '\n', '\0']);
+            (!text.is_empty()).then(|| text.to_string())
+        }
+        Ok(_) | Err(ErrorCode::Timeout) => None,
+        Err(e) => {
+            log::debug(&format!("{ip}:{port}: banner read failed: {e}"));
+            None
+        }
+    }
+}
+
+wscan_sdk::export_plugin!(Port);
