@@ -13,16 +13,29 @@ use std::{env, fs};
 const GUEST_TARGET: &str = "wasm32-wasip2";
 
 fn main() {
-    let host_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = host_dir.parent().expect("host/ sits in the repository root").to_path_buf();
+    let host_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = host_dir
+        .parent()
+        .expect("host/ sits in the repository root")
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
-    for path in ["wit", "plugin-sdk", "plugins/Cargo.toml", "plugins/Cargo.lock", "tests/plugins"] {
+    for path in [
+        "wit",
+        "plugin-sdk",
+        "plugins/Cargo.toml",
+        "plugins/Cargo.lock",
+        "tests/plugins",
+    ] {
         println!("cargo::rerun-if-changed={}", root.join(path).display());
     }
     let builtins = builtin_plugins(&root.join("plugins"));
     for name in &builtins {
-        println!("cargo::rerun-if-changed={}", root.join("plugins").join(name).display());
+        println!(
+            "cargo::rerun-if-changed={}",
+            root.join("plugins").join(name).display()
+        );
     }
 
     check_guest_target();
@@ -63,7 +76,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("failed to run the nested cargo for the plugins");
+    let status = cmd
+        .status()
+        .expect("failed to run the nested cargo for the plugins");
     if !status.success() {
         panic!("building the wasm plugins in plugins/ failed (see the cargo output above)");
     }
@@ -75,13 +90,23 @@ fn main() {
     );
     for name in &builtins {
         let wasm = artifacts.join(format!("wscan_plugin_{}.wasm", name.replace('-', "_")));
-        assert!(wasm.exists(), "built-in plugin {name} was not built: {} is missing", wasm.display());
-        generated.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+        assert!(
+            wasm.exists(),
+            "built-in plugin {name} was not built: {} is missing",
+            wasm.display()
+        );
+        generated.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            wasm.display().to_string()
+        ));
     }
     generated.push_str("];\n");
     fs::write(out_dir.join("builtins.rs"), generated).expect("write builtins.rs");
     // The end-to-end tests load the test plugins from here with --plugin.
-    println!("cargo::rustc-env=WSCAN_GUEST_ARTIFACTS={}", artifacts.display());
+    println!(
+        "cargo::rustc-env=WSCAN_GUEST_ARTIFACTS={}",
+        artifacts.display()
+    );
 }
 
 /// Every folder under `plugins/` with a Cargo.toml is a built-in plugin.

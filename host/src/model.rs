@@ -185,7 +185,10 @@ impl SubjectFilter {
         if self.ports.is_empty() && self.services.is_empty() {
             return true;
         }
-        let port_ok = self.ports.iter().any(|&(a, b)| (a..=b).contains(&service.port));
+        let port_ok = self
+            .ports
+            .iter()
+            .any(|&(a, b)| (a..=b).contains(&service.port));
         let name_ok = service
             .name
             .as_deref()
@@ -247,13 +250,19 @@ mod tests {
         assert!(filter.matches(&service(8050, None)));
         assert!(filter.matches(&service(9999, Some("HTTP"))));
         assert!(!filter.matches(&service(22, Some("ssh"))));
-        let address = Subject::Address { ip: "127.0.0.1".parse().unwrap(), host: None };
+        let address = Subject::Address {
+            ip: "127.0.0.1".parse().unwrap(),
+            host: None,
+        };
         assert!(!filter.matches(&address));
     }
 
     #[test]
     fn empty_port_and_name_lists_match_every_service() {
-        let filter = SubjectFilter { kinds: vec![SubjectKind::Service], ..Default::default() };
+        let filter = SubjectFilter {
+            kinds: vec![SubjectKind::Service],
+            ..Default::default()
+        };
         assert!(filter.matches(&service(1, None)));
     }
 

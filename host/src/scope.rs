@@ -20,7 +20,10 @@ impl Scope {
     /// A scope covering exactly the given targets.
     pub fn from_targets(targets: &[Target]) -> Self {
         let nets = IpNet::aggregate(&targets.iter().map(Target::net).collect::<Vec<_>>());
-        Scope { nets, denied: AtomicU64::new(0) }
+        Scope {
+            nets,
+            denied: AtomicU64::new(0),
+        }
     }
 
     /// Whether `ip` may be contacted. A `false` answer is counted: the
@@ -55,7 +58,12 @@ mod tests {
     use super::*;
 
     fn scope(targets: &[&str]) -> Scope {
-        Scope::from_targets(&targets.iter().map(|t| t.parse().unwrap()).collect::<Vec<_>>())
+        Scope::from_targets(
+            &targets
+                .iter()
+                .map(|t| t.parse().unwrap())
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! the generated records pleasant to fill in.
 
 use crate::bindings::wscan::plugin::types::{
-    AddressSubject, ArgInfo, Capability, Finding, IpAddress, PluginInfo, PortRange,
-    ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind,
+    AddressSubject, ArgInfo, Capability, Finding, IpAddress, PluginInfo, PortRange, ScanOptions,
+    Service, Severity, Subject, SubjectFilter, SubjectKind,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -31,7 +31,6 @@ pub fn from_ip(address: IpAddr) -> IpAddress {
     }
 }
 
-
 impl PortRange {
     /// Every port in the range.
     pub fn iter(&self) -> std::ops::RangeInclusive<u16> {
@@ -47,7 +46,11 @@ impl PortRange {
 impl SubjectFilter {
     /// A filter that matches subjects of the given kinds, any port or service.
     pub fn kinds(kinds: &[SubjectKind]) -> Self {
-        SubjectFilter { kinds: kinds.to_vec(), ports: Vec::new(), services: Vec::new() }
+        SubjectFilter {
+            kinds: kinds.to_vec(),
+            ports: Vec::new(),
+            services: Vec::new(),
+        }
     }
 
     /// Match every IP address.
@@ -64,7 +67,8 @@ impl SubjectFilter {
     /// Match services on these ports (or on the names given to
     /// [`SubjectFilter::service_names`]).
     pub fn ports(mut self, ports: &[u16]) -> Self {
-        self.ports.extend(ports.iter().map(|&p| PortRange { first: p, last: p }));
+        self.ports
+            .extend(ports.iter().map(|&p| PortRange { first: p, last: p }));
         self
     }
 
@@ -115,7 +119,10 @@ impl PluginInfo {
 impl ScanOptions {
     /// The value of argument `name`, if the user gave one.
     pub fn arg(&self, name: &str) -> Option<&str> {
-        self.args.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.args
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of argument `name` parsed as `T`, or `default` when absent.
@@ -123,7 +130,9 @@ impl ScanOptions {
     pub fn arg_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
         match self.arg(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("argument {name}: cannot parse {v:?}")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("argument {name}: cannot parse {v:?}")),
         }
     }
 
@@ -150,14 +159,23 @@ impl Subject {
 
     /// An address subject.
     pub fn address(ip: IpAddr, host: Option<String>) -> Self {
-        Subject::Address(AddressSubject { address: from_ip(ip), host })
+        Subject::Address(AddressSubject {
+            address: from_ip(ip),
+            host,
+        })
     }
 }
 
 impl Service {
     /// A service on `ip`:`port`, with nothing else known yet.
     pub fn new(ip: IpAddr, port: u16) -> Self {
-        Service { address: from_ip(ip), port, host: None, name: None, banner: None }
+        Service {
+            address: from_ip(ip),
+            port,
+            host: None,
+            name: None,
+            banner: None,
+        }
     }
 }
 

@@ -58,7 +58,7 @@ pub mod report;
 pub mod tcp;
 mod wait;
 
-pub use plugin::{Plugin, __run_scan};
+pub use plugin::{__run_scan, Plugin};
 
 /// The shared types of the plugin contract.
 pub use bindings::wscan::plugin::types::{
@@ -96,7 +96,7 @@ macro_rules! export_plugin {
                     $crate::__run_scan(<$ty as $crate::Plugin>::scan(subject, options))
                 }
             }
-            $crate::bindings::__export_plugin_world!($ty with_types_in $crate::bindings);
+    $crate::bindings::__export_plugin_world!($ty with_types_in $crate::bindings);
         };
     };
 }

@@ -90,7 +90,11 @@ impl Probe {
 ///
 /// Errors: `access-denied` (out of scope), `invalid-argument`,
 /// `limit-exceeded`.
-pub fn probe(ip: IpAddr, ports: &[PortRange], timeout: Option<Duration>) -> Result<Probe, ErrorCode> {
+pub fn probe(
+    ip: IpAddr,
+    ports: &[PortRange],
+    timeout: Option<Duration>,
+) -> Result<Probe, ErrorCode> {
     let inner = raw::probe(from_ip(ip), ports, millis(timeout))?;
     Ok(Probe { inner })
 }

@@ -1,1 +1,10 @@
+//! End-to-end tests: the real `wscan` binary, the real built-in plugins and
+//! the test plugins from `tests/plugins/`, against listeners these tests
+//! start on 127.0.0.1 (or inside a private network namespace they create).
 
+mod support;
+
+mod bad_input;
+mod namespace;
+mod plugins;
+mod port_scan;

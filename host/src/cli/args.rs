@@ -70,7 +70,11 @@ impl FromStr for PluginArg {
         if plugin.is_empty() || key.is_empty() {
             return Err(bad());
         }
-        Ok(PluginArg { plugin: plugin.into(), key: key.into(), value: value.into() })
+        Ok(PluginArg {
+            plugin: plugin.into(),
+            key: key.into(),
+            value: value.into(),
+        })
     }
 }
 
@@ -100,11 +104,13 @@ impl From<Duration> for std::time::Duration {
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
-    s.parse().map_err(|e: crate::targets::TargetError| e.to_string())
+    s.parse()
+        .map_err(|e: crate::targets::TargetError| e.to_string())
 }
 
 fn parse_ports(s: &str) -> Result<PortSpec, String> {
-    s.parse().map_err(|e: crate::targets::PortSpecError| e.to_string())
+    s.parse()
+        .map_err(|e: crate::targets::PortSpecError| e.to_string())
 }
 
 fn parse_plugin_name(s: &str) -> Result<String, String> {
@@ -186,8 +192,14 @@ mod tests {
 
     #[test]
     fn durations_need_units() {
-        assert_eq!("500ms".parse::<Duration>().unwrap().0, std::time::Duration::from_millis(500));
-        assert_eq!("2s".parse::<Duration>().unwrap().0, std::time::Duration::from_secs(2));
+        assert_eq!(
+            "500ms".parse::<Duration>().unwrap().0,
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(
+            "2s".parse::<Duration>().unwrap().0,
+            std::time::Duration::from_secs(2)
+        );
         assert!("5".parse::<Duration>().unwrap_err().contains("no unit"));
         assert!("0s".parse::<Duration>().is_err());
         assert!("fast".parse::<Duration>().is_err());
@@ -196,7 +208,10 @@ mod tests {
     #[test]
     fn plugin_args_parse() {
         let a: PluginArg = "port.banner=false".parse().unwrap();
-        assert_eq!((a.plugin.as_str(), a.key.as_str(), a.value.as_str()), ("port", "banner", "false"));
+        assert_eq!(
+            (a.plugin.as_str(), a.key.as_str(), a.value.as_str()),
+            ("port", "banner", "false")
+        );
         let b: PluginArg = "http.header=X-A=b".parse().unwrap();
         assert_eq!(b.value, "X-A=b");
         assert!("portbanner=1".parse::<PluginArg>().is_err());
@@ -205,17 +220,34 @@ mod tests {
 
     #[test]
     fn scan_flags_parse() {
-        let cli = Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "::1/127", "-p", "22,80", "--timeout", "500ms"]).unwrap();
-        let Command::Scan(args) = cli.command else { panic!("not scan") };
+        let cli = Cli::try_parse_from([
+            "wscan",
+            "scan",
+            "127.0.0.1",
+            "::1/127",
+            "-p",
+            "22,80",
+            "--timeout",
+            "500ms",
+        ])
+        .unwrap();
+        let Command::Scan(args) = cli.command else {
+            panic!("not scan")
+        };
         assert_eq!(args.targets.len(), 2);
         assert_eq!(args.ports.len(), 2);
         assert!(Cli::try_parse_from(["wscan", "scan", "300.0.0.1"]).is_err());
         assert!(Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "-p", "0"]).is_err());
         assert!(Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "--bogus"]).is_err());
         assert!(Cli::try_parse_from(["wscan", "scan"]).is_err());
-        let cli = Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "--plugins", "port,greeter"]).unwrap();
-        let Command::Scan(args) = cli.command else { panic!("not scan") };
+        let cli = Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "--plugins", "port,greeter"])
+            .unwrap();
+        let Command::Scan(args) = cli.command else {
+            panic!("not scan")
+        };
         assert_eq!(args.plugins.unwrap(), ["port", "greeter"]);
-        assert!(Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "--plugins", "port,,x"]).is_err());
+        assert!(
+            Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "--plugins", "port,,x"]).is_err()
+        );
     }
 }

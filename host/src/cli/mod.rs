@@ -52,13 +52,20 @@ fn raise_fd_limit() {
     }
 }
 
-async fn load_plugins(engine: &Engine, files: &[std::path::PathBuf]) -> anyhow::Result<Vec<LoadedPlugin>> {
+async fn load_plugins(
+    engine: &Engine,
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<Vec<LoadedPlugin>> {
     let mut plugins = engine.load_builtins().await?;
     for path in files {
         let plugin = engine.load_file(path).await?;
         if let Some(i) = plugins.iter().position(|p| p.info.name == plugin.info.name) {
             if plugins[i].source == crate::engine::PluginSource::Builtin {
-                tracing::info!("{} replaces the built-in plugin {}", path.display(), plugin.info.name);
+                tracing::info!(
+                    "{} replaces the built-in plugin {}",
+                    path.display(),
+                    plugin.info.name
+                );
                 plugins[i] = plugin;
                 continue;
             }
@@ -73,14 +80,18 @@ async fn load_plugins(engine: &Engine, files: &[std::path::PathBuf]) -> anyhow::
 }
 
 async fn scan(args: ScanArgs) -> anyhow::Result<Exit> {
-    let engine = Arc::new(Engine::new().map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?);
+    let engine = Arc::new(
+        Engine::new().map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?,
+    );
     let loaded = load_plugins(&engine, &args.plugin).await?;
 
     let selected: Vec<Arc<LoadedPlugin>> = match &args.plugins {
         None => loaded.into_iter().map(Arc::new).collect(),
         Some(names) => {
-            let mut by_name: HashMap<String, LoadedPlugin> =
-                loaded.into_iter().map(|p| (p.info.name.clone(), p)).collect();
+            let mut by_name: HashMap<String, LoadedPlugin> = loaded
+                .into_iter()
+                .map(|p| (p.info.name.clone(), p))
+                .collect();
             let available = {
                 let mut v: Vec<&String> = by_name.keys().collect();
                 v.sort();
@@ -90,7 +101,9 @@ async fn scan(args: ScanArgs) -> anyhow::Result<Exit> {
             for name in names {
                 match by_name.remove(name) {
                     Some(p) => chosen.push(Arc::new(p)),
-                    None if chosen.iter().any(|p: &Arc<LoadedPlugin>| &p.info.name == name) => {}
+                    None if chosen
+                        .iter()
+                        .any(|p: &Arc<LoadedPlugin>| &p.info.name == name) => {}
                     None => bail!(UsageError(format!(
                         "unknown plugin {name:?} in --plugins; available: {available}"
                     ))),
@@ -103,7 +116,10 @@ async fn scan(args: ScanArgs) -> anyhow::Result<Exit> {
     let mut plugin_args: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for arg in &args.plugin_arg {
         let Some(plugin) = selected.iter().find(|p| p.info.name == arg.plugin) else {
-            bail!(UsageError(format!("--plugin-arg {}.{}: no selected plugin is named {:?}", arg.plugin, arg.key, arg.plugin)));
+            bail!(UsageError(format!(
+                "--plugin-arg {}.{}: no selected plugin is named {:?}",
+                arg.plugin, arg.key, arg.plugin
+            )));
         };
         if !plugin.info.args.iter().any(|a| a.name == arg.key) {
             let known: Vec<&str> = plugin.info.args.iter().map(|a| a.name.as_str()).collect();
@@ -113,10 +129,17 @@ async fn scan(args: ScanArgs) -> anyhow::Result<Exit> {
                 arg.key,
                 arg.plugin,
                 arg.key,
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             )));
         }
-        plugin_args.entry(arg.plugin.clone()).or_default().push((arg.key.clone(), arg.value.clone()));
+        plugin_args
+            .entry(arg.plugin.clone())
+            .or_default()
+            .push((arg.key.clone(), arg.value.clone()));
     }
 
     let spec = ScanSpec {
@@ -131,12 +154,17 @@ async fn scan(args: ScanArgs) -> anyhow::Result<Exit> {
 
     let (out, to_terminal): (Box<dyn std::io::Write + Send>, bool) = match &args.output {
         Some(path) => {
-            let file = std::fs::File::create(path).with_context(|| format!("cannot create output file {}", path.display()))?;
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create output file {}", path.display()))?;
             (Box::new(std::io::BufWriter::new(file)), false)
         }
         None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
     };
-    let format = args.format.unwrap_or(if to_terminal { Format::Table } else { Format::Jsonl });
+    let format = args.format.unwrap_or(if to_terminal {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
     let mut sink: Box<dyn Sink> = match format {
         Format::Jsonl => Box::new(JsonlSink::new(out)),
         Format::Table => Box::new(TableSink::new(out)),
@@ -151,19 +179,31 @@ async fn scan(args: ScanArgs) -> anyhow::Result<Exit> {
             summary.errors,
             summary.elapsed.as_secs_f64(),
             if summary.denied + summary.out_of_scope > 0 {
-                format!("; {} out-of-scope operation(s) denied", summary.denied + summary.out_of_scope)
+                format!(
+                    "; {} out-of-scope operation(s) denied",
+                    summary.denied + summary.out_of_scope
+                )
             } else {
                 String::new()
             }
         );
     }
-    Ok(if summary.errors > 0 { Exit::Partial } else { Exit::Success })
+    Ok(if summary.errors > 0 {
+        Exit::Partial
+    } else {
+        Exit::Success
+    })
 }
 
 async fn plugin_list(args: PluginListArgs) -> anyhow::Result<Exit> {
-    let engine = Engine::new().map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
+    let engine =
+        Engine::new().map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
     let plugins = load_plugins(&engine, &args.plugin).await?;
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Jsonl });
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     for p in &plugins {
@@ -177,14 +217,25 @@ async fn plugin_list(args: PluginListArgs) -> anyhow::Result<Exit> {
                 let info = &p.info;
                 writeln!(out, "{} {} ({})", info.name, info.version, p.source)?;
                 writeln!(out, "  {}", info.description)?;
-                let kinds: Vec<String> = info.consumes.kinds.iter().map(|k| format!("{k:?}").to_lowercase()).collect();
+                let kinds: Vec<String> = info
+                    .consumes
+                    .kinds
+                    .iter()
+                    .map(|k| format!("{k:?}").to_lowercase())
+                    .collect();
                 let mut consumes = kinds.join(", ");
                 if !info.consumes.ports.is_empty() {
                     let ports: Vec<String> = info
                         .consumes
                         .ports
                         .iter()
-                        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+                        .map(|&(a, b)| {
+                            if a == b {
+                                a.to_string()
+                            } else {
+                                format!("{a}-{b}")
+                            }
+                        })
                         .collect();
                     consumes.push_str(&format!("; ports {}", ports.join(",")));
                 }
@@ -192,11 +243,31 @@ async fn plugin_list(args: PluginListArgs) -> anyhow::Result<Exit> {
                     consumes.push_str(&format!("; services {}", info.consumes.services.join(",")));
                 }
                 writeln!(out, "  consumes: {consumes}")?;
-                let caps: Vec<String> = info.capabilities.iter().map(|c| format!("{c:?}").to_lowercase()).collect();
-                writeln!(out, "  capabilities: {}", if caps.is_empty() { "none".into() } else { caps.join(", ") })?;
+                let caps: Vec<String> = info
+                    .capabilities
+                    .iter()
+                    .map(|c| format!("{c:?}").to_lowercase())
+                    .collect();
+                writeln!(
+                    out,
+                    "  capabilities: {}",
+                    if caps.is_empty() {
+                        "none".into()
+                    } else {
+                        caps.join(", ")
+                    }
+                )?;
                 for a in &info.args {
-                    let default = a.default.as_deref().map(|d| format!(" (default: {d})")).unwrap_or_default();
-                    writeln!(out, "  --plugin-arg {}.{}=...  {}{}", info.name, a.name, a.description, default)?;
+                    let default = a
+                        .default
+                        .as_deref()
+                        .map(|d| format!(" (default: {d})"))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "  --plugin-arg {}.{}=...  {}{}",
+                        info.name, a.name, a.description, default
+                    )?;
                 }
                 writeln!(out)?;
             }

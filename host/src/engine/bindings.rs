@@ -21,4 +21,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use wscan::plugin::types::{ErrorCode, IpAddress};
+pub use self::wscan::plugin::types::{ErrorCode, IpAddress};

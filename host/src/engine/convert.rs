@@ -2,7 +2,9 @@
 //! one place (as wasmtime-wasi does for its error codes).
 
 use super::bindings::wscan::plugin::types as wit;
-use crate::model::{ArgInfo, Capability, PluginInfo, Service, Severity, Subject, SubjectFilter, SubjectKind};
+use crate::model::{
+    ArgInfo, Capability, PluginInfo, Service, Severity, Subject, SubjectFilter, SubjectKind,
+};
 use crate::primitives::tcp::{NetError, PortState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -10,7 +12,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub fn to_ip(address: wit::IpAddress) -> IpAddr {
     match address {
         wit::IpAddress::Ipv4((a, b, c, d)) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
-        wit::IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h)),
+        wit::IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => {
+            IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
+        }
     }
 }
 
@@ -90,7 +94,10 @@ impl From<wit::Subject> for Subject {
     fn from(s: wit::Subject) -> Self {
         match s {
             wit::Subject::Host(name) => Subject::Host(name),
-            wit::Subject::Address(a) => Subject::Address { ip: to_ip(a.address), host: a.host },
+            wit::Subject::Address(a) => Subject::Address {
+                ip: to_ip(a.address),
+                host: a.host,
+            },
             wit::Subject::Service(s) => Subject::Service(Service {
                 ip: to_ip(s.address),
                 port: s.port,
@@ -106,9 +113,10 @@ impl From<&Subject> for wit::Subject {
     fn from(s: &Subject) -> Self {
         match s {
             Subject::Host(name) => wit::Subject::Host(name.clone()),
-            Subject::Address { ip, host } => {
-                wit::Subject::Address(wit::AddressSubject { address: from_ip(*ip), host: host.clone() })
-            }
+            Subject::Address { ip, host } => wit::Subject::Address(wit::AddressSubject {
+                address: from_ip(*ip),
+                host: host.clone(),
+            }),
             Subject::Service(s) => wit::Subject::Service(wit::Service {
                 address: from_ip(s.ip),
                 port: s.port,
@@ -135,7 +143,11 @@ impl From<wit::PluginInfo> for PluginInfo {
             args: p
                 .args
                 .into_iter()
-                .map(|a| ArgInfo { name: a.name, description: a.description, default: a.default })
+                .map(|a| ArgInfo {
+                    name: a.name,
+                    description: a.description,
+                    default: a.default,
+                })
                 .collect(),
         }
     }

@@ -140,20 +140,31 @@ impl Engine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::wscan::plugin::tcp::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-        bindings::wscan::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-        bindings::wscan::plugin::report::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::wscan::plugin::tcp::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        bindings::wscan::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        bindings::wscan::plugin::report::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
 
         // The epoch clock: every tick lets a busy plugin yield its thread,
         // and lets its deadline be checked. Stops when the engine is gone.
         let weak = engine.weak();
-        std::thread::Builder::new().name("wscan-epoch".into()).spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("wscan-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
         Ok(Engine { engine, linker })
     }
 
@@ -168,25 +179,57 @@ impl Engine {
 
     /// Load a plugin from a file.
     pub async fn load_file(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
-        self.load(bytes, PluginSource::File(path.to_path_buf())).await
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        self.load(bytes, PluginSource::File(path.to_path_buf()))
+            .await
     }
 
     /// Validate and compile `bytes`, link them, and call `describe()`.
-    pub async fn load(&self, bytes: Vec<u8>, origin: PluginSource) -> Result<LoadedPlugin, LoadError> {
-        check_header(&bytes).map_err(|reason| LoadError::NotAComponent { origin: origin.clone(), reason })?;
+    pub async fn load(
+        &self,
+        bytes: Vec<u8>,
+        origin: PluginSource,
+    ) -> Result<LoadedPlugin, LoadError> {
+        check_header(&bytes).map_err(|reason| LoadError::NotAComponent {
+            origin: origin.clone(),
+            reason,
+        })?;
         // Compiling takes tens of milliseconds of CPU: keep it off the
         // runtime's worker threads.
         let engine = self.engine.clone();
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
             .await
-            .map_err(|e| LoadError::NotAComponent { origin: origin.clone(), reason: e.to_string() })?
-            .map_err(|e| LoadError::NotAComponent { origin: origin.clone(), reason: format!("{e:#}") })?;
-        let link = |e: wasmtime::Error| LoadError::Link { origin: origin.clone(), reason: format!("{e:#}") };
-        let pre = PluginPre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
+            .map_err(|e| LoadError::NotAComponent {
+                origin: origin.clone(),
+                reason: e.to_string(),
+            })?
+            .map_err(|e| LoadError::NotAComponent {
+                origin: origin.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let link = |e: wasmtime::Error| LoadError::Link {
+            origin: origin.clone(),
+            reason: format!("{e:#}"),
+        };
+        let pre =
+            PluginPre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
 
-        let loading = Arc::new(PluginId { name: "(loading)".into(), version: String::new() });
-        let call = CallContext { plugin: loading, capabilities: Vec::new(), scan: None, events: None, counts: CallCounts::default() };
+        let loading = Arc::new(PluginId {
+            name: "(loading)".into(),
+            version: String::new(),
+        });
+        let call = CallContext {
+            plugin: loading,
+            capabilities: Vec::new(),
+            scan: None,
+            events: None,
+            counts: CallCounts::default(),
+        };
         let mut store = self.store(call, DESCRIBE_DEADLINE);
         let describe = async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -194,17 +237,38 @@ impl Engine {
         };
         let info: PluginInfo = match tokio::time::timeout(DESCRIBE_DEADLINE, describe).await {
             Ok(Ok(info)) => info.into(),
-            Ok(Err(e)) => return Err(LoadError::Describe { origin, reason: explain_trap(&e, store.data()) }),
-            Err(_) => return Err(LoadError::Describe { origin, reason: "did not return within 10s".into() }),
+            Ok(Err(e)) => {
+                return Err(LoadError::Describe {
+                    origin,
+                    reason: explain_trap(&e, store.data()),
+                });
+            }
+            Err(_) => {
+                return Err(LoadError::Describe {
+                    origin,
+                    reason: "did not return within 10s".into(),
+                });
+            }
         };
         if !valid_name(&info.name) {
             return Err(LoadError::Describe {
                 origin,
-                reason: format!("invalid plugin name {:?}: use 1-64 lowercase letters, digits and '-'", info.name),
+                reason: format!(
+                    "invalid plugin name {:?}: use 1-64 lowercase letters, digits and '-'",
+                    info.name
+                ),
             });
         }
-        let id = Arc::new(PluginId { name: info.name.clone(), version: info.version.clone() });
-        Ok(LoadedPlugin { info, source: origin, id, pre })
+        let id = Arc::new(PluginId {
+            name: info.name.clone(),
+            version: info.version.clone(),
+        });
+        Ok(LoadedPlugin {
+            info,
+            source: origin,
+            id,
+            pre,
+        })
     }
 
     fn store(&self, call: CallContext, deadline: Duration) -> Store<HostState> {
@@ -224,7 +288,10 @@ impl Engine {
 }
 
 fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Tell a component from a core module or a stray file before compiling,
@@ -247,7 +314,7 @@ fn explain_trap(e: &wasmtime::Error, state: &HostState) -> String {
         Some(trap) => trap.to_string(),
         None => format!("{e}"),
     };
-    if let Some(line) = state.last_stderr_line() {
+    if let Some(line) = state.stderr_tail() {
         msg.push_str(": ");
         msg.push_str(&line);
     }
@@ -291,19 +358,27 @@ impl LoadedPlugin {
         let mut store = engine.store(call, options.deadline);
         let wit_subject = wit::Subject::from(subject);
         let wit_options = wit::ScanOptions {
-            ports: options.ports.iter().map(|&(first, last)| wit::PortRange { first, last }).collect(),
+            ports: options
+                .ports
+                .iter()
+                .map(|&(first, last)| wit::PortRange { first, last })
+                .collect(),
             timeout_ms: u32::try_from(options.timeout.as_millis()).unwrap_or(u32::MAX),
             args: options.args.clone(),
         };
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            instance.call_scan(&mut store, &wit_subject, &wit_options).await
+            instance
+                .call_scan(&mut store, &wit_subject, &wit_options)
+                .await
         };
         match tokio::time::timeout(options.deadline, run).await {
             Err(_) => Err(CallError::Deadline(options.deadline)),
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(message))) => Err(CallError::Failed(message)),
-            Ok(Err(e)) if e.downcast_ref::<DeadlineExceeded>().is_some() => Err(CallError::Deadline(options.deadline)),
+            Ok(Err(e)) if e.downcast_ref::<DeadlineExceeded>().is_some() => {
+                Err(CallError::Deadline(options.deadline))
+            }
             Ok(Err(e)) => Err(CallError::Trapped(explain_trap(&e, store.data()))),
         }
     }
@@ -316,7 +391,11 @@ mod tests {
     #[test]
     fn headers_are_told_apart() {
         assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
-        assert!(check_header(b"\0asm\x01\0\0\0rest").unwrap_err().contains("core WebAssembly module"));
+        assert!(
+            check_header(b"\0asm\x01\0\0\0rest")
+                .unwrap_err()
+                .contains("core WebAssembly module")
+        );
         assert!(check_header(b"#!/bin/sh\n").unwrap_err().contains("magic"));
         assert!(check_header(b"").is_err());
     }

@@ -59,7 +59,11 @@ pub struct ScanContext {
 impl ScanContext {
     /// A context for a scan with `scope` and `settings`.
     pub fn new(scope: Arc<Scope>, settings: NetSettings) -> Self {
-        ScanContext { tcp: TcpCore::new(settings.concurrency), scope, settings }
+        ScanContext {
+            tcp: TcpCore::new(settings.concurrency),
+            scope,
+            settings,
+        }
     }
 }
 
@@ -110,7 +114,10 @@ impl CallContext {
     pub fn timeout(&self, millis: Option<u32>) -> Duration {
         match millis {
             Some(ms) => Duration::from_millis(u64::from(ms)),
-            None => self.scan.as_ref().map_or(Duration::from_secs(5), |s| s.settings.timeout),
+            None => self
+                .scan
+                .as_ref()
+                .map_or(Duration::from_secs(5), |s| s.settings.timeout),
         }
     }
 }
@@ -150,11 +157,18 @@ impl HostState {
         }
     }
 
-    /// The last line the plugin wrote to stderr (a panic message, usually).
-    pub fn last_stderr_line(&self) -> Option<String> {
+    /// The plugin's last words on stderr, on one line: for a Rust panic,
+    /// where it panicked and the message (the "note:" hint is dropped).
+    pub fn stderr_tail(&self) -> Option<String> {
         let bytes = self.stderr.contents();
         let text = String::from_utf8_lossy(&bytes);
-        text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string())
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: "))
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(2)..];
+        (!tail.is_empty()).then(|| tail.join(" "))
     }
 
     /// Put a host resource in the table, counting it against the call's cap.
@@ -179,6 +193,9 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }

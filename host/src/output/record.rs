@@ -18,7 +18,10 @@ pub struct PluginRef {
 
 impl From<&PluginId> for PluginRef {
     fn from(id: &PluginId) -> Self {
-        PluginRef { name: id.name.clone(), version: id.version.clone() }
+        PluginRef {
+            name: id.name.clone(),
+            version: id.version.clone(),
+        }
     }
 }
 
@@ -43,7 +46,13 @@ pub struct SubjectRecord {
 
 impl From<&Subject> for SubjectRecord {
     fn from(s: &Subject) -> Self {
-        let mut r = SubjectRecord { kind: s.kind(), host: None, address: s.ip(), port: None, service: None };
+        let mut r = SubjectRecord {
+            kind: s.kind(),
+            host: None,
+            address: s.ip(),
+            port: None,
+            service: None,
+        };
         match s {
             Subject::Host(name) => r.host = Some(name.clone()),
             Subject::Address { host, .. } => r.host = host.clone(),
@@ -120,7 +129,12 @@ impl Record {
 
     /// An error record stamped now.
     pub fn error(plugin: &PluginId, subject: &Subject, error: String) -> Self {
-        Record::Error(ErrorRecord { time: now(), plugin: plugin.into(), subject: subject.into(), error })
+        Record::Error(ErrorRecord {
+            time: now(),
+            plugin: plugin.into(),
+            subject: subject.into(),
+            error,
+        })
     }
 }
 
@@ -131,7 +145,10 @@ mod tests {
 
     #[test]
     fn finding_json_shape() {
-        let id = PluginId { name: "port".into(), version: "0.1.0".into() };
+        let id = PluginId {
+            name: "port".into(),
+            version: "0.1.0".into(),
+        };
         let subject = Subject::Service(Service {
             ip: "127.0.0.1".parse().unwrap(),
             port: 22,
@@ -141,7 +158,13 @@ mod tests {
         });
         let mut data = serde_json::Map::new();
         data.insert("banner".into(), "SSH-2.0-x".into());
-        let finding = Finding { kind: "open-port".into(), severity: Severity::Info, title: "t".into(), subject, data };
+        let finding = Finding {
+            kind: "open-port".into(),
+            severity: Severity::Info,
+            title: "t".into(),
+            subject,
+            data,
+        };
         let mut json = serde_json::to_value(Record::finding(&id, finding)).unwrap();
         assert!(json["time"].as_str().unwrap().ends_with('Z'));
         json.as_object_mut().unwrap().remove("time");

@@ -13,7 +13,10 @@ pub struct TableSink<W: Write + Send> {
 impl<W: Write + Send> TableSink<W> {
     /// A sink writing to `out`.
     pub fn new(out: W) -> Self {
-        TableSink { out, header_done: false }
+        TableSink {
+            out,
+            header_done: false,
+        }
     }
 }
 
@@ -33,13 +36,19 @@ fn subject_text(s: &super::SubjectRecord) -> String {
 
 /// Keep a cell on one line: banners may hold control characters.
 fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 impl<W: Write + Send> Sink for TableSink<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
         if !self.header_done {
-            writeln!(self.out, "{:<8} {:<12} {:<16} {:<28} TITLE", "SEVERITY", "PLUGIN", "KIND", "SUBJECT")?;
+            writeln!(
+                self.out,
+                "{:<8} {:<12} {:<16} {:<28} TITLE",
+                "SEVERITY", "PLUGIN", "KIND", "SUBJECT"
+            )?;
             self.header_done = true;
         }
         match record {

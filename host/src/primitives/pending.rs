@@ -35,12 +35,16 @@ pub enum Take<T> {
 impl<T: Send + 'static> Pending<T> {
     /// Start `operation` on the runtime now.
     pub fn spawn(operation: impl Future<Output = T> + Send + 'static) -> Self {
-        Pending { state: State::Running(tokio::spawn(operation)) }
+        Pending {
+            state: State::Running(tokio::spawn(operation)),
+        }
     }
 
     /// An operation that finished before it started (denied, invalid).
     pub fn ready(value: T) -> Self {
-        Pending { state: State::Ready(value) }
+        Pending {
+            state: State::Ready(value),
+        }
     }
 
     /// Take the result if there is one.

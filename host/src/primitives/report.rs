@@ -33,7 +33,10 @@ fn validate(finding: wit::Finding) -> Result<Finding, ErrorCode> {
 }
 
 impl Host for HostState {
-    async fn emit_finding(&mut self, finding: wit::Finding) -> wasmtime::Result<Result<(), ErrorCode>> {
+    async fn emit_finding(
+        &mut self,
+        finding: wit::Finding,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
         let Some(events) = self.call.events.clone() else {
             return Ok(Err(ErrorCode::AccessDenied));
         };
@@ -45,14 +48,20 @@ impl Host for HostState {
             Err(e) => return Ok(Err(e)),
         };
         self.call.counts.findings += 1;
-        let event = Event::Finding { plugin: self.call.plugin.clone(), finding };
+        let event = Event::Finding {
+            plugin: self.call.plugin.clone(),
+            finding,
+        };
         // The scheduler outlives every call; a closed channel means the scan
         // is being torn down, and the call is about to be dropped anyway.
         let _ = events.send(event).await;
         Ok(Ok(()))
     }
 
-    async fn emit_subject(&mut self, subject: wit::Subject) -> wasmtime::Result<Result<(), ErrorCode>> {
+    async fn emit_subject(
+        &mut self,
+        subject: wit::Subject,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
         let Some(events) = self.call.events.clone() else {
             return Ok(Err(ErrorCode::AccessDenied));
         };
@@ -60,7 +69,12 @@ impl Host for HostState {
             return Ok(Err(ErrorCode::LimitExceeded));
         }
         self.call.counts.subjects += 1;
-        let _ = events.send(Event::Subject { plugin: self.call.plugin.clone(), subject: subject.into() }).await;
+        let _ = events
+            .send(Event::Subject {
+                plugin: self.call.plugin.clone(),
+                subject: subject.into(),
+            })
+            .await;
         Ok(Ok(()))
     }
 }
@@ -83,12 +97,21 @@ mod tests {
     fn data_must_be_a_json_object() {
         assert!(validate(finding("k", r#"{"a":1}"#)).is_ok());
         for bad in ["[1]", "3", "not json", ""] {
-            assert!(matches!(validate(finding("k", bad)), Err(ErrorCode::InvalidArgument(_))), "{bad}");
+            assert!(
+                matches!(
+                    validate(finding("k", bad)),
+                    Err(ErrorCode::InvalidArgument(_))
+                ),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn kind_must_be_named() {
-        assert!(matches!(validate(finding("", "{}")), Err(ErrorCode::InvalidArgument(_))));
+        assert!(matches!(
+            validate(finding("", "{}")),
+            Err(ErrorCode::InvalidArgument(_))
+        ));
     }
 }

@@ -82,7 +82,10 @@ pub async fn run(
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
     let scope = Arc::new(Scope::from_targets(&spec.targets));
-    let settings = NetSettings { timeout: spec.timeout, concurrency: spec.concurrency };
+    let settings = NetSettings {
+        timeout: spec.timeout,
+        concurrency: spec.concurrency,
+    };
     let scan = Arc::new(ScanContext::new(scope.clone(), settings));
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
     let mut summary = Summary::default();
@@ -97,7 +100,10 @@ pub async fn run(
     let route = |subject: &Subject, ready: &mut VecDeque<Unit>| {
         for (i, plugin) in plugins.iter().enumerate() {
             if plugin.info.consumes.matches(subject) {
-                ready.push_back(Unit { plugin: i, subject: subject.clone() });
+                ready.push_back(Unit {
+                    plugin: i,
+                    subject: subject.clone(),
+                });
             }
         }
     };
@@ -118,14 +124,24 @@ pub async fn run(
             let options = CallOptions {
                 ports: spec.ports.ranges().to_vec(),
                 timeout: spec.timeout,
-                args: spec.plugin_args.get(&plugin.info.name).cloned().unwrap_or_default(),
+                args: spec
+                    .plugin_args
+                    .get(&plugin.info.name)
+                    .cloned()
+                    .unwrap_or_default(),
                 deadline: spec.plugin_timeout,
             };
             let (engine, scan, events) = (engine.clone(), scan.clone(), events_tx.clone());
             summary.units += 1;
             running.spawn(async move {
-                let result = plugin.scan(&engine, scan, events, &unit.subject, &options).await;
-                Outcome { plugin: unit.plugin, subject: unit.subject, result }
+                let result = plugin
+                    .scan(&engine, scan, events, &unit.subject, &options)
+                    .await;
+                Outcome {
+                    plugin: unit.plugin,
+                    subject: unit.subject,
+                    result,
+                }
             });
         }
 
@@ -134,7 +150,15 @@ pub async fn run(
             let mut drained = false;
             while let Ok(event) = events_rx.try_recv() {
                 drained = true;
-                handle_event(event, &plugins, &scope, &mut seen, &mut ready, sink, &mut summary)?;
+                handle_event(
+                    event,
+                    &plugins,
+                    &scope,
+                    &mut seen,
+                    &mut ready,
+                    sink,
+                    &mut summary,
+                )?;
             }
             if !drained && ready.is_empty() {
                 break;
@@ -194,7 +218,10 @@ fn handle_event(
             }
             for (i, p) in plugins.iter().enumerate() {
                 if p.info.consumes.matches(&subject) && seen.insert((i, subject.key())) {
-                    ready.push_back(Unit { plugin: i, subject: subject.clone() });
+                    ready.push_back(Unit {
+                        plugin: i,
+                        subject: subject.clone(),
+                    });
                 }
             }
         }

@@ -21,7 +21,9 @@ pub enum TargetError {
     )]
     Malformed(String),
     /// A CIDR block with a prefix length too long for its family.
-    #[error("invalid target {input:?}: prefix length /{prefix} is too long for an {family} address (at most /{max})")]
+    #[error(
+        "invalid target {input:?}: prefix length /{prefix} is too long for an {family} address (at most /{max})"
+    )]
     Prefix {
         /// What the user wrote.
         input: String,
@@ -48,9 +50,17 @@ impl FromStr for Target {
         }
         match s.split_once('/') {
             Some((addr, prefix)) => {
-                let ip: IpAddr = addr.parse().map_err(|_| TargetError::Malformed(input.to_string()))?;
-                let (family, max) = if ip.is_ipv4() { ("IPv4", 32) } else { ("IPv6", 128) };
-                let len: u8 = prefix.parse().map_err(|_| TargetError::Malformed(input.to_string()))?;
+                let ip: IpAddr = addr
+                    .parse()
+                    .map_err(|_| TargetError::Malformed(input.to_string()))?;
+                let (family, max) = if ip.is_ipv4() {
+                    ("IPv4", 32)
+                } else {
+                    ("IPv6", 128)
+                };
+                let len: u8 = prefix
+                    .parse()
+                    .map_err(|_| TargetError::Malformed(input.to_string()))?;
                 let net = IpNet::new(ip, len).map_err(|_| TargetError::Prefix {
                     input: input.to_string(),
                     prefix: prefix.to_string(),

@@ -13,7 +13,9 @@ pub enum PortSpecError {
     #[error("invalid port {0:?}: ports are numbers from 1 to 65535")]
     BadPort(String),
     /// `a-b` with `a > b`.
-    #[error("invalid port range {first}-{last}: the first port is above the last; write {last}-{first}")]
+    #[error(
+        "invalid port range {first}-{last}: the first port is above the last; write {last}-{first}"
+    )]
     Reversed {
         /// The first port as given.
         first: u16,
@@ -34,7 +36,9 @@ pub struct PortSpec {
 impl PortSpec {
     /// Every port, 1-65535.
     pub fn all() -> Self {
-        PortSpec { ranges: vec![(1, 65535)] }
+        PortSpec {
+            ranges: vec![(1, 65535)],
+        }
     }
 
     /// The `n` most frequently open TCP ports (n <= 1000).
@@ -61,7 +65,10 @@ impl PortSpec {
 
     /// How many ports.
     pub fn len(&self) -> usize {
-        self.ranges.iter().map(|&(a, b)| usize::from(b - a) + 1).sum()
+        self.ranges
+            .iter()
+            .map(|&(a, b)| usize::from(b - a) + 1)
+            .sum()
     }
 
     /// True when no port is selected (never, for a parsed spec).
@@ -90,7 +97,9 @@ impl FromStr for PortSpec {
             } else if lower == "all" || item == "-" {
                 ranges.push((1, 65535));
             } else if let Some(n) = lower.strip_prefix("top-") {
-                let n: usize = n.parse().map_err(|_| PortSpecError::BadTop(item.to_string()))?;
+                let n: usize = n
+                    .parse()
+                    .map_err(|_| PortSpecError::BadTop(item.to_string()))?;
                 if !(1..=TOP_TCP_PORTS.len()).contains(&n) {
                     return Err(PortSpecError::BadTop(item.to_string()));
                 }
@@ -131,24 +140,48 @@ mod tests {
         assert_eq!(top100.len(), 100);
         assert_eq!("top-1000".parse::<PortSpec>().unwrap().len(), 1000);
         for p in [80, 443, 22, 21, 3389] {
-            assert!(top100.ranges().iter().any(|&(a, b)| (a..=b).contains(&p)), "{p}");
+            assert!(
+                top100.ranges().iter().any(|&(a, b)| (a..=b).contains(&p)),
+                "{p}"
+            );
         }
     }
 
     #[test]
     fn open_ended_ranges() {
         assert_eq!("-1024".parse::<PortSpec>().unwrap().ranges(), [(1, 1024)]);
-        assert_eq!("60000-".parse::<PortSpec>().unwrap().ranges(), [(60000, 65535)]);
+        assert_eq!(
+            "60000-".parse::<PortSpec>().unwrap().ranges(),
+            [(60000, 65535)]
+        );
     }
 
     #[test]
     fn bad_specs_have_clear_errors() {
-        assert_eq!("0".parse::<PortSpec>().unwrap_err(), PortSpecError::BadPort("0".into()));
-        assert_eq!("70000".parse::<PortSpec>().unwrap_err(), PortSpecError::BadPort("70000".into()));
-        assert_eq!("http".parse::<PortSpec>().unwrap_err(), PortSpecError::BadPort("http".into()));
-        assert!(matches!("22,,80".parse::<PortSpec>(), Err(PortSpecError::Empty(_))));
-        assert!(matches!("top-0".parse::<PortSpec>(), Err(PortSpecError::BadTop(_))));
-        assert!(matches!("top-5000".parse::<PortSpec>(), Err(PortSpecError::BadTop(_))));
+        assert_eq!(
+            "0".parse::<PortSpec>().unwrap_err(),
+            PortSpecError::BadPort("0".into())
+        );
+        assert_eq!(
+            "70000".parse::<PortSpec>().unwrap_err(),
+            PortSpecError::BadPort("70000".into())
+        );
+        assert_eq!(
+            "http".parse::<PortSpec>().unwrap_err(),
+            PortSpecError::BadPort("http".into())
+        );
+        assert!(matches!(
+            "22,,80".parse::<PortSpec>(),
+            Err(PortSpecError::Empty(_))
+        ));
+        assert!(matches!(
+            "top-0".parse::<PortSpec>(),
+            Err(PortSpecError::BadTop(_))
+        ));
+        assert!(matches!(
+            "top-5000".parse::<PortSpec>(),
+            Err(PortSpecError::BadTop(_))
+        ));
         let err = "100-20".parse::<PortSpec>().unwrap_err();
         assert_eq!(
             err.to_string(),

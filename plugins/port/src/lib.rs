@@ -26,9 +26,17 @@ impl Plugin for Port {
         )
         .consumes(SubjectFilter::addresses())
         .capability(Capability::Tcp)
-        .arg("banner", "read a banner from each open port (true/false)", Some("true"))
+        .arg(
+            "banner",
+            "read a banner from each open port (true/false)",
+            Some("true"),
+        )
         .arg("banner-bytes", "bytes to keep of each banner", Some("512"))
-        .arg("banner-timeout-ms", "how long to wait for a banner, in milliseconds", Some("1500"))
+        .arg(
+            "banner-timeout-ms",
+            "how long to wait for a banner, in milliseconds",
+            Some("1500"),
+        )
     }
 
     async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
@@ -37,11 +45,16 @@ impl Plugin for Port {
         };
         let settings = Settings {
             banner: options.arg_or("banner", true)?,
-            banner_bytes: options.arg_or("banner-bytes", DEFAULT_BANNER_BYTES)?.clamp(1, 65536),
-            banner_wait: Duration::from_millis(options.arg_or("banner-timeout-ms", DEFAULT_BANNER_MS)?),
+            banner_bytes: options
+                .arg_or("banner-bytes", DEFAULT_BANNER_BYTES)?
+                .clamp(1, 65536),
+            banner_wait: Duration::from_millis(
+                options.arg_or("banner-timeout-ms", DEFAULT_BANNER_MS)?,
+            ),
         };
         let ip = wscan_sdk::to_ip(target.address);
-        let mut probe = tcp::probe(ip, &options.ports, None).map_err(|e| format!("probe {ip}: {e}"))?;
+        let mut probe =
+            tcp::probe(ip, &options.ports, None).map_err(|e| format!("probe {ip}: {e}"))?;
 
         // Banner reads start as soon as a port is found open, while the sweep
         // goes on; each runs as its own task on the plugin's reactor.
@@ -70,7 +83,11 @@ struct Settings {
 
 /// Read a banner from an open port, then report it and hand it on.
 async fn open_port(ip: IpAddr, port: u16, host: Option<String>, settings: Settings) {
-    let banner = if settings.banner { grab_banner(ip, port, settings).await } else { None };
+    let banner = if settings.banner {
+        grab_banner(ip, port, settings).await
+    } else {
+        None
+    };
     let name = service::guess(port, banner.as_deref());
     let service = Service {
         host,
@@ -90,7 +107,9 @@ async fn open_port(ip: IpAddr, port: u16, host: Option<String>, settings: Settin
         data["banner"] = json!(banner);
     }
     let subject = Subject::Service(service);
-    if let Err(e) = report::finding(Finding::new("open-port", Severity::Info, title, subject.clone()).data(data)) {
+    if let Err(e) = report::finding(
+        Finding::new("open-port", Severity::Info, title, subject.clone()).data(data),
+    ) {
         log::warn(&format!("{ip}:{port}: finding not reported: {e}"));
     }
     if let Err(e) = report::subject(subject) {
@@ -108,7 +127,10 @@ async fn grab_banner(ip: IpAddr, port: u16, settings: Settings) -> Option<String
             return None;
         }
     };
-    match connection.read(settings.banner_bytes, Some(settings.banner_wait)).await {
+    match connection
+        .read(settings.banner_bytes, Some(settings.banner_wait))
+        .await
+    {
         Ok(bytes) if !bytes.is_empty() => {
             let text = String::from_utf8_lossy(&bytes);
             let text = text.trim_end_matches(['\r', '\n', '\0']);

@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn banner_beats_port_number() {
         assert_eq!(guess(80, Some("SSH-2.0-OpenSSH_9.2")), Some("ssh"));
-        assert_eq!(guess(2121, Some("220 ProFTPD Server (ftp) ready")), Some("ftp"));
+        assert_eq!(
+            guess(2121, Some("220 ProFTPD Server (ftp) ready")),
+            Some("ftp")
+        );
     }
 
     #[test]

@@ -75,11 +75,18 @@ impl TcpCore {
     /// A TCP engine allowing `concurrency` connects in flight.
     pub fn new(concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
-        TcpCore { permits: Arc::new(Semaphore::new(concurrency)), concurrency }
+        TcpCore {
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+        }
     }
 
     /// Connect to `addr` within `timeout`.
-    pub async fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<TcpConnection, NetError> {
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<TcpConnection, NetError> {
         let stream = {
             let _permit = self.permits.acquire().await.map_err(|_| NetError::Closed)?;
             connect_once(addr, timeout).await?
@@ -89,14 +96,21 @@ impl TcpCore {
 
     /// Probe every port in `ports` on `ip`; results arrive on the returned
     /// channel as they are known. Dropping the receiver stops the probe.
-    pub fn probe(&self, ip: std::net::IpAddr, ports: Vec<(u16, u16)>, timeout: Duration) -> mpsc::UnboundedReceiver<(u16, PortState)> {
+    pub fn probe(
+        &self,
+        ip: std::net::IpAddr,
+        ports: Vec<(u16, u16)>,
+        timeout: Duration,
+    ) -> mpsc::UnboundedReceiver<(u16, PortState)> {
         let (tx, rx) = mpsc::unbounded_channel();
         let ports: Arc<Vec<u16>> = Arc::new(ports.into_iter().flat_map(|(a, b)| a..=b).collect());
         let next = Arc::new(AtomicUsize::new(0));
         // Spread the sweep over one task per core so connect syscalls and
         // completions do not all queue on a single worker thread; each task
         // keeps its share of the concurrency budget busy.
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(ports.len().max(1));
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(ports.len().max(1));
         let per_worker = (self.concurrency / workers).max(1);
         for _ in 0..workers {
             let (tx, ports, next, core) = (tx.clone(), ports.clone(), next.clone(), self.clone());
@@ -128,7 +142,11 @@ impl TcpCore {
 }
 
 async fn connect_once(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, NetError> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     let stream = match tokio::time::timeout(timeout, socket.connect(addr)).await {
         Err(_) => return Err(NetError::Timeout),
         Ok(result) => result?,
@@ -265,7 +283,12 @@ mod tests {
         let conn = core.connect(open, Duration::from_secs(2)).await.unwrap();
         assert_eq!(conn.peer(), open);
         let closed = closed_port().await;
-        assert_eq!(core.connect(closed, Duration::from_secs(2)).await.unwrap_err(), NetError::Refused);
+        assert_eq!(
+            core.connect(closed, Duration::from_secs(2))
+                .await
+                .unwrap_err(),
+            NetError::Refused
+        );
     }
 
     #[tokio::test]
@@ -276,8 +299,14 @@ mod tests {
             let (mut s, _) = listener.accept().await.unwrap();
             s.write_all(b"SSH-2.0-test\r\n").await.unwrap();
         });
-        let conn = TcpCore::new(1).connect(addr, Duration::from_secs(2)).await.unwrap();
-        assert_eq!(conn.read(512, Duration::from_secs(2)).await.unwrap(), b"SSH-2.0-test\r\n");
+        let conn = TcpCore::new(1)
+            .connect(addr, Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(
+            conn.read(512, Duration::from_secs(2)).await.unwrap(),
+            b"SSH-2.0-test\r\n"
+        );
         assert_eq!(conn.read(512, Duration::from_secs(2)).await.unwrap(), b"");
     }
 
@@ -285,9 +314,15 @@ mod tests {
     async fn silent_peer_times_out_and_close_wakes_readers() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let conn = TcpCore::new(1).connect(addr, Duration::from_secs(2)).await.unwrap();
+        let conn = TcpCore::new(1)
+            .connect(addr, Duration::from_secs(2))
+            .await
+            .unwrap();
         let _accepted = listener.accept().await.unwrap();
-        assert_eq!(conn.read(16, Duration::from_millis(50)).await.unwrap_err(), NetError::Timeout);
+        assert_eq!(
+            conn.read(16, Duration::from_millis(50)).await.unwrap_err(),
+            NetError::Timeout
+        );
         let pending = {
             let conn = conn.clone();
             tokio::spawn(async move { conn.read(16, Duration::from_secs(30)).await })
@@ -295,7 +330,12 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         conn.close();
         assert_eq!(pending.await.unwrap().unwrap_err(), NetError::Closed);
-        assert_eq!(conn.write(b"x".to_vec(), Duration::from_secs(1)).await.unwrap_err(), NetError::Closed);
+        assert_eq!(
+            conn.write(b"x".to_vec(), Duration::from_secs(1))
+                .await
+                .unwrap_err(),
+            NetError::Closed
+        );
     }
 
     #[tokio::test]
@@ -304,14 +344,18 @@ mod tests {
         let open = listener.local_addr().unwrap().port();
         let closed = closed_port().await.port();
         let ip = "127.0.0.1".parse().unwrap();
-        let mut rx = TcpCore::new(4).probe(ip, vec![(open, open), (closed, closed)], Duration::from_secs(2));
+        let mut rx = TcpCore::new(4).probe(
+            ip,
+            vec![(open, open), (closed, closed)],
+            Duration::from_secs(2),
+        );
         let mut got = Vec::new();
         while let Some(r) = rx.recv().await {
             got.push(r);
         }
-        got.sort();
+        got.sort_by_key(|r| r.0);
         let mut want = vec![(open, PortState::Open), (closed, PortState::Closed)];
-        want.sort();
+        want.sort_by_key(|r| r.0);
         assert_eq!(got, want);
     }
 }

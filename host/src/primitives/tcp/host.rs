@@ -1,9 +1,9 @@
 //! Glue: the generated `tcp` host traits over [`super::core`].
 
 use super::core::{PortState, TcpConnection};
+use crate::engine::bindings::ErrorCode;
 use crate::engine::bindings::wscan::plugin::tcp as wit;
 use crate::engine::bindings::wscan::plugin::types::{IpAddress, PortRange};
-use crate::engine::bindings::ErrorCode;
 use crate::engine::convert::{from_ip, to_ip};
 use crate::engine::limits::MAX_READ_BYTES;
 use crate::engine::state::HostState;
@@ -44,7 +44,9 @@ impl Pollable for PortProbe {
 }
 
 /// Turn a finished (or finishing) `Pending` into what `get` returns.
-fn take<T: Send + 'static>(pending: &mut Pending<Result<T, ErrorCode>>) -> Option<Result<T, ErrorCode>> {
+fn take<T: Send + 'static>(
+    pending: &mut Pending<Result<T, ErrorCode>>,
+) -> Option<Result<T, ErrorCode>> {
     match pending.take() {
         Take::NotReady => None,
         Take::Value(v) => Some(v),
@@ -68,7 +70,9 @@ impl wit::Host for HostState {
                 Err(code) => Pending::ready(Err(code)),
                 Ok(scan) => {
                     let tcp = scan.tcp.clone();
-                    Pending::spawn(async move { tcp.connect(addr, timeout).await.map_err(ErrorCode::from) })
+                    Pending::spawn(async move {
+                        tcp.connect(addr, timeout).await.map_err(ErrorCode::from)
+                    })
                 }
             }
         };
@@ -82,20 +86,34 @@ impl wit::Host for HostState {
         timeout_ms: Option<u32>,
     ) -> wasmtime::Result<Result<Resource<PortProbe>, ErrorCode>> {
         if let Some(bad) = ports.iter().find(|r| r.first == 0 || r.first > r.last) {
-            return Ok(Err(ErrorCode::InvalidArgument(format!("port range {}-{}", bad.first, bad.last))));
+            return Ok(Err(ErrorCode::InvalidArgument(format!(
+                "port range {}-{}",
+                bad.first, bad.last
+            ))));
         }
         let ip = to_ip(address);
         let timeout = self.call.timeout(timeout_ms);
         let rx = match self.call.authorize(Capability::Tcp, ip) {
             Err(code) => return Ok(Err(code)),
-            Ok(scan) => scan.tcp.probe(ip, ports.iter().map(|r| (r.first, r.last)).collect(), timeout),
+            Ok(scan) => scan.tcp.probe(
+                ip,
+                ports.iter().map(|r| (r.first, r.last)).collect(),
+                timeout,
+            ),
         };
-        Ok(Ok(self.push(PortProbe { rx, buffer: Vec::new(), done: false })?))
+        Ok(Ok(self.push(PortProbe {
+            rx,
+            buffer: Vec::new(),
+            done: false,
+        })?))
     }
 }
 
 impl wit::HostConnection for HostState {
-    async fn peer(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<(IpAddress, u16)> {
+    async fn peer(
+        &mut self,
+        this: Resource<ConnectionHandle>,
+    ) -> wasmtime::Result<(IpAddress, u16)> {
         let peer = self.table.get(&this)?.0.peer();
         Ok((from_ip(peer.ip()), peer.port()))
     }
@@ -113,7 +131,11 @@ impl wit::HostConnection for HostState {
                 "max-bytes {max_bytes}: must be 1 to {MAX_READ_BYTES}"
             ))))
         } else {
-            Pending::spawn(async move { conn.read(max_bytes as usize, timeout).await.map_err(ErrorCode::from) })
+            Pending::spawn(async move {
+                conn.read(max_bytes as usize, timeout)
+                    .await
+                    .map_err(ErrorCode::from)
+            })
         };
         self.push(pending)
     }
@@ -126,7 +148,9 @@ impl wit::HostConnection for HostState {
     ) -> wasmtime::Result<Resource<FutureWritten>> {
         let timeout = self.call.timeout(timeout_ms);
         let conn = self.table.get(&this)?.0.clone();
-        self.push(Pending::spawn(async move { conn.write(data, timeout).await.map_err(ErrorCode::from) }))
+        self.push(Pending::spawn(async move {
+            conn.write(data, timeout).await.map_err(ErrorCode::from)
+        }))
     }
 
     async fn close(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
@@ -141,7 +165,10 @@ impl wit::HostConnection for HostState {
 }
 
 impl wit::HostFutureConnection for HostState {
-    async fn subscribe(&mut self, this: Resource<FutureConnection>) -> wasmtime::Result<Resource<DynPollable>> {
+    async fn subscribe(
+        &mut self,
+        this: Resource<FutureConnection>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
         subscribe(&mut self.table, this)
     }
 
@@ -163,11 +190,17 @@ impl wit::HostFutureConnection for HostState {
 }
 
 impl wit::HostFutureBytes for HostState {
-    async fn subscribe(&mut self, this: Resource<FutureBytes>) -> wasmtime::Result<Resource<DynPollable>> {
+    async fn subscribe(
+        &mut self,
+        this: Resource<FutureBytes>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
         subscribe(&mut self.table, this)
     }
 
-    async fn get(&mut self, this: Resource<FutureBytes>) -> wasmtime::Result<Option<Result<Vec<u8>, ErrorCode>>> {
+    async fn get(
+        &mut self,
+        this: Resource<FutureBytes>,
+    ) -> wasmtime::Result<Option<Result<Vec<u8>, ErrorCode>>> {
         Ok(take(self.table.get_mut(&this)?))
     }
 
@@ -178,11 +211,17 @@ impl wit::HostFutureBytes for HostState {
 }
 
 impl wit::HostFutureWritten for HostState {
-    async fn subscribe(&mut self, this: Resource<FutureWritten>) -> wasmtime::Result<Resource<DynPollable>> {
+    async fn subscribe(
+        &mut self,
+        this: Resource<FutureWritten>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
         subscribe(&mut self.table, this)
     }
 
-    async fn get(&mut self, this: Resource<FutureWritten>) -> wasmtime::Result<Option<Result<u64, ErrorCode>>> {
+    async fn get(
+        &mut self,
+        this: Resource<FutureWritten>,
+    ) -> wasmtime::Result<Option<Result<u64, ErrorCode>>> {
         Ok(take(self.table.get_mut(&this)?))
     }
 
@@ -193,11 +232,17 @@ impl wit::HostFutureWritten for HostState {
 }
 
 impl wit::HostPortProbe for HostState {
-    async fn subscribe(&mut self, this: Resource<PortProbe>) -> wasmtime::Result<Resource<DynPollable>> {
+    async fn subscribe(
+        &mut self,
+        this: Resource<PortProbe>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
         subscribe(&mut self.table, this)
     }
 
-    async fn next(&mut self, this: Resource<PortProbe>) -> wasmtime::Result<Option<Vec<wit::ProbeResult>>> {
+    async fn next(
+        &mut self,
+        this: Resource<PortProbe>,
+    ) -> wasmtime::Result<Option<Vec<wit::ProbeResult>>> {
         let probe = self.table.get_mut(&this)?;
         loop {
             match probe.rx.try_recv() {
@@ -213,7 +258,14 @@ impl wit::HostPortProbe for HostState {
             return Ok(None);
         }
         Ok(Some(
-            probe.buffer.drain(..).map(|(port, state)| wit::ProbeResult { port, state: state.into() }).collect(),
+            probe
+                .buffer
+                .drain(..)
+                .map(|(port, state)| wit::ProbeResult {
+                    port,
+                    state: state.into(),
+                })
+                .collect(),
         ))
     }
 

@@ -10,10 +10,14 @@ struct Greeter;
 
 impl Plugin for Greeter {
     fn describe() -> PluginInfo {
-        PluginInfo::new("greeter", "0.1.0", "Says hello to every service and reports the reply")
-            .consumes(SubjectFilter::services())
-            .capability(Capability::Tcp)
-            .arg("greeting", "what to send", Some("hello"))
+        PluginInfo::new(
+            "greeter",
+            "0.1.0",
+            "Says hello to every service and reports the reply",
+        )
+        .consumes(SubjectFilter::services())
+        .capability(Capability::Tcp)
+        .arg("greeting", "what to send", Some("hello"))
     }
 
     async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
@@ -22,16 +26,28 @@ impl Plugin for Greeter {
         };
         let greeting = options.arg("greeting").unwrap_or("hello").to_string();
         let ip = wscan_sdk::to_ip(service.address);
-        let conn = tcp::connect(ip, service.port, None).await.map_err(|e| e.to_string())?;
-        conn.write(format!("{greeting}\n").as_bytes(), None).await.map_err(|e| e.to_string())?;
-        let reply = match conn.read(256, Some(std::time::Duration::from_millis(500))).await {
+        let conn = tcp::connect(ip, service.port, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        conn.write(format!("{greeting}\n").as_bytes(), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply = match conn
+            .read(256, Some(std::time::Duration::from_millis(500)))
+            .await
+        {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(ErrorCode::Timeout) => String::new(),
             Err(e) => return Err(e.to_string()),
         };
         log::info(&format!("greeted {ip}:{}", service.port));
-        let finding = Finding::new("greeting", Severity::Low, format!("greeted port {}", service.port), subject.clone())
-            .data(json!({ "sent": greeting, "reply": reply }));
+        let finding = Finding::new(
+            "greeting",
+            Severity::Low,
+            format!("greeted port {}", service.port),
+            subject.clone(),
+        )
+        .data(json!({ "sent": greeting, "reply": reply }));
         report::finding(finding).map_err(|e| e.to_string())
     }
 }

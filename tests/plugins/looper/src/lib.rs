@@ -7,7 +7,8 @@ struct Looper;
 
 impl Plugin for Looper {
     fn describe() -> PluginInfo {
-        PluginInfo::new("looper", "0.1.0", "Spins forever on every address").consumes(SubjectFilter::addresses())
+        PluginInfo::new("looper", "0.1.0", "Spins forever on every address")
+            .consumes(SubjectFilter::addresses())
     }
 
     async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), String> {

@@ -7,7 +7,8 @@ struct Panicker;
 
 impl Plugin for Panicker {
     fn describe() -> PluginInfo {
-        PluginInfo::new("panicker", "0.1.0", "Panics on every address").consumes(SubjectFilter::addresses())
+        PluginInfo::new("panicker", "0.1.0", "Panics on every address")
+            .consumes(SubjectFilter::addresses())
     }
 
     async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), String> {

@@ -1,0 +1,107 @@
+//! Bad input: a clear message, the documented exit code, nothing scanned.
+
+use crate::support::*;
+use std::time::Duration;
+
+fn fails_with(args: &[&str], code: i32, message: &str) {
+    let mut cmd = wscan();
+    cmd.args(args);
+    let out = run(cmd, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "{args:?}: expected {message:?} in:\n{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+}
+
+#[test]
+fn malformed_targets_ports_flags_and_durations_are_usage_errors() {
+    fails_with(&["scan", "300.1.1.1"], 2, "invalid target \"300.1.1.1\"");
+    fails_with(&["scan", "10.0.0.0/40"], 2, "prefix length /40 is too long");
+    fails_with(
+        &["scan", "127.0.0.1", "-p", "0"],
+        2,
+        "ports are numbers from 1 to 65535",
+    );
+    fails_with(&["scan", "127.0.0.1", "-p", "90-80"], 2, "write 80-90");
+    fails_with(
+        &["scan", "127.0.0.1", "-p", "top-2000"],
+        2,
+        "top-N takes N from 1 to 1000",
+    );
+    fails_with(&["scan", "127.0.0.1", "--timeout", "5"], 2, "has no unit");
+    fails_with(
+        &["scan", "127.0.0.1", "--concurrency", "0"],
+        2,
+        "above zero",
+    );
+    fails_with(
+        &["scan", "127.0.0.1", "--frobnicate"],
+        2,
+        "unexpected argument '--frobnicate'",
+    );
+    fails_with(&["scan"], 2, "required arguments were not provided");
+}
+
+#[test]
+fn unknown_plugins_and_arguments_are_usage_errors() {
+    fails_with(
+        &["scan", "127.0.0.1", "--plugins", "nope"],
+        2,
+        "unknown plugin \"nope\" in --plugins; available: port",
+    );
+    fails_with(
+        &["scan", "127.0.0.1", "--plugin-arg", "port.colour=red"],
+        2,
+        "plugin port takes no argument \"colour\"",
+    );
+    fails_with(
+        &["scan", "127.0.0.1", "--plugin-arg", "ghost.x=1"],
+        2,
+        "no selected plugin is named \"ghost\"",
+    );
+    fails_with(
+        &["scan", "127.0.0.1", "--plugin-arg", "portbanner"],
+        2,
+        "expected PLUGIN.KEY=VALUE",
+    );
+}
+
+#[test]
+fn files_that_are_not_components_are_rejected_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.wasm");
+    std::fs::write(&text, "not wasm at all").unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let truncated = dir.path().join("truncated.wasm");
+    let mut bytes = std::fs::read(test_plugin("greeter")).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&truncated, bytes).unwrap();
+
+    let t = text.to_str().unwrap();
+    fails_with(
+        &["scan", "127.0.0.1", "--plugin", t],
+        1,
+        "is not a WebAssembly component: the file does not start with the WebAssembly magic bytes",
+    );
+    let c = core.to_str().unwrap();
+    fails_with(
+        &["scan", "127.0.0.1", "--plugin", c],
+        1,
+        "it is a core WebAssembly module; build it for the wasm32-wasip2 target",
+    );
+    let tr = truncated.to_str().unwrap();
+    fails_with(
+        &["plugin", "list", "--plugin", tr],
+        1,
+        "truncated.wasm is not a WebAssembly component",
+    );
+    fails_with(
+        &["plugin", "list", "--plugin", "/nonexistent/x.wasm"],
+        1,
+        "cannot read plugin /nonexistent/x.wasm",
+    );
+}

@@ -1,0 +1,105 @@
+//! A sweep of all 65,535 ports, inside a private network namespace this
+//! test creates, so it only ever touches the listeners it started there.
+
+use crate::support::*;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A network namespace with only `lo`, removed on drop.
+struct Netns {
+    name: String,
+    listeners: Option<Child>,
+}
+
+impl Netns {
+    fn create() -> Netns {
+        let name = format!("wscan-e2e-{}", std::process::id());
+        let ok = |cmd: &mut Command| cmd.status().map(|s| s.success()).unwrap_or(false);
+        assert!(
+            ok(Command::new("ip").args(["netns", "add", &name])),
+            "cannot create network namespace {name}: this test needs root and iproute2 (ip netns)"
+        );
+        assert!(ok(Command::new("ip").args([
+            "netns", "exec", &name, "ip", "link", "set", "lo", "up"
+        ])));
+        Netns {
+            name,
+            listeners: None,
+        }
+    }
+
+    fn exec(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.listeners.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn all_ports_in_a_private_namespace_finds_exactly_the_listeners() {
+    let ports = [22u16, 80, 8443, 31337, 65535];
+    let ns = Netns::create();
+    let mut ns = ns;
+    // Listeners inside the namespace: python3 binds them, prints "ready".
+    let script = format!(
+        "import socket,sys,time\nss=[]\nfor p in {ports:?}:\n s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', p)); s.listen(4096); ss.append(s)\nprint('ready', flush=True)\ntime.sleep(300)\n"
+    );
+    let mut child = ns
+        .exec("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    ns.listeners = Some(child);
+
+    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_wscan"));
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        "all",
+        "--plugins",
+        "port",
+        "--format",
+        "jsonl",
+    ]);
+    cmd.args(["--plugin-arg", "port.banner-timeout-ms=200"]);
+    let out = run(cmd, Duration::from_secs(120));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = records(&out);
+    let mut found: Vec<u64> = findings(&records, "open-port")
+        .iter()
+        .map(|r| r["subject"]["port"].as_u64().unwrap())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        ports.iter().map(|&p| u64::from(p)).collect::<Vec<_>>(),
+        "{records:#?}"
+    );
+    assert_eq!(records.len(), ports.len());
+}

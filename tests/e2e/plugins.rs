@@ -1,0 +1,148 @@
+//! Plugins loaded with --plugin: findings come out, subjects chain, and a
+//! plugin that loops or panics loses only its own unit.
+
+use crate::support::*;
+use std::time::Duration;
+
+#[test]
+fn sdk_plugin_chains_from_port_and_its_findings_come_out() {
+    let echo = Listener::start(Behaviour::Echo);
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &echo.port().to_string(),
+        "--format",
+        "jsonl",
+    ]);
+    cmd.arg("--plugin").arg(test_plugin("greeter"));
+    cmd.args([
+        "--plugin-arg",
+        "greeter.greeting=hi there",
+        "--plugin-arg",
+        "port.banner-timeout-ms=200",
+    ]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = records(&out);
+    assert_eq!(findings(&records, "open-port").len(), 1, "{records:#?}");
+    let greetings = findings(&records, "greeting");
+    assert_eq!(greetings.len(), 1, "{records:#?}");
+    let g = greetings[0];
+    assert_eq!(g["plugin"]["name"], "greeter");
+    assert_eq!(g["severity"], "low");
+    assert_eq!(g["subject"]["kind"], "service");
+    assert_eq!(g["subject"]["port"], echo.port());
+    assert_eq!(g["data"]["sent"], "hi there");
+    assert_eq!(g["data"]["reply"], "echo: hi there\n");
+}
+
+#[test]
+fn looping_plugin_is_stopped_at_its_deadline_and_the_scan_completes() {
+    let open = Listener::start(Behaviour::Silent);
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &open.port().to_string(),
+        "--format",
+        "jsonl",
+    ]);
+    cmd.args([
+        "--plugins",
+        "port,looper",
+        "--plugin-timeout",
+        "1s",
+        "--plugin-arg",
+        "port.banner=false",
+    ]);
+    cmd.arg("--plugin").arg(test_plugin("looper"));
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = records(&out);
+    // The port plugin's work is intact.
+    assert_eq!(findings(&records, "open-port").len(), 1, "{records:#?}");
+    // What the looper reported before it was stopped is kept.
+    assert_eq!(findings(&records, "looping").len(), 1, "{records:#?}");
+    let errors = errors(&records);
+    assert_eq!(errors.len(), 1, "{records:#?}");
+    assert_eq!(errors[0]["plugin"]["name"], "looper");
+    assert_eq!(errors[0]["subject"]["address"], "127.0.0.1");
+    assert_eq!(
+        errors[0]["error"],
+        "plugin stopped after exceeding its 1s deadline"
+    );
+}
+
+#[test]
+fn panicking_plugin_is_recorded_with_its_message() {
+    let open = Listener::start(Behaviour::Silent);
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &open.port().to_string(),
+        "--format",
+        "jsonl",
+    ]);
+    cmd.args([
+        "--plugins",
+        "panicker,port",
+        "--plugin-arg",
+        "port.banner=false",
+    ]);
+    cmd.arg("--plugin").arg(test_plugin("panicker"));
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3));
+    let records = records(&out);
+    assert_eq!(findings(&records, "open-port").len(), 1, "{records:#?}");
+    let errors = errors(&records);
+    assert_eq!(errors.len(), 1, "{records:#?}");
+    let message = errors[0]["error"].as_str().unwrap();
+    assert!(message.starts_with("plugin trapped: "), "{message}");
+    assert!(
+        message.contains("panicker was asked to scan Some(127.0.0.1)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn plugin_list_shows_builtin_and_loaded_plugins() {
+    let mut cmd = wscan();
+    cmd.args(["plugin", "list", "--format", "jsonl", "--plugin"])
+        .arg(test_plugin("greeter"));
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0));
+    let records = records(&out);
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["port", "greeter"]);
+    assert_eq!(records[0]["source"], "built-in");
+    assert_eq!(
+        records[0]["consumes"]["kinds"],
+        serde_json::json!(["address"])
+    );
+    assert_eq!(records[0]["capabilities"], serde_json::json!(["tcp"]));
+    assert!(
+        records[1]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("wscan_test_greeter.wasm")
+    );
+    assert_eq!(records[1]["args"][0]["name"], "greeting");
+}

@@ -1,0 +1,140 @@
+//! The port plugin through the real binary, against loopback listeners.
+
+use crate::support::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[test]
+fn reports_exactly_the_open_ports_with_their_banners() {
+    let ssh = Listener::start(Behaviour::Banner(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n"));
+    let smtp = Listener::start(Behaviour::Banner(b"220 mail.example.test ESMTP ready\r\n"));
+    let silent = Listener::start(Behaviour::Silent);
+    let closed = closed_port();
+    let ports = format!(
+        "{},{},{},{}",
+        ssh.port(),
+        smtp.port(),
+        silent.port(),
+        closed
+    );
+
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "--plugins",
+        "port",
+        "--format",
+        "jsonl",
+    ]);
+    cmd.args(["--plugin-arg", "port.banner-timeout-ms=500"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = records(&out);
+    assert_eq!(records.len(), 3, "{records:#?}");
+
+    let by_port: BTreeMap<u64, &serde_json::Value> = findings(&records, "open-port")
+        .into_iter()
+        .map(|r| (r["subject"]["port"].as_u64().unwrap(), r))
+        .collect();
+    let expected: Vec<u64> = {
+        let mut v = vec![ssh.port().into(), smtp.port().into(), silent.port().into()];
+        v.sort();
+        v
+    };
+    assert_eq!(by_port.keys().copied().collect::<Vec<_>>(), expected);
+
+    for r in &records {
+        assert_eq!(r["plugin"]["name"], "port");
+        assert_eq!(r["plugin"]["version"], "0.1.0");
+        assert_eq!(r["severity"], "info");
+        assert_eq!(r["subject"]["kind"], "service");
+        assert_eq!(r["subject"]["address"], "127.0.0.1");
+        assert!(r["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(r["data"]["protocol"], "tcp");
+    }
+    let ssh_rec = by_port[&u64::from(ssh.port())];
+    assert_eq!(ssh_rec["data"]["banner"], "SSH-2.0-OpenSSH_9.2p1 Debian");
+    assert_eq!(ssh_rec["data"]["service"], "ssh");
+    assert_eq!(ssh_rec["subject"]["service"], "ssh");
+    assert_eq!(
+        ssh_rec["title"],
+        format!("open port {}/tcp (ssh)", ssh.port())
+    );
+    let smtp_rec = by_port[&u64::from(smtp.port())];
+    assert_eq!(
+        smtp_rec["data"]["banner"],
+        "220 mail.example.test ESMTP ready"
+    );
+    assert_eq!(smtp_rec["data"]["service"], "smtp");
+    let silent_rec = by_port[&u64::from(silent.port())];
+    assert!(silent_rec["data"].get("banner").is_none(), "{silent_rec}");
+    assert_eq!(
+        silent_rec["title"],
+        format!("open port {}/tcp", silent.port())
+    );
+}
+
+#[test]
+fn output_file_receives_the_records_and_stdout_stays_empty() {
+    let open = Listener::start(Behaviour::Silent);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &open.port().to_string(),
+        "--plugins",
+        "port",
+        "-q",
+    ]);
+    cmd.args(["--plugin-arg", "port.banner=false", "-o"])
+        .arg(&file);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr.is_empty(),
+        "--quiet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["subject"]["port"], open.port());
+}
+
+#[test]
+fn table_format_shows_one_row_per_open_port() {
+    let open = Listener::start(Behaviour::Banner(b"hello\r\n"));
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &format!("{},{}", open.port(), closed_port()),
+    ]);
+    cmd.args(["--plugins", "port", "--format", "table"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("SEVERITY"));
+    assert!(
+        lines[1].contains(&format!("127.0.0.1:{}", open.port())) && lines[1].contains("\"hello\""),
+        "{text}"
+    );
+}

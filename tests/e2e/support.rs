@@ -1,0 +1,155 @@
+//! Helpers: run the binary, start loopback listeners, read JSON Lines.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The `wscan` binary under test.
+pub fn wscan() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wscan"));
+    cmd.env_remove("WSCAN_LOG").stdin(Stdio::null());
+    cmd
+}
+
+/// A test plugin component built by the host's build script.
+pub fn test_plugin(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("WSCAN_GUEST_ARTIFACTS")).join(format!("wscan_test_{name}.wasm"));
+    assert!(path.exists(), "test plugin {} missing", path.display());
+    path
+}
+
+/// Run `cmd`, failing the test if it does not finish within `limit` (a hang
+/// guard, not a speed check).
+pub fn run(mut cmd: Command, limit: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn wscan");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "wscan did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Parse every stdout line as JSON.
+pub fn records(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Records of `type` finding with the given kind.
+pub fn findings<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "finding" && r["kind"] == kind)
+        .collect()
+}
+
+/// Error records.
+pub fn errors(records: &[Value]) -> Vec<&Value> {
+    records.iter().filter(|r| r["type"] == "error").collect()
+}
+
+/// How a test listener behaves once it accepts a connection.
+#[derive(Clone)]
+pub enum Behaviour {
+    /// Send these bytes, then hold the connection until the peer closes.
+    Banner(&'static [u8]),
+    /// Say nothing; hold the connection until the peer closes.
+    Silent,
+    /// Read one line and send it back prefixed with `echo: `.
+    Echo,
+}
+
+/// A listener on 127.0.0.1 that serves until dropped.
+pub struct Listener {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Listener {
+    pub fn start(behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let behaviour = behaviour.clone();
+                        thread::spawn(move || serve(stream, behaviour));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Listener { addr, stop }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(mut stream: TcpStream, behaviour: Behaviour) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    // Errors are expected: the port probe resets its connections at once.
+    match behaviour {
+        Behaviour::Banner(bytes) => {
+            let _ = stream.write_all(bytes);
+        }
+        Behaviour::Silent => {}
+        Behaviour::Echo => {
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while let Ok(1) = stream.read(&mut byte) {
+                if byte[0] == b'\n' {
+                    break;
+                }
+                line.push(byte[0]);
+            }
+            let _ = stream.write_all(b"echo: ");
+            let _ = stream.write_all(&line);
+            let _ = stream.write_all(b"\n");
+        }
+    }
+    let mut sink = [0u8; 256];
+    while let Ok(n) = stream.read(&mut sink) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens.
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
