@@ -50,12 +50,12 @@ impl fmt::Display for PluginSource {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("cannot read plugin {path}: {source}")]
+    #[error("cannot read plugin {path}: {reason}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The bytes are not a WebAssembly component.
     #[error("plugin {origin} is not a WebAssembly component: {reason}")]
@@ -181,9 +181,9 @@ impl Engine {
     pub async fn load_file(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
         let bytes = tokio::fs::read(path)
             .await
-            .map_err(|source| LoadError::Io {
+            .map_err(|reason| LoadError::Io {
                 path: path.to_path_buf(),
-                source,
+                reason,
             })?;
         self.load(bytes, PluginSource::File(path.to_path_buf()))
             .await

@@ -182,7 +182,7 @@ pub async fn run(
                 };
                 if let Err(e) = outcome.result {
                     let plugin = plugins[outcome.plugin].id();
-                    tracing::warn!(plugin = %plugin.name, subject = %outcome.subject, "{e}");
+                    tracing::info!(plugin = %plugin.name, subject = %outcome.subject, "unit failed: {e}");
                     summary.errors += 1;
                     sink.write(&Record::error(plugin, &outcome.subject, e.to_string()))?;
                 }
