@@ -168,9 +168,24 @@ pub struct SubjectFilter {
     /// Subject kinds accepted.
     pub kinds: Vec<SubjectKind>,
     /// For services: ports accepted (inclusive ranges); empty means any.
+    /// Written as text in JSON: `"80"`, `"8000-8100"`.
+    #[serde(serialize_with = "ranges_as_text")]
     pub ports: Vec<(u16, u16)>,
     /// For services: service names accepted; empty means any.
     pub services: Vec<String>,
+}
+
+/// A port range as people write it: `80`, `8000-8100`.
+pub fn range_text(&(first, last): &(u16, u16)) -> String {
+    if first == last {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
+    }
+}
+
+fn ranges_as_text<S: serde::Serializer>(ranges: &[(u16, u16)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(ranges.iter().map(range_text))
 }
 
 impl SubjectFilter {

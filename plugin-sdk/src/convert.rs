@@ -198,3 +198,72 @@ impl Finding {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip() {
+        for text in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "::1",
+            "2001:db8::ff00:42:8329",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(to_ip(from_ip(ip)), ip, "{text}");
+        }
+    }
+
+    #[test]
+    fn filters_are_built_as_described() {
+        let f = SubjectFilter::services()
+            .ports(&[80, 443])
+            .service_names(&["http"]);
+        assert_eq!(f.kinds, [SubjectKind::Service]);
+        assert_eq!(f.ports.len(), 2);
+        assert_eq!((f.ports[1].first, f.ports[1].last), (443, 443));
+        assert_eq!(f.services, ["http"]);
+    }
+
+    #[test]
+    fn options_parse_arguments_with_defaults() {
+        let options = ScanOptions {
+            ports: vec![
+                PortRange {
+                    first: 20,
+                    last: 22,
+                },
+                PortRange {
+                    first: 80,
+                    last: 80,
+                },
+            ],
+            timeout_ms: 1500,
+            args: vec![
+                ("banner".into(), "false".into()),
+                ("bytes".into(), "x".into()),
+            ],
+        };
+        assert!(!options.arg_or("banner", true).unwrap());
+        assert_eq!(options.arg_or("missing", 7u32).unwrap(), 7);
+        assert_eq!(
+            options.arg_or::<u32>("bytes", 1).unwrap_err(),
+            "argument bytes: cannot parse \"x\""
+        );
+        assert_eq!(options.port_list().collect::<Vec<_>>(), [20, 21, 22, 80]);
+        assert_eq!(options.timeout(), std::time::Duration::from_millis(1500));
+        assert!(options.ports[0].contains(21) && !options.ports[0].contains(23));
+    }
+
+    #[test]
+    fn findings_carry_json_data() {
+        let subject = Subject::address("127.0.0.1".parse().unwrap(), None);
+        let f = Finding::new("k", Severity::Low, "t", subject.clone())
+            .data(serde_json::json!({"a": 1}));
+        assert_eq!(f.data, r#"{"a":1}"#);
+        assert_eq!(Finding::new("k", Severity::Low, "t", subject).data, "{}");
+    }
+}

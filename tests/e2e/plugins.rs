@@ -146,3 +146,51 @@ fn plugin_list_shows_builtin_and_loaded_plugins() {
     );
     assert_eq!(records[1]["args"][0]["name"], "greeting");
 }
+
+#[test]
+fn connects_outside_the_scope_are_denied_and_stray_subjects_not_scanned() {
+    // Two listeners share a port number on 127.0.0.1 and 127.0.0.2; only
+    // 127.0.0.1 is a target. Nothing may reach the one on 127.0.0.2.
+    let inside = Listener::start(Behaviour::Silent);
+    let port = inside.port();
+    let outside = std::net::TcpListener::bind(("127.0.0.2", port)).expect("bind 127.0.0.2");
+    outside.set_nonblocking(true).unwrap();
+
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "--format",
+        "jsonl",
+    ]);
+    cmd.args(["--plugin-arg", "port.banner=false"]);
+    cmd.arg("--plugin").arg(test_plugin("stray"));
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = records(&out);
+    let attempts = findings(&records, "stray-attempt");
+    assert_eq!(attempts.len(), 1, "{records:#?}");
+    assert_eq!(attempts[0]["data"]["connect"], "ErrorCode::AccessDenied");
+    assert_eq!(attempts[0]["data"]["probe"], "ErrorCode::AccessDenied");
+    assert_eq!(attempts[0]["data"]["emitted"], true);
+    // The stray subject was not scanned: one open-port finding, for 127.0.0.1.
+    let open = findings(&records, "open-port");
+    assert_eq!(open.len(), 1, "{records:#?}");
+    assert_eq!(open[0]["subject"]["address"], "127.0.0.1");
+    assert!(
+        matches!(outside.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a connection reached 127.0.0.2"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("3 out-of-scope operation(s) denied"),
+        "{stderr}"
+    );
+}

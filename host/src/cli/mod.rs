@@ -229,13 +229,7 @@ async fn plugin_list(args: PluginListArgs) -> anyhow::Result<Exit> {
                         .consumes
                         .ports
                         .iter()
-                        .map(|&(a, b)| {
-                            if a == b {
-                                a.to_string()
-                            } else {
-                                format!("{a}-{b}")
-                            }
-                        })
+                        .map(crate::model::range_text)
                         .collect();
                     consumes.push_str(&format!("; ports {}", ports.join(",")));
                 }
