@@ -6,5 +6,6 @@ mod support;
 
 mod bad_input;
 mod namespace;
+mod plugin_commands;
 mod plugins;
 mod port_scan;

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 /// The `wscan` binary under test.
 pub fn wscan() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wscan"));
-    cmd.env_remove("WSCAN_LOG").stdin(Stdio::null());
+    // No user plugin folder: the tests choose their plugins themselves.
+    cmd.env_remove("WSCAN_LOG")
+        .env("XDG_DATA_HOME", "/nonexistent/wscan-tests")
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -135,9 +138,9 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
                 }
                 line.push(byte[0]);
             }
-            let _ = stream.write_all(b"echo: ");
-            let _ = stream.write_all(&line);
-            let _ = stream.write_all(b"\n");
+            // One write: the reader takes the first segment that arrives.
+            let reply = [b"echo: ".as_slice(), &line, b"\n"].concat();
+            let _ = stream.write_all(&reply);
         }
     }
     let mut sink = [0u8; 256];

@@ -15,6 +15,14 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/wscan/components].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile every plugin at start, without the on-disk cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -35,18 +43,90 @@ pub enum Command {
 pub enum PluginCommand {
     /// List every built-in and loaded plugin with what describe() says.
     List(PluginListArgs),
+    /// Show one loaded plugin (built-in, plugin folder or --plugin).
+    Info(PluginInfoArgs),
+    /// Validate a component file and show what describe() says.
+    Check(PluginCheckArgs),
+    /// Create a new plugin crate that builds out of tree.
+    New(PluginNewArgs),
+}
+
+/// Where plugins come from, besides the built-in ones.
+#[derive(Debug, Clone, Args)]
+pub struct PluginSources {
+    /// Also load the plugin component at PATH (repeatable); it takes the
+    /// place of a plugin with the same name.
+    #[arg(long, value_name = "PATH")]
+    pub plugin: Vec<PathBuf>,
+
+    /// The plugin folder: every *.wasm in it is loaded, and takes the place
+    /// of a built-in plugin with the same name [default: $XDG_DATA_HOME/wscan/plugins].
+    #[arg(long, value_name = "DIR")]
+    pub plugin_dir: Option<PathBuf>,
 }
 
 /// Flags of `wscan plugin list`.
 #[derive(Debug, Args)]
 pub struct PluginListArgs {
-    /// Also load the plugin component at PATH (repeatable).
-    #[arg(long, value_name = "PATH")]
-    pub plugin: Vec<PathBuf>,
+    /// Plugins besides the built-in ones.
+    #[command(flatten)]
+    pub sources: PluginSources,
 
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+}
+
+/// Flags of `wscan plugin info`.
+#[derive(Debug, Args)]
+pub struct PluginInfoArgs {
+    /// The plugin's name.
+    pub name: String,
+
+    /// Plugins besides the built-in ones.
+    #[command(flatten)]
+    pub sources: PluginSources,
+
+    /// Output format (default: table on a terminal, jsonl otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Flags of `wscan plugin check`.
+#[derive(Debug, Args)]
+pub struct PluginCheckArgs {
+    /// The component file.
+    pub file: PathBuf,
+
+    /// Output format (default: table on a terminal, jsonl otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Flags of `wscan plugin new`.
+#[derive(Debug, Args)]
+pub struct PluginNewArgs {
+    /// The plugin's name: lowercase letters, digits and '-'.
+    #[arg(value_parser = parse_new_plugin_name)]
+    pub name: String,
+
+    /// Where to create the crate [default: ./NAME].
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+}
+
+fn parse_new_plugin_name(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes()[0].is_ascii_lowercase();
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: a plugin name is 1-64 lowercase letters, digits and '-', starting with a letter"
+        ))
+    }
 }
 
 /// `--plugin-arg NAME.KEY=VALUE`
@@ -142,9 +222,9 @@ pub struct ScanArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_plugin_name)]
     pub plugins: Option<Vec<String>>,
 
-    /// Load the plugin component at PATH as well (repeatable).
-    #[arg(long, value_name = "PATH")]
-    pub plugin: Vec<PathBuf>,
+    /// Plugins besides the built-in ones.
+    #[command(flatten)]
+    pub sources: PluginSources,
 
     /// Pass an argument to a plugin: NAME.KEY=VALUE (repeatable).
     #[arg(long, value_name = "NAME.KEY=VALUE")]

@@ -2,15 +2,20 @@
 //! the work, and the documented exit codes ([`Exit`]).
 
 mod args;
+mod plugin;
 
-pub use args::{Cli, Command, PluginCommand, PluginListArgs, ScanArgs};
+pub use args::{
+    Cli, Command, PluginCheckArgs, PluginCommand, PluginInfoArgs, PluginListArgs, PluginNewArgs,
+    PluginSources, ScanArgs,
+};
 
-use crate::engine::{Engine, LoadedPlugin};
+use crate::engine::{Engine, LoadedPlugin, PluginSource};
 use crate::output::{Format, JsonlSink, Sink, TableSink};
 use crate::scheduler::{self, ScanSpec};
 use anyhow::{Context, bail};
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Exit codes, as documented in the README.
@@ -37,9 +42,44 @@ pub struct UsageError(pub String);
 /// Run a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     raise_fd_limit();
+    let globals = Globals {
+        cache_dir: cli.cache_dir.clone(),
+        no_cache: cli.no_cache,
+    };
     match cli.command {
-        Command::Scan(args) => scan(args).await,
-        Command::Plugin(PluginCommand::List(args)) => plugin_list(args).await,
+        Command::Scan(args) => scan(&globals, args).await,
+        Command::Plugin(PluginCommand::List(args)) => plugin::list(&globals, args).await,
+        Command::Plugin(PluginCommand::Info(args)) => plugin::info(&globals, args).await,
+        Command::Plugin(PluginCommand::Check(args)) => plugin::check(&globals, args).await,
+        Command::Plugin(PluginCommand::New(args)) => plugin::new(args),
+    }
+}
+
+/// Flags every subcommand shares.
+struct Globals {
+    cache_dir: Option<PathBuf>,
+    no_cache: bool,
+}
+
+/// The user's per-application folders ($XDG_DATA_HOME/wscan...).
+fn project_dirs() -> Option<directories_next::ProjectDirs> {
+    directories_next::ProjectDirs::from("", "", "wscan")
+}
+
+impl Globals {
+    /// Start the engine, with the compile cache unless `--no-cache`.
+    fn engine(&self) -> anyhow::Result<Engine> {
+        let cache = match (&self.cache_dir, self.no_cache) {
+            (_, true) => None,
+            (Some(dir), false) => Some(dir.clone()),
+            (None, false) => project_dirs().map(|d| d.cache_dir().join("components")),
+        };
+        if let Some(dir) = &cache {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the cache folder {}", dir.display()))?;
+        }
+        Engine::new(cache.as_deref())
+            .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))
     }
 }
 
@@ -52,38 +92,79 @@ fn raise_fd_limit() {
     }
 }
 
+/// The built-in plugins, then the plugin folder's, then `--plugin` files;
+/// a later plugin takes the place of an earlier one with the same name.
 async fn load_plugins(
     engine: &Engine,
-    files: &[std::path::PathBuf],
+    sources: &PluginSources,
 ) -> anyhow::Result<Vec<LoadedPlugin>> {
     let mut plugins = engine.load_builtins().await?;
-    for path in files {
-        let plugin = engine.load_file(path).await?;
-        if let Some(i) = plugins.iter().position(|p| p.info.name == plugin.info.name) {
-            if plugins[i].source == crate::engine::PluginSource::Builtin {
-                tracing::info!(
-                    "{} replaces the built-in plugin {}",
-                    path.display(),
+    let dir = match &sources.plugin_dir {
+        Some(dir) if !dir.is_dir() => {
+            bail!(
+                "the plugin folder {} does not exist or is not a folder",
+                dir.display()
+            )
+        }
+        Some(dir) => Some(dir.clone()),
+        None => project_dirs()
+            .map(|d| d.data_dir().join("plugins"))
+            .filter(|d| d.is_dir()),
+    };
+    if let Some(dir) = dir {
+        let (loaded, errors) = engine.load_dir(&dir).await;
+        for e in errors {
+            tracing::warn!("skipped: {e}");
+        }
+        for plugin in loaded {
+            if plugins.iter().any(|p| {
+                p.info.name == plugin.info.name && matches!(p.source, PluginSource::Dir(_))
+            }) {
+                tracing::warn!(
+                    "skipped {}: another file in the plugin folder is also named {:?}",
+                    plugin.source,
                     plugin.info.name
                 );
-                plugins[i] = plugin;
                 continue;
             }
+            install(&mut plugins, plugin);
+        }
+    }
+    let mut from_files: Vec<String> = Vec::new();
+    for path in &sources.plugin {
+        let plugin = engine.load_file(path).await?;
+        if from_files.contains(&plugin.info.name) {
             bail!(UsageError(format!(
-                "two plugins are named {:?}: {} and {}",
-                plugin.info.name, plugins[i].source, plugin.source
+                "two --plugin files are named {:?}",
+                plugin.info.name
             )));
         }
-        plugins.push(plugin);
+        from_files.push(plugin.info.name.clone());
+        install(&mut plugins, plugin);
     }
     Ok(plugins)
 }
 
-async fn scan(args: ScanArgs) -> anyhow::Result<Exit> {
-    let engine = Arc::new(
-        Engine::new().map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?,
-    );
-    let loaded = load_plugins(&engine, &args.plugin).await?;
+/// Add `plugin`, taking the place of one with the same name.
+fn install(plugins: &mut Vec<LoadedPlugin>, mut plugin: LoadedPlugin) {
+    match plugins.iter().position(|p| p.info.name == plugin.info.name) {
+        Some(i) => {
+            tracing::info!(
+                "{} takes the place of plugin {} from {}",
+                plugin.source,
+                plugin.info.name,
+                plugins[i].source
+            );
+            plugin.replaces = Some(plugins[i].source.clone());
+            plugins[i] = plugin;
+        }
+        None => plugins.push(plugin),
+    }
+}
+
+async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
+    let engine = Arc::new(globals.engine()?);
+    let loaded = load_plugins(&engine, &args.sources).await?;
 
     let selected: Vec<Arc<LoadedPlugin>> = match &args.plugins {
         None => loaded.into_iter().map(Arc::new).collect(),
@@ -193,79 +274,4 @@ async fn scan(args: ScanArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
-}
-
-async fn plugin_list(args: PluginListArgs) -> anyhow::Result<Exit> {
-    let engine =
-        Engine::new().map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
-    let plugins = load_plugins(&engine, &args.plugin).await?;
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Jsonl
-    });
-    let mut out = std::io::stdout().lock();
-    use std::io::Write;
-    for p in &plugins {
-        match format {
-            Format::Jsonl => {
-                let mut value = serde_json::to_value(&p.info)?;
-                value["source"] = serde_json::Value::String(p.source.to_string());
-                writeln!(out, "{value}")?;
-            }
-            Format::Table => {
-                let info = &p.info;
-                writeln!(out, "{} {} ({})", info.name, info.version, p.source)?;
-                writeln!(out, "  {}", info.description)?;
-                let kinds: Vec<String> = info
-                    .consumes
-                    .kinds
-                    .iter()
-                    .map(|k| format!("{k:?}").to_lowercase())
-                    .collect();
-                let mut consumes = kinds.join(", ");
-                if !info.consumes.ports.is_empty() {
-                    let ports: Vec<String> = info
-                        .consumes
-                        .ports
-                        .iter()
-                        .map(crate::model::range_text)
-                        .collect();
-                    consumes.push_str(&format!("; ports {}", ports.join(",")));
-                }
-                if !info.consumes.services.is_empty() {
-                    consumes.push_str(&format!("; services {}", info.consumes.services.join(",")));
-                }
-                writeln!(out, "  consumes: {consumes}")?;
-                let caps: Vec<String> = info
-                    .capabilities
-                    .iter()
-                    .map(|c| format!("{c:?}").to_lowercase())
-                    .collect();
-                writeln!(
-                    out,
-                    "  capabilities: {}",
-                    if caps.is_empty() {
-                        "none".into()
-                    } else {
-                        caps.join(", ")
-                    }
-                )?;
-                for a in &info.args {
-                    let default = a
-                        .default
-                        .as_deref()
-                        .map(|d| format!(" (default: {d})"))
-                        .unwrap_or_default();
-                    writeln!(
-                        out,
-                        "  --plugin-arg {}.{}=...  {}{}",
-                        info.name, a.name, a.description, default
-                    )?;
-                }
-                writeln!(out)?;
-            }
-        }
-    }
-    Ok(Exit::Success)
 }

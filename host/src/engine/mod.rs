@@ -33,7 +33,9 @@ const DESCRIBE_DEADLINE: Duration = Duration::from_secs(10);
 pub enum PluginSource {
     /// Embedded in the binary.
     Builtin,
-    /// Loaded from a file (`--plugin`).
+    /// Loaded from the plugin folder (`--plugin-dir`).
+    Dir(PathBuf),
+    /// Loaded from a file named on the command line (`--plugin`).
     File(PathBuf),
 }
 
@@ -41,7 +43,7 @@ impl fmt::Display for PluginSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PluginSource::Builtin => f.write_str("built-in"),
-            PluginSource::File(path) => write!(f, "{}", path.display()),
+            PluginSource::Dir(path) | PluginSource::File(path) => write!(f, "{}", path.display()),
         }
     }
 }
@@ -133,9 +135,19 @@ impl std::error::Error for DeadlineExceeded {}
 impl Engine {
     /// Set up wasmtime: epoch interruption for deadlines, and a linker with
     /// the wscan interfaces and sandboxed WASI (no files, env or sockets).
-    pub fn new() -> wasmtime::Result<Self> {
+    ///
+    /// With `cache_dir`, compiled components are kept there by wasmtime's
+    /// cache, keyed by a hash of the component, the wasmtime version and the
+    /// compilation settings: an unchanged plugin is compiled once, then only
+    /// loaded.
+    pub fn new(cache_dir: Option<&Path>) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        if let Some(dir) = cache_dir {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(wasmtime::Cache::new(cache)?));
+        }
         let engine = wasmtime::Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
@@ -175,6 +187,44 @@ impl Engine {
             plugins.push(self.load(bytes.to_vec(), PluginSource::Builtin).await?);
         }
         Ok(plugins)
+    }
+
+    /// Load every `*.wasm` file of the plugin folder `dir`, in name order.
+    /// A file that fails to load is returned among the errors, not fatal:
+    /// one broken file must not keep the others from working.
+    pub async fn load_dir(&self, dir: &Path) -> (Vec<LoadedPlugin>, Vec<LoadError>) {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+                .collect(),
+            Err(reason) => {
+                return (
+                    Vec::new(),
+                    vec![LoadError::Io {
+                        path: dir.to_path_buf(),
+                        reason,
+                    }],
+                );
+            }
+        };
+        files.sort();
+        let (mut plugins, mut errors) = (Vec::new(), Vec::new());
+        for path in files {
+            let loaded = match tokio::fs::read(&path).await {
+                Ok(bytes) => self.load(bytes, PluginSource::Dir(path.clone())).await,
+                Err(reason) => Err(LoadError::Io {
+                    path: path.clone(),
+                    reason,
+                }),
+            };
+            match loaded {
+                Ok(plugin) => plugins.push(plugin),
+                Err(e) => errors.push(e),
+            }
+        }
+        (plugins, errors)
     }
 
     /// Load a plugin from a file.
@@ -266,6 +316,7 @@ impl Engine {
         Ok(LoadedPlugin {
             info,
             source: origin,
+            replaces: None,
             id,
             pre,
         })
@@ -327,6 +378,8 @@ pub struct LoadedPlugin {
     pub info: PluginInfo,
     /// Where it came from.
     pub source: PluginSource,
+    /// The plugin of the same name it took the place of, if any.
+    pub replaces: Option<PluginSource>,
     id: Arc<PluginId>,
     pre: PluginPre<HostState>,
 }

@@ -1,0 +1,207 @@
+//! `wscan plugin ...`: list, info, check and new.
+
+use super::args::{PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs};
+use super::{Exit, Globals, UsageError, load_plugins};
+use crate::engine::{LoadedPlugin, PluginSource};
+use crate::model::range_text;
+use crate::output::Format;
+use anyhow::{Context, bail};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// `wscan plugin list`
+pub(super) async fn list(globals: &Globals, args: PluginListArgs) -> anyhow::Result<Exit> {
+    let engine = globals.engine()?;
+    let plugins = load_plugins(&engine, &args.sources).await?;
+    print(&plugins.iter().collect::<Vec<_>>(), args.format)?;
+    Ok(Exit::Success)
+}
+
+/// `wscan plugin info NAME`
+pub(super) async fn info(globals: &Globals, args: PluginInfoArgs) -> anyhow::Result<Exit> {
+    let engine = globals.engine()?;
+    let plugins = load_plugins(&engine, &args.sources).await?;
+    let Some(plugin) = plugins.iter().find(|p| p.info.name == args.name) else {
+        let names: Vec<&str> = plugins.iter().map(|p| p.info.name.as_str()).collect();
+        bail!(UsageError(format!(
+            "no plugin is named {:?}; loaded: {}",
+            args.name,
+            names.join(", ")
+        )));
+    };
+    print(&[plugin], args.format)?;
+    Ok(Exit::Success)
+}
+
+/// `wscan plugin check FILE`: load it as a scan would, and show it.
+pub(super) async fn check(globals: &Globals, args: PluginCheckArgs) -> anyhow::Result<Exit> {
+    let engine = globals.engine()?;
+    let plugin = engine.load_file(&args.file).await?;
+    print(&[&plugin], args.format)?;
+    Ok(Exit::Success)
+}
+
+fn print(plugins: &[&LoadedPlugin], format: Option<Format>) -> anyhow::Result<()> {
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let mut out = std::io::stdout().lock();
+    for p in plugins {
+        match format {
+            Format::Jsonl => {
+                let mut value = serde_json::to_value(&p.info)?;
+                value["source"] = source_text(&p.source).into();
+                if let Some(replaced) = &p.replaces {
+                    value["replaces"] = source_text(replaced).into();
+                }
+                writeln!(out, "{value}")?;
+            }
+            Format::Table => write_table(&mut out, p)?,
+        }
+    }
+    Ok(())
+}
+
+fn source_text(source: &PluginSource) -> String {
+    match source {
+        PluginSource::Builtin => "built-in".into(),
+        PluginSource::Dir(path) | PluginSource::File(path) => path.display().to_string(),
+    }
+}
+
+fn write_table(out: &mut impl Write, p: &LoadedPlugin) -> std::io::Result<()> {
+    let info = &p.info;
+    let origin = match &p.source {
+        PluginSource::Builtin => "built-in".to_string(),
+        PluginSource::Dir(path) => format!("plugin folder: {}", path.display()),
+        PluginSource::File(path) => format!("file: {}", path.display()),
+    };
+    writeln!(out, "{} {} ({origin})", info.name, info.version)?;
+    if let Some(replaced) = &p.replaces {
+        writeln!(out, "  in place of: {replaced}")?;
+    }
+    writeln!(out, "  {}", info.description)?;
+    let kinds: Vec<String> = info
+        .consumes
+        .kinds
+        .iter()
+        .map(|k| format!("{k:?}").to_lowercase())
+        .collect();
+    let mut consumes = kinds.join(", ");
+    if !info.consumes.ports.is_empty() {
+        let ports: Vec<String> = info.consumes.ports.iter().map(range_text).collect();
+        consumes.push_str(&format!("; ports {}", ports.join(",")));
+    }
+    if !info.consumes.services.is_empty() {
+        consumes.push_str(&format!("; services {}", info.consumes.services.join(",")));
+    }
+    writeln!(out, "  consumes: {consumes}")?;
+    let caps: Vec<String> = info
+        .capabilities
+        .iter()
+        .map(|c| format!("{c:?}").to_lowercase())
+        .collect();
+    writeln!(
+        out,
+        "  capabilities: {}",
+        if caps.is_empty() {
+            "none".into()
+        } else {
+            caps.join(", ")
+        }
+    )?;
+    for a in &info.args {
+        let default = a
+            .default
+            .as_deref()
+            .map(|d| format!(" (default: {d})"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  --plugin-arg {}.{}=...  {}{}",
+            info.name, a.name, a.description, default
+        )?;
+    }
+    writeln!(out)
+}
+
+/// The SDK of the checkout this binary was built from, if it is still there.
+fn sdk_path() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
+    path.join("Cargo.toml")
+        .is_file()
+        .then(|| path.canonicalize().unwrap_or(path))
+}
+
+/// `wscan plugin new NAME`: a crate that builds out of tree.
+pub(super) fn new(args: PluginNewArgs) -> anyhow::Result<Exit> {
+    let dir = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists()
+        && dir
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(UsageError(format!(
+            "{} already exists and is not empty; pick another --path",
+            dir.display()
+        )));
+    }
+    let sdk = match sdk_path() {
+        Some(path) => path.display().to_string(),
+        None => {
+            tracing::warn!(
+                "the wscan checkout this binary was built from is gone; edit the wscan-sdk path in Cargo.toml"
+            );
+            "../wscan/plugin-sdk".to_string()
+        }
+    };
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", &args.name)
+            .replace("{{crate}}", &args.name.replace('-', "_"))
+            .replace("{{sdk_path}}", &sdk)
+    };
+    let files = [
+        (
+            "Cargo.toml",
+            include_str!("../../templates/plugin/Cargo.toml.tmpl"),
+        ),
+        (
+            "src/lib.rs",
+            include_str!("../../templates/plugin/lib.rs.tmpl"),
+        ),
+        (
+            "README.md",
+            include_str!("../../templates/plugin/README.md.tmpl"),
+        ),
+        (
+            ".gitignore",
+            include_str!("../../templates/plugin/gitignore.tmpl"),
+        ),
+    ];
+    for (name, template) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, fill(template))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("created plugin {} in {}", args.name, dir.display());
+    println!(
+        "build it:  cd {} && cargo build --release --target wasm32-wasip2",
+        dir.display()
+    );
+    println!(
+        "run it:    wscan scan 127.0.0.1 --plugin target/wasm32-wasip2/release/{}.wasm",
+        args.name.replace('-', "_")
+    );
+    Ok(Exit::Success)
+}

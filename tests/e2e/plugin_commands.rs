@@ -1,0 +1,219 @@
+//! The plugin folder, the compile cache, and `wscan plugin info|check|new`.
+
+use crate::support::*;
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn plugin_folder_plugins_load_and_take_a_builtins_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(test_plugin("fakeport"), dir.path().join("fakeport.wasm")).unwrap();
+    std::fs::copy(test_plugin("greeter"), dir.path().join("greeter.wasm")).unwrap();
+    std::fs::write(dir.path().join("broken.wasm"), b"\0asm\x0d\0\x01\0garbage").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"not a plugin").unwrap();
+
+    let mut cmd = wscan();
+    cmd.args(["plugin", "list", "--format", "jsonl", "--plugin-dir"])
+        .arg(dir.path());
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0));
+    let listed = records(&out);
+    let names: Vec<&str> = listed.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["port", "greeter"]);
+    assert_eq!(listed[0]["version"], "9.9.9");
+    assert!(
+        listed[0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("fakeport.wasm")
+    );
+    assert_eq!(listed[0]["replaces"], "built-in");
+    // The broken file is reported, with its name and the reason, and skipped.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.wasm is not a WebAssembly component"),
+        "{stderr}"
+    );
+
+    // A scan uses the stand-in, not the built-in.
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        "1",
+        "--plugins",
+        "port",
+        "--format",
+        "jsonl",
+        "--plugin-dir",
+    ])
+    .arg(dir.path());
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0));
+    let records = records(&out);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["kind"], "fake-port");
+    assert_eq!(records[0]["plugin"]["version"], "9.9.9");
+}
+
+#[test]
+fn a_missing_plugin_folder_named_on_the_command_line_is_an_error() {
+    let mut cmd = wscan();
+    cmd.args(["plugin", "list", "--plugin-dir", "/nonexistent/plugins"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("the plugin folder /nonexistent/plugins does not exist")
+    );
+}
+
+#[test]
+fn compiled_plugins_are_cached_on_disk() {
+    let cache = tempfile::tempdir().unwrap();
+    let files = |dir: &std::path::Path| walk(dir).len();
+    let mut cmd = wscan();
+    cmd.arg("--cache-dir")
+        .arg(cache.path())
+        .args(["plugin", "list", "--format", "jsonl"]);
+    assert_eq!(run(cmd, Duration::from_secs(60)).status.code(), Some(0));
+    let after_first = files(cache.path());
+    assert!(
+        after_first >= 1,
+        "nothing cached in {}",
+        cache.path().display()
+    );
+    let mut cmd = wscan();
+    cmd.arg("--cache-dir")
+        .arg(cache.path())
+        .args(["plugin", "list", "--format", "jsonl"]);
+    assert_eq!(run(cmd, Duration::from_secs(60)).status.code(), Some(0));
+    assert_eq!(
+        files(cache.path()),
+        after_first,
+        "an unchanged plugin was compiled again"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn plugin_check_and_info_describe_one_plugin() {
+    let mut cmd = wscan();
+    cmd.args(["plugin", "check", "--format", "jsonl"])
+        .arg(test_plugin("greeter"));
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0));
+    let records = records(&out);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["name"], "greeter");
+    assert_eq!(records[0]["capabilities"], serde_json::json!(["tcp"]));
+
+    let mut cmd = wscan();
+    cmd.args(["plugin", "info", "port", "--format", "table"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("port 0.1.0 (built-in)"), "{text}");
+    assert!(
+        text.contains("--plugin-arg port.banner-timeout-ms=..."),
+        "{text}"
+    );
+
+    let mut cmd = wscan();
+    cmd.args(["plugin", "info", "nope"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no plugin is named \"nope\"; loaded: port")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let mut cmd = wscan();
+    cmd.args(["plugin", "check"]).arg(&core);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("core WebAssembly module"));
+}
+
+#[test]
+fn plugin_new_scaffolds_a_crate_that_builds_and_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("hello-scan");
+    let mut cmd = wscan();
+    cmd.args(["plugin", "new", "hello-scan", "--path"])
+        .arg(&crate_dir);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in ["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"] {
+        assert!(crate_dir.join(file).is_file(), "{file} missing");
+    }
+    // A second scaffold into the same place is refused.
+    let mut cmd = wscan();
+    cmd.args(["plugin", "new", "hello-scan", "--path"])
+        .arg(&crate_dir);
+    assert_eq!(run(cmd, Duration::from_secs(60)).status.code(), Some(2));
+
+    // Build it as its README says, out of tree.
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(&crate_dir)
+        .args(["build", "--release", "--target", "wasm32-wasip2"]);
+    build.env("CARGO_TARGET_DIR", dir.path().join("target"));
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+        build.env_remove(var);
+    }
+    let out = run(build, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wasm = dir
+        .path()
+        .join("target/wasm32-wasip2/release/hello_scan.wasm");
+
+    let talker = Listener::start(Behaviour::Banner(b"hi from the service\r\n"));
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &talker.port().to_string(),
+        "--format",
+        "jsonl",
+    ]);
+    cmd.args(["--plugin-arg", "port.banner=false", "--plugin"])
+        .arg(&wasm);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = records(&out);
+    let found = findings(&records, "hello-scan");
+    assert_eq!(found.len(), 1, "{records:#?}");
+    assert_eq!(found[0]["data"]["accepted"], 3);
+    assert_eq!(found[0]["data"]["says"], "hi from the service");
+}
