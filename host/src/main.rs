@@ -36,7 +36,7 @@ fn init_tracing(verbose: u8) {
     // -v raises wscan's own and the plugins' messages, not the chatter of
     // dependencies such as cranelift; WSCAN_LOG overrides everything.
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,wscan::engine::watch=info",
         1 => "warn,wscan=info,plugin=info",
         2 => "warn,wscan=debug,plugin=debug",
         _ => "info,wscan=trace,plugin=trace",

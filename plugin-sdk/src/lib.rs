@@ -69,7 +69,7 @@ pub use convert::{from_ip, to_ip};
 pub use futures;
 pub use serde_json;
 pub use wstd::runtime::spawn;
-pub use wstd::time;
+pub use wstd::{task, time};
 
 /// The most used items, for `use wscan_sdk::prelude::*`.
 pub mod prelude {

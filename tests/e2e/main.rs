@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod hot_reload;
 mod namespace;
 mod plugin_commands;
 mod plugins;

@@ -258,6 +258,11 @@ pub struct ScanArgs {
     /// No summary line on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Watch the plugin folder while the scan runs: new, changed and removed
+    /// .wasm files take effect for the units that start afterwards.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[cfg(test)]

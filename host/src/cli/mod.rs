@@ -9,7 +9,8 @@ pub use args::{
     PluginSources, ScanArgs,
 };
 
-use crate::engine::{Engine, LoadedPlugin, PluginSource};
+use crate::engine::registry::Registry;
+use crate::engine::{Engine, LoadedPlugin};
 use crate::output::{Format, JsonlSink, Sink, TableSink};
 use crate::scheduler::{self, ScanSpec};
 use anyhow::{Context, bail};
@@ -92,14 +93,10 @@ fn raise_fd_limit() {
     }
 }
 
-/// The built-in plugins, then the plugin folder's, then `--plugin` files;
-/// a later plugin takes the place of an earlier one with the same name.
-async fn load_plugins(
-    engine: &Engine,
-    sources: &PluginSources,
-) -> anyhow::Result<Vec<LoadedPlugin>> {
-    let mut plugins = engine.load_builtins().await?;
-    let dir = match &sources.plugin_dir {
+/// The plugin folder in effect: `--plugin-dir`, or the user's data
+/// directory's when it exists.
+fn plugin_dir(sources: &PluginSources) -> anyhow::Result<Option<PathBuf>> {
+    Ok(match &sources.plugin_dir {
         Some(dir) if !dir.is_dir() => {
             bail!(
                 "the plugin folder {} does not exist or is not a folder",
@@ -110,89 +107,71 @@ async fn load_plugins(
         None => project_dirs()
             .map(|d| d.data_dir().join("plugins"))
             .filter(|d| d.is_dir()),
-    };
-    if let Some(dir) = dir {
+    })
+}
+
+/// Load the built-in plugins, the plugin folder's and `--plugin` files into
+/// a registry (see [`Registry`] for which takes whose place).
+async fn load_plugins(engine: &Engine, sources: &PluginSources) -> anyhow::Result<Registry> {
+    let builtins = engine.load_builtins().await?;
+    let mut dir_plugins = Vec::new();
+    if let Some(dir) = plugin_dir(sources)? {
         let (loaded, errors) = engine.load_dir(&dir).await;
         for e in errors {
             tracing::warn!("skipped: {e}");
         }
         for plugin in loaded {
-            if plugins.iter().any(|p| {
-                p.info.name == plugin.info.name && matches!(p.source, PluginSource::Dir(_))
-            }) {
+            let twin = dir_plugins
+                .iter()
+                .find(|p: &&LoadedPlugin| p.info.name == plugin.info.name);
+            if let Some(twin) = twin {
                 tracing::warn!(
-                    "skipped {}: another file in the plugin folder is also named {:?}",
+                    "{} and {} are both named {:?}; the first in name order is shadowed",
+                    twin.source,
                     plugin.source,
                     plugin.info.name
                 );
-                continue;
             }
-            install(&mut plugins, plugin);
+            dir_plugins.push(plugin);
         }
     }
-    let mut from_files: Vec<String> = Vec::new();
+    let mut files: Vec<LoadedPlugin> = Vec::new();
     for path in &sources.plugin {
         let plugin = engine.load_file(path).await?;
-        if from_files.contains(&plugin.info.name) {
+        if files.iter().any(|p| p.info.name == plugin.info.name) {
             bail!(UsageError(format!(
                 "two --plugin files are named {:?}",
                 plugin.info.name
             )));
         }
-        from_files.push(plugin.info.name.clone());
-        install(&mut plugins, plugin);
+        files.push(plugin);
     }
-    Ok(plugins)
-}
-
-/// Add `plugin`, taking the place of one with the same name.
-fn install(plugins: &mut Vec<LoadedPlugin>, mut plugin: LoadedPlugin) {
-    match plugins.iter().position(|p| p.info.name == plugin.info.name) {
-        Some(i) => {
-            tracing::info!(
-                "{} takes the place of plugin {} from {}",
-                plugin.source,
-                plugin.info.name,
-                plugins[i].source
-            );
-            plugin.replaces = Some(plugins[i].source.clone());
-            plugins[i] = plugin;
-        }
-        None => plugins.push(plugin),
-    }
+    Ok(Registry::new(builtins, dir_plugins, files))
 }
 
 async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
     let engine = Arc::new(globals.engine()?);
-    let loaded = load_plugins(&engine, &args.sources).await?;
-
-    let selected: Vec<Arc<LoadedPlugin>> = match &args.plugins {
-        None => loaded.into_iter().map(Arc::new).collect(),
-        Some(names) => {
-            let mut by_name: HashMap<String, LoadedPlugin> = loaded
-                .into_iter()
-                .map(|p| (p.info.name.clone(), p))
-                .collect();
-            let available = {
-                let mut v: Vec<&String> = by_name.keys().collect();
-                v.sort();
-                v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-            };
-            let mut chosen = Vec::new();
-            for name in names {
-                match by_name.remove(name) {
-                    Some(p) => chosen.push(Arc::new(p)),
-                    None if chosen
-                        .iter()
-                        .any(|p: &Arc<LoadedPlugin>| &p.info.name == name) => {}
-                    None => bail!(UsageError(format!(
-                        "unknown plugin {name:?} in --plugins; available: {available}"
-                    ))),
-                }
-            }
-            chosen
+    let registry = Arc::new(load_plugins(&engine, &args.sources).await?);
+    let active = registry.active();
+    if let Some(names) = &args.plugins {
+        let mut available: Vec<&str> = active.iter().map(|a| a.plugin.info.name.as_str()).collect();
+        available.sort();
+        if let Some(unknown) = names.iter().find(|n| !available.contains(&n.as_str())) {
+            bail!(UsageError(format!(
+                "unknown plugin {unknown:?} in --plugins; available: {}",
+                available.join(", ")
+            )));
         }
-    };
+    }
+    let selected: Vec<Arc<LoadedPlugin>> = active
+        .iter()
+        .filter(|a| {
+            args.plugins
+                .as_ref()
+                .is_none_or(|names| names.contains(&a.plugin.info.name))
+        })
+        .map(|a| a.plugin.clone())
+        .collect();
 
     let mut plugin_args: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for arg in &args.plugin_arg {
@@ -231,6 +210,7 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         concurrency: args.concurrency,
         parallel: args.parallel,
         plugin_args,
+        plugins: args.plugins.clone(),
     };
 
     let (out, to_terminal): (Box<dyn std::io::Write + Send>, bool) = match &args.output {
@@ -251,7 +231,29 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         Format::Table => Box::new(TableSink::new(out)),
     };
 
-    let summary = scheduler::run(&spec, engine, selected, sink.as_mut()).await?;
+    // With --watch, the plugin folder is watched while the scan runs.
+    let _watch = match (args.watch, plugin_dir(&args.sources)?) {
+        (false, _) => None,
+        (true, None) => bail!(UsageError(
+            "--watch needs a plugin folder: create $XDG_DATA_HOME/wscan/plugins or pass --plugin-dir".into()
+        )),
+        (true, Some(dir)) => Some(
+            crate::engine::watch::watch(engine.clone(), registry.clone(), &dir)
+                .with_context(|| format!("cannot watch the plugin folder {}", dir.display()))?,
+        ),
+    };
+    let summary = scheduler::run(&spec, engine, registry.clone(), sink.as_mut()).await?;
+    if !args.quiet && args.watch {
+        let r = &registry.stats;
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "wscan: plugin folder: {} loaded, {} swapped, {} rejected, {} removed",
+            n(&r.loaded),
+            n(&r.swapped),
+            n(&r.rejected),
+            n(&r.removed)
+        );
+    }
     if !args.quiet {
         eprintln!(
             "wscan: {} unit(s), {} finding(s), {} error(s) in {:.2}s{}",

@@ -2,63 +2,72 @@
 
 use super::args::{PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs};
 use super::{Exit, Globals, UsageError, load_plugins};
-use crate::engine::{LoadedPlugin, PluginSource};
+use crate::engine::PluginSource;
+use crate::engine::registry::Active;
 use crate::model::range_text;
 use crate::output::Format;
 use anyhow::{Context, bail};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// `wscan plugin list`
 pub(super) async fn list(globals: &Globals, args: PluginListArgs) -> anyhow::Result<Exit> {
     let engine = globals.engine()?;
-    let plugins = load_plugins(&engine, &args.sources).await?;
-    print(&plugins.iter().collect::<Vec<_>>(), args.format)?;
+    let registry = load_plugins(&engine, &args.sources).await?;
+    print(&registry.active(), args.format)?;
     Ok(Exit::Success)
 }
 
 /// `wscan plugin info NAME`
 pub(super) async fn info(globals: &Globals, args: PluginInfoArgs) -> anyhow::Result<Exit> {
     let engine = globals.engine()?;
-    let plugins = load_plugins(&engine, &args.sources).await?;
-    let Some(plugin) = plugins.iter().find(|p| p.info.name == args.name) else {
-        let names: Vec<&str> = plugins.iter().map(|p| p.info.name.as_str()).collect();
+    let active = load_plugins(&engine, &args.sources).await?.active();
+    let Some(plugin) = active.iter().find(|a| a.plugin.info.name == args.name) else {
+        let names: Vec<&str> = active.iter().map(|a| a.plugin.info.name.as_str()).collect();
         bail!(UsageError(format!(
             "no plugin is named {:?}; loaded: {}",
             args.name,
             names.join(", ")
         )));
     };
-    print(&[plugin], args.format)?;
+    print(std::slice::from_ref(plugin), args.format)?;
     Ok(Exit::Success)
 }
 
 /// `wscan plugin check FILE`: load it as a scan would, and show it.
 pub(super) async fn check(globals: &Globals, args: PluginCheckArgs) -> anyhow::Result<Exit> {
     let engine = globals.engine()?;
-    let plugin = engine.load_file(&args.file).await?;
-    print(&[&plugin], args.format)?;
+    let plugin = Arc::new(engine.load_file(&args.file).await?);
+    print(
+        &[Active {
+            plugin,
+            replaces: None,
+        }],
+        args.format,
+    )?;
     Ok(Exit::Success)
 }
 
-fn print(plugins: &[&LoadedPlugin], format: Option<Format>) -> anyhow::Result<()> {
+fn print(plugins: &[Active], format: Option<Format>) -> anyhow::Result<()> {
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Table
     } else {
         Format::Jsonl
     });
     let mut out = std::io::stdout().lock();
-    for p in plugins {
+    for active in plugins {
+        let p = &active.plugin;
         match format {
             Format::Jsonl => {
                 let mut value = serde_json::to_value(&p.info)?;
                 value["source"] = source_text(&p.source).into();
-                if let Some(replaced) = &p.replaces {
+                if let Some(replaced) = &active.replaces {
                     value["replaces"] = source_text(replaced).into();
                 }
                 writeln!(out, "{value}")?;
             }
-            Format::Table => write_table(&mut out, p)?,
+            Format::Table => write_table(&mut out, active)?,
         }
     }
     Ok(())
@@ -71,7 +80,8 @@ fn source_text(source: &PluginSource) -> String {
     }
 }
 
-fn write_table(out: &mut impl Write, p: &LoadedPlugin) -> std::io::Result<()> {
+fn write_table(out: &mut impl Write, active: &Active) -> std::io::Result<()> {
+    let p = &active.plugin;
     let info = &p.info;
     let origin = match &p.source {
         PluginSource::Builtin => "built-in".to_string(),
@@ -79,7 +89,7 @@ fn write_table(out: &mut impl Write, p: &LoadedPlugin) -> std::io::Result<()> {
         PluginSource::File(path) => format!("file: {}", path.display()),
     };
     writeln!(out, "{} {} ({origin})", info.name, info.version)?;
-    if let Some(replaced) = &p.replaces {
+    if let Some(replaced) = &active.replaces {
         writeln!(out, "  in place of: {replaced}")?;
     }
     writeln!(out, "  {}", info.description)?;

@@ -9,7 +9,9 @@ pub mod bindings;
 mod builtin;
 pub mod convert;
 pub mod limits;
+pub mod registry;
 pub mod state;
+pub mod watch;
 
 pub use state::{Event, PluginId, ScanContext};
 
@@ -316,7 +318,6 @@ impl Engine {
         Ok(LoadedPlugin {
             info,
             source: origin,
-            replaces: None,
             id,
             pre,
         })
@@ -378,8 +379,6 @@ pub struct LoadedPlugin {
     pub info: PluginInfo,
     /// Where it came from.
     pub source: PluginSource,
-    /// The plugin of the same name it took the place of, if any.
-    pub replaces: Option<PluginSource>,
     id: Arc<PluginId>,
     pre: PluginPre<HostState>,
 }

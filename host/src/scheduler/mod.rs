@@ -6,7 +6,8 @@
 //! Targets are pulled lazily, only when a slot is free, so the pending work
 //! stays small whatever the size of the target list.
 
-use crate::engine::{CallError, CallOptions, Engine, Event, LoadedPlugin, ScanContext};
+use crate::engine::registry::Registry;
+use crate::engine::{CallError, CallOptions, Engine, Event, PluginId, ScanContext};
 use crate::model::{Subject, SubjectKey};
 use crate::output::{Record, Sink};
 use crate::primitives::NetSettings;
@@ -35,6 +36,9 @@ pub struct ScanSpec {
     pub parallel: usize,
     /// Arguments per plugin name.
     pub plugin_args: HashMap<String, Vec<(String, String)>>,
+    /// The plugins to run, by name (`--plugins`); `None` runs every plugin
+    /// in use, including plugins hot-loaded during the scan.
+    pub plugins: Option<Vec<String>>,
 }
 
 /// What a finished scan did.
@@ -62,22 +66,63 @@ pub enum ScanError {
     Output(#[from] std::io::Error),
 }
 
+/// One plugin on one subject. The plugin is named, not held: it is looked
+/// up when the unit starts, so a plugin swapped in meanwhile is the one
+/// that runs, and a removed one does not.
 struct Unit {
-    plugin: usize,
+    plugin: String,
     subject: Subject,
 }
 
 struct Outcome {
-    plugin: usize,
+    plugin: Arc<PluginId>,
     subject: Subject,
     result: Result<(), CallError>,
 }
 
-/// Run `spec` with `plugins`, writing every record to `sink`.
+/// Decides which plugins a subject goes to.
+struct Router<'a> {
+    registry: &'a Registry,
+    selection: Option<&'a [String]>,
+}
+
+impl Router<'_> {
+    /// Queue a unit for every selected plugin in use whose filter matches.
+    /// `seen` (for derived subjects) keeps a plugin from scanning the same
+    /// subject twice.
+    fn route(
+        &self,
+        subject: &Subject,
+        ready: &mut VecDeque<Unit>,
+        mut seen: Option<&mut HashSet<(String, SubjectKey)>>,
+    ) {
+        for active in self.registry.active().iter() {
+            let info = &active.plugin.info;
+            if self
+                .selection
+                .is_some_and(|names| !names.contains(&info.name))
+                || !info.consumes.matches(subject)
+            {
+                continue;
+            }
+            if let Some(seen) = seen.as_deref_mut()
+                && !seen.insert((info.name.clone(), subject.key()))
+            {
+                continue;
+            }
+            ready.push_back(Unit {
+                plugin: info.name.clone(),
+                subject: subject.clone(),
+            });
+        }
+    }
+}
+
+/// Run `spec` with the plugins of `registry`, writing every record to `sink`.
 pub async fn run(
     spec: &ScanSpec,
     engine: Arc<Engine>,
-    plugins: Vec<Arc<LoadedPlugin>>,
+    registry: Arc<Registry>,
     sink: &mut dyn Sink,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
@@ -89,38 +134,35 @@ pub async fn run(
     let scan = Arc::new(ScanContext::new(scope.clone(), settings));
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
     let mut summary = Summary::default();
+    let router = Router {
+        registry: &registry,
+        selection: spec.plugins.as_deref(),
+    };
 
     let mut addresses = targets::addresses(&spec.targets);
     let mut ready: VecDeque<Unit> = VecDeque::new();
     // Units derived from plugin output, keyed so none runs twice.
-    let mut seen: HashSet<(usize, SubjectKey)> = HashSet::new();
+    let mut seen: HashSet<(String, SubjectKey)> = HashSet::new();
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let parallel = spec.parallel.max(1);
-
-    let route = |subject: &Subject, ready: &mut VecDeque<Unit>| {
-        for (i, plugin) in plugins.iter().enumerate() {
-            if plugin.info.consumes.matches(subject) {
-                ready.push_back(Unit {
-                    plugin: i,
-                    subject: subject.clone(),
-                });
-            }
-        }
-    };
 
     loop {
         // Fill free slots: derived units first (they finish what is already
         // started), then the next target.
         while running.len() < parallel {
-            if ready.is_empty() {
+            let Some(unit) = ready.pop_front() else {
                 match addresses.next() {
-                    Some(ip) => route(&Subject::Address { ip, host: None }, &mut ready),
+                    Some(ip) => {
+                        router.route(&Subject::Address { ip, host: None }, &mut ready, None);
+                        continue;
+                    }
                     None => break,
                 }
+            };
+            let Some(plugin) = registry.get(&unit.plugin) else {
+                tracing::debug!(plugin = %unit.plugin, subject = %unit.subject, "plugin no longer in use; unit dropped");
                 continue;
-            }
-            let Some(unit) = ready.pop_front() else { break };
-            let plugin = plugins[unit.plugin].clone();
+            };
             let options = CallOptions {
                 ports: spec.ports.ranges().to_vec(),
                 timeout: spec.timeout,
@@ -138,7 +180,7 @@ pub async fn run(
                     .scan(&engine, scan, events, &unit.subject, &options)
                     .await;
                 Outcome {
-                    plugin: unit.plugin,
+                    plugin: plugin.id().clone(),
                     subject: unit.subject,
                     result,
                 }
@@ -152,7 +194,7 @@ pub async fn run(
                 drained = true;
                 handle_event(
                     event,
-                    &plugins,
+                    &router,
                     &scope,
                     &mut seen,
                     &mut ready,
@@ -168,7 +210,7 @@ pub async fn run(
 
         tokio::select! {
             Some(event) = events_rx.recv() => {
-                handle_event(event, &plugins, &scope, &mut seen, &mut ready, sink, &mut summary)?;
+                handle_event(event, &router, &scope, &mut seen, &mut ready, sink, &mut summary)?;
             }
             Some(joined) = running.join_next() => {
                 let outcome = match joined {
@@ -181,10 +223,9 @@ pub async fn run(
                     }
                 };
                 if let Err(e) = outcome.result {
-                    let plugin = plugins[outcome.plugin].id();
-                    tracing::info!(plugin = %plugin.name, subject = %outcome.subject, "unit failed: {e}");
+                    tracing::info!(plugin = %outcome.plugin.name, subject = %outcome.subject, "unit failed: {e}");
                     summary.errors += 1;
-                    sink.write(&Record::error(plugin, &outcome.subject, e.to_string()))?;
+                    sink.write(&Record::error(&outcome.plugin, &outcome.subject, e.to_string()))?;
                 }
             }
         }
@@ -197,9 +238,9 @@ pub async fn run(
 
 fn handle_event(
     event: Event,
-    plugins: &[Arc<LoadedPlugin>],
+    router: &Router<'_>,
     scope: &Scope,
-    seen: &mut HashSet<(usize, SubjectKey)>,
+    seen: &mut HashSet<(String, SubjectKey)>,
     ready: &mut VecDeque<Unit>,
     sink: &mut dyn Sink,
     summary: &mut Summary,
@@ -216,14 +257,7 @@ fn handle_event(
                 tracing::info!(plugin = %plugin.name, %subject, "subject outside the scan's scope; not scanned");
                 return Ok(());
             }
-            for (i, p) in plugins.iter().enumerate() {
-                if p.info.consumes.matches(&subject) && seen.insert((i, subject.key())) {
-                    ready.push_back(Unit {
-                        plugin: i,
-                        subject: subject.clone(),
-                    });
-                }
-            }
+            router.route(&subject, ready, Some(seen));
         }
     }
     Ok(())
