@@ -217,3 +217,59 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_scans() {
     assert_eq!(found[0]["data"]["accepted"], 3);
     assert_eq!(found[0]["data"]["says"], "hi from the service");
 }
+
+#[test]
+fn plugin_run_prints_findings_and_emitted_subjects_of_one_call() {
+    let echo = Listener::start(Behaviour::Banner(b"SSH-2.0-test\r\n"));
+    let mut cmd = wscan();
+    cmd.args([
+        "plugin",
+        "run",
+        "port",
+        "--subject",
+        "127.0.0.1",
+        "--format",
+        "jsonl",
+    ]);
+    cmd.args(["-p", &format!("{},{}", echo.port(), closed_port())]);
+    cmd.args(["--plugin-arg", "port.banner-timeout-ms=500"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = records(&out);
+    let kinds: Vec<&str> = printed
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["finding", "subject"], "{printed:#?}");
+    assert_eq!(printed[0]["data"]["banner"], "SSH-2.0-test");
+    assert_eq!(
+        printed[1]["subject"],
+        serde_json::json!({"kind": "service", "address": "127.0.0.1", "port": echo.port(), "service": "ssh"})
+    );
+
+    // The subject is the scope: the stray plugin's attempts are denied.
+    let mut cmd = wscan();
+    cmd.args(["plugin", "run"]).arg(test_plugin("stray"));
+    cmd.args([
+        "--subject",
+        &format!("127.0.0.1:{}", echo.port()),
+        "--format",
+        "jsonl",
+    ]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0));
+    let stray = records(&out);
+    let attempt = findings(&stray, "stray-attempt");
+    assert_eq!(attempt[0]["data"]["connect"], "ErrorCode::AccessDenied");
+
+    let mut cmd = wscan();
+    cmd.args(["plugin", "run", "port", "--subject", "not a subject"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid subject \"not a subject\""));
+}

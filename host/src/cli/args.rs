@@ -49,6 +49,45 @@ pub enum PluginCommand {
     Check(PluginCheckArgs),
     /// Create a new plugin crate that builds out of tree.
     New(PluginNewArgs),
+    /// Run one plugin on one subject and print what it reports.
+    Run(PluginRunArgs),
+}
+
+/// Flags of `wscan plugin run`.
+#[derive(Debug, Args)]
+pub struct PluginRunArgs {
+    /// A component file, or the name of a loaded plugin.
+    #[arg(value_name = "FILE|NAME")]
+    pub plugin_ref: String,
+
+    /// What to scan: ADDRESS:PORT (a service), ADDRESS, or a host name. It
+    /// is also the scope: the plugin may contact nothing else.
+    #[arg(long, value_name = "SUBJECT")]
+    pub subject: String,
+
+    /// Plugins besides the built-in ones (to run one by name).
+    #[command(flatten)]
+    pub sources: PluginSources,
+
+    /// Pass an argument to the plugin: NAME.KEY=VALUE (repeatable).
+    #[arg(long, value_name = "NAME.KEY=VALUE")]
+    pub plugin_arg: Vec<PluginArg>,
+
+    /// Ports handed to the plugin.
+    #[arg(short, long, value_name = "SPEC", default_value = "top-1000", value_parser = parse_ports)]
+    pub ports: PortSpec,
+
+    /// Timeout of one network operation.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub timeout: Duration,
+
+    /// Wall-clock limit of the call.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub plugin_timeout: Duration,
+
+    /// Output format (default: table on a terminal, jsonl otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 /// Where plugins come from, besides the built-in ones.

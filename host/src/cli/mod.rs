@@ -6,7 +6,7 @@ mod plugin;
 
 pub use args::{
     Cli, Command, PluginCheckArgs, PluginCommand, PluginInfoArgs, PluginListArgs, PluginNewArgs,
-    PluginSources, ScanArgs,
+    PluginRunArgs, PluginSources, ScanArgs,
 };
 
 use crate::engine::registry::Registry;
@@ -15,6 +15,7 @@ use crate::output::{Format, JsonlSink, Sink, TableSink};
 use crate::scheduler::{self, ScanSpec};
 use anyhow::{Context, bail};
 use std::collections::HashMap;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plugin(PluginCommand::Info(args)) => plugin::info(&globals, args).await,
         Command::Plugin(PluginCommand::Check(args)) => plugin::check(&globals, args).await,
         Command::Plugin(PluginCommand::New(args)) => plugin::new(args),
+        Command::Plugin(PluginCommand::Run(args)) => plugin::run(&globals, args).await,
     }
 }
 
@@ -149,32 +151,14 @@ async fn load_plugins(engine: &Engine, sources: &PluginSources) -> anyhow::Resul
     Ok(Registry::new(builtins, dir_plugins, files))
 }
 
-async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
-    let engine = Arc::new(globals.engine()?);
-    let registry = Arc::new(load_plugins(&engine, &args.sources).await?);
-    let active = registry.active();
-    if let Some(names) = &args.plugins {
-        let mut available: Vec<&str> = active.iter().map(|a| a.plugin.info.name.as_str()).collect();
-        available.sort();
-        if let Some(unknown) = names.iter().find(|n| !available.contains(&n.as_str())) {
-            bail!(UsageError(format!(
-                "unknown plugin {unknown:?} in --plugins; available: {}",
-                available.join(", ")
-            )));
-        }
-    }
-    let selected: Vec<Arc<LoadedPlugin>> = active
-        .iter()
-        .filter(|a| {
-            args.plugins
-                .as_ref()
-                .is_none_or(|names| names.contains(&a.plugin.info.name))
-        })
-        .map(|a| a.plugin.clone())
-        .collect();
-
+/// Check `--plugin-arg` values against what the selected plugins declare,
+/// and group them by plugin.
+fn plugin_args(
+    given: &[args::PluginArg],
+    selected: &[Arc<LoadedPlugin>],
+) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
     let mut plugin_args: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for arg in &args.plugin_arg {
+    for arg in given {
         let Some(plugin) = selected.iter().find(|p| p.info.name == arg.plugin) else {
             bail!(UsageError(format!(
                 "--plugin-arg {}.{}: no selected plugin is named {:?}",
@@ -201,6 +185,35 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
             .or_default()
             .push((arg.key.clone(), arg.value.clone()));
     }
+
+    Ok(plugin_args)
+}
+
+async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
+    let engine = Arc::new(globals.engine()?);
+    let registry = Arc::new(load_plugins(&engine, &args.sources).await?);
+    let active = registry.active();
+    if let Some(names) = &args.plugins {
+        let mut available: Vec<&str> = active.iter().map(|a| a.plugin.info.name.as_str()).collect();
+        available.sort();
+        if let Some(unknown) = names.iter().find(|n| !available.contains(&n.as_str())) {
+            bail!(UsageError(format!(
+                "unknown plugin {unknown:?} in --plugins; available: {}",
+                available.join(", ")
+            )));
+        }
+    }
+    let selected: Vec<Arc<LoadedPlugin>> = active
+        .iter()
+        .filter(|a| {
+            args.plugins
+                .as_ref()
+                .is_none_or(|names| names.contains(&a.plugin.info.name))
+        })
+        .map(|a| a.plugin.clone())
+        .collect();
+
+    let plugin_args = plugin_args(&args.plugin_arg, &selected)?;
 
     let spec = ScanSpec {
         targets: args.targets.clone(),

@@ -1,7 +1,7 @@
 //! `wscan plugin ...`: list, info, check and new.
 
-use super::args::{PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs};
-use super::{Exit, Globals, UsageError, load_plugins};
+use super::args::{PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs, PluginRunArgs};
+use super::{Exit, Globals, UsageError, load_plugins, plugin_args};
 use crate::engine::PluginSource;
 use crate::engine::registry::Active;
 use crate::model::range_text;
@@ -214,4 +214,57 @@ pub(super) fn new(args: PluginNewArgs) -> anyhow::Result<Exit> {
         args.name.replace('-', "_")
     );
     Ok(Exit::Success)
+}
+
+/// `wscan plugin run FILE|NAME --subject S`: one call, everything it reports.
+pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Result<Exit> {
+    let subject = crate::targets::parse_subject(&args.subject).map_err(UsageError)?;
+    let engine = Arc::new(globals.engine()?);
+    let path = Path::new(&args.plugin_ref);
+    let plugin = if path.is_file() {
+        Arc::new(engine.load_file(path).await?)
+    } else {
+        let registry = load_plugins(&engine, &args.sources).await?;
+        match registry.get(&args.plugin_ref) {
+            Some(plugin) => plugin,
+            None => bail!(UsageError(format!(
+                "{:?} is neither a file nor the name of a loaded plugin",
+                args.plugin_ref
+            ))),
+        }
+    };
+    if !plugin.info.consumes.matches(&subject) {
+        tracing::warn!(
+            "plugin {} does not consume this kind of subject; running it anyway",
+            plugin.info.name
+        );
+    }
+    let spec = crate::scheduler::ScanSpec {
+        targets: subject
+            .ip()
+            .map(|ip| vec![crate::targets::Target::from(ip)])
+            .unwrap_or_default(),
+        ports: args.ports.clone(),
+        timeout: args.timeout.into(),
+        plugin_timeout: args.plugin_timeout.into(),
+        concurrency: 1000,
+        parallel: 1,
+        plugin_args: plugin_args(&args.plugin_arg, std::slice::from_ref(&plugin))?,
+        plugins: None,
+    };
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let mut sink: Box<dyn crate::output::Sink> = match format {
+        Format::Jsonl => Box::new(crate::output::JsonlSink::new(std::io::stdout())),
+        Format::Table => Box::new(crate::output::TableSink::new(std::io::stdout())),
+    };
+    let summary = crate::scheduler::run_one(&spec, engine, plugin, subject, sink.as_mut()).await?;
+    Ok(if summary.errors > 0 {
+        Exit::Partial
+    } else {
+        Exit::Success
+    })
 }

@@ -6,7 +6,7 @@ mod record;
 mod table;
 
 pub use jsonl::JsonlSink;
-pub use record::{ErrorRecord, FindingRecord, PluginRef, Record, SubjectRecord};
+pub use record::{ErrorRecord, FindingRecord, PluginRef, Record, SubjectEmitted, SubjectRecord};
 pub use table::TableSink;
 
 use std::io;

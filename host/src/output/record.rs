@@ -98,6 +98,18 @@ pub struct ErrorRecord {
     pub error: String,
 }
 
+/// A subject a plugin emitted (written by `wscan plugin run` only; a scan
+/// routes subjects to plugins instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubjectEmitted {
+    /// When it was emitted, RFC 3339 UTC.
+    pub time: String,
+    /// Who emitted it.
+    pub plugin: PluginRef,
+    /// The subject.
+    pub subject: SubjectRecord,
+}
+
 /// Anything written to the output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -106,6 +118,8 @@ pub enum Record {
     Finding(FindingRecord),
     /// A failed unit.
     Error(ErrorRecord),
+    /// An emitted subject (`wscan plugin run`).
+    Subject(SubjectEmitted),
 }
 
 /// The current time, RFC 3339 with milliseconds.
@@ -124,6 +138,15 @@ impl Record {
             title: finding.title,
             subject: (&finding.subject).into(),
             data: finding.data,
+        })
+    }
+
+    /// An emitted-subject record stamped now.
+    pub fn subject(plugin: &PluginId, subject: &Subject) -> Self {
+        Record::Subject(SubjectEmitted {
+            time: now(),
+            plugin: plugin.into(),
+            subject: subject.into(),
         })
     }
 

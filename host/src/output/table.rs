@@ -67,6 +67,14 @@ impl<W: Write + Send> Sink for TableSink<W> {
                     title
                 )?;
             }
+            Record::Subject(e) => writeln!(
+                self.out,
+                "{:<8} {:<12} {:<16} {:<28} new subject",
+                "-",
+                e.plugin.name,
+                "subject",
+                subject_text(&e.subject)
+            )?,
             Record::Error(e) => writeln!(
                 self.out,
                 "{:<8} {:<12} {:<16} {:<28} {}",

@@ -262,3 +262,79 @@ fn handle_event(
     }
     Ok(())
 }
+
+/// Run one plugin on one subject (`wscan plugin run`): findings, emitted
+/// subjects and a failure, if any, all go to `sink`; nothing is routed on.
+/// The scope is the subject's own address.
+pub async fn run_one(
+    spec: &ScanSpec,
+    engine: Arc<Engine>,
+    plugin: Arc<crate::engine::LoadedPlugin>,
+    subject: Subject,
+    sink: &mut dyn Sink,
+) -> Result<Summary, ScanError> {
+    let started = Instant::now();
+    let scope = Arc::new(Scope::from_targets(&spec.targets));
+    let settings = NetSettings {
+        timeout: spec.timeout,
+        concurrency: spec.concurrency,
+    };
+    let scan = Arc::new(ScanContext::new(scope.clone(), settings));
+    let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
+    let options = CallOptions {
+        ports: spec.ports.ranges().to_vec(),
+        timeout: spec.timeout,
+        args: spec
+            .plugin_args
+            .get(&plugin.info.name)
+            .cloned()
+            .unwrap_or_default(),
+        deadline: spec.plugin_timeout,
+    };
+    let id = plugin.id().clone();
+    let call_subject = subject.clone();
+    let mut call = tokio::spawn(async move {
+        plugin
+            .scan(&engine, scan, events_tx, &call_subject, &options)
+            .await
+    });
+    let mut summary = Summary {
+        units: 1,
+        ..Summary::default()
+    };
+    let mut write = |event: Event, summary: &mut Summary| -> Result<(), ScanError> {
+        match event {
+            Event::Finding { plugin, finding } => {
+                summary.findings += 1;
+                sink.write(&Record::finding(&plugin, finding))?;
+            }
+            Event::Subject { plugin, subject } => {
+                sink.write(&Record::subject(&plugin, &subject))?
+            }
+        }
+        Ok(())
+    };
+    let result = loop {
+        tokio::select! {
+            Some(event) = events_rx.recv() => write(event, &mut summary)?,
+            joined = &mut call => break joined,
+        }
+    };
+    // The call's sender is gone with it: what is left in the channel is all.
+    while let Some(event) = events_rx.recv().await {
+        write(event, &mut summary)?;
+    }
+    let failure = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(format!("host task failed: {e}")),
+    };
+    if let Some(error) = failure {
+        summary.errors += 1;
+        sink.write(&Record::error(&id, &subject, error))?;
+    }
+    sink.finish()?;
+    summary.denied = scope.denied();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

@@ -75,6 +75,12 @@ impl FromStr for Target {
     }
 }
 
+impl From<IpAddr> for Target {
+    fn from(ip: IpAddr) -> Self {
+        Target(IpNet::from(ip))
+    }
+}
+
 impl Target {
     /// The block this target covers (a /32 or /128 for a single address).
     pub fn net(&self) -> IpNet {
@@ -100,6 +106,45 @@ impl Target {
     pub fn is_empty(&self) -> bool {
         false
     }
+}
+
+/// Parse one subject as a plugin author types it for `wscan plugin run`:
+/// `192.0.2.1:443` or `[2001:db8::1]:443` is a service, `192.0.2.1` an
+/// address, `www.example.test` a host name.
+pub fn parse_subject(input: &str) -> Result<crate::model::Subject, String> {
+    use crate::model::{Service, Subject};
+    let s = input.trim();
+    if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(format!("invalid subject {input:?}: port 0"));
+        }
+        return Ok(Subject::Service(Service {
+            ip: addr.ip(),
+            port: addr.port(),
+            host: None,
+            name: None,
+            banner: None,
+        }));
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(Subject::Address { ip, host: None });
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let name = s.strip_suffix('.').unwrap_or(s);
+    if name.len() <= 253
+        && name.split('.').all(label_ok)
+        && name.bytes().any(|b| b.is_ascii_alphabetic())
+    {
+        return Ok(Subject::Host(name.to_ascii_lowercase()));
+    }
+    Err(format!(
+        "invalid subject {input:?}: expected ADDRESS:PORT (a service), an address, or a host name"
+    ))
 }
 
 /// Walk every address of `targets`, in order, lazily.
@@ -141,6 +186,23 @@ mod tests {
         assert_eq!(t.addresses().nth(1).unwrap().to_string(), "10.0.0.1");
         let v6: Target = "::/0".parse().unwrap();
         assert_eq!(v6.len(), u128::MAX);
+    }
+
+    #[test]
+    fn subjects_parse_by_shape() {
+        use crate::model::Subject;
+        assert!(
+            matches!(parse_subject("127.0.0.1:8080"), Ok(Subject::Service(s)) if s.port == 8080)
+        );
+        assert!(matches!(parse_subject("[::1]:443"), Ok(Subject::Service(s)) if s.ip.is_ipv6()));
+        assert!(matches!(parse_subject("::1"), Ok(Subject::Address { .. })));
+        assert_eq!(
+            parse_subject("WWW.Example.test.").unwrap(),
+            Subject::Host("www.example.test".into())
+        );
+        for bad in ["", "1.2.3.4:0", "-bad-.test", "a b", "127.0.0.1:99999"] {
+            assert!(parse_subject(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
