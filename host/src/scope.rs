@@ -13,15 +13,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct Scope {
     nets: Vec<IpNet>,
+    exclude: Vec<IpNet>,
     denied: AtomicU64,
 }
 
 impl Scope {
     /// A scope covering exactly the given targets.
     pub fn from_targets(targets: &[Target]) -> Self {
-        let nets = IpNet::aggregate(&targets.iter().map(Target::net).collect::<Vec<_>>());
+        Self::new(targets, &[])
+    }
+
+    /// A scope covering the targets less the exclusions (`--exclude`).
+    pub fn new(targets: &[Target], exclude: &[IpNet]) -> Self {
+        let nets = IpNet::aggregate(&targets.iter().flat_map(Target::nets).collect::<Vec<_>>());
         Scope {
             nets,
+            exclude: IpNet::aggregate(&exclude.to_vec()),
             denied: AtomicU64::new(0),
         }
     }
@@ -44,7 +51,7 @@ impl Scope {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        self.nets.iter().any(|n| n.contains(&ip))
+        self.nets.iter().any(|n| n.contains(&ip)) && !self.exclude.iter().any(|n| n.contains(&ip))
     }
 
     /// How many operations were denied so far.
@@ -75,6 +82,19 @@ mod tests {
         assert!(!s.check("127.0.0.2".parse().unwrap()));
         assert!(!s.check("10.2.0.1".parse().unwrap()));
         assert_eq!(s.denied(), 2);
+    }
+
+    #[test]
+    fn ranges_and_exclusions() {
+        let targets: Vec<Target> = ["10.0.0.1-10.0.0.20"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let s = Scope::new(&targets, &["10.0.0.8/30".parse().unwrap()]);
+        assert!(s.contains("10.0.0.1".parse().unwrap()));
+        assert!(s.contains("10.0.0.20".parse().unwrap()));
+        assert!(!s.contains("10.0.0.21".parse().unwrap()));
+        assert!(!s.contains("10.0.0.9".parse().unwrap()));
     }
 
     #[test]

@@ -10,3 +10,4 @@ mod namespace;
 mod plugin_commands;
 mod plugins;
 mod port_scan;
+mod targets;

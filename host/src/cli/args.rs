@@ -249,9 +249,40 @@ fn positive(s: &str) -> Result<usize, String> {
 /// Flags of `wscan scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Targets: IPv4 or IPv6 addresses and CIDR blocks (192.0.2.1, 10.0.0.0/24, ::1).
+    /// Targets: IPv4 or IPv6 addresses, CIDR blocks and ranges
+    /// (192.0.2.1, 10.0.0.0/24, ::1, 10.0.0.1-10.0.0.50, 10.0.0.1-50).
     #[arg(required = true, value_name = "TARGET", value_parser = parse_target)]
     pub targets: Vec<Target>,
+
+    /// Never scan these: comma-separated addresses, CIDR blocks or ranges.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_target)]
+    pub exclude: Vec<Target>,
+
+    /// Never scan the targets listed in FILE, one per line (# starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Option<PathBuf>,
+
+    /// Seed of the pseudo-random order addresses are visited in [default: random, logged with -v].
+    #[arg(long, value_name = "N", conflicts_with = "ordered")]
+    pub seed: Option<u64>,
+
+    /// Visit addresses in the order given instead of a pseudo-random one.
+    #[arg(long)]
+    pub ordered: bool,
+
+    /// Take shard I of N (1-based): N runs with the same --seed cover every
+    /// address exactly once.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::targets::Shard>,
+
+    /// Print the units the scan would run (plugin and address), after
+    /// exclusions and sharding, and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: print only how many units.
+    #[arg(long, requires = "dry_run")]
+    pub count: bool,
 
     /// Ports: 22,80,8000-8100 | top-100 | top-1000 | all (or -).
     #[arg(short, long, value_name = "SPEC", default_value = "top-1000", value_parser = parse_ports)]

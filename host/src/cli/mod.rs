@@ -13,6 +13,7 @@ use crate::engine::registry::Registry;
 use crate::engine::{Engine, LoadedPlugin};
 use crate::output::{Format, JsonlSink, Sink, TableSink};
 use crate::scheduler::{self, ScanSpec};
+use crate::targets::{Order, Shard, Target};
 use anyhow::{Context, bail};
 use std::collections::HashMap;
 
@@ -151,6 +152,76 @@ async fn load_plugins(engine: &Engine, sources: &PluginSources) -> anyhow::Resul
     Ok(Registry::new(builtins, dir_plugins, files))
 }
 
+/// `--exclude` and `--exclude-file`, as CIDR blocks.
+fn exclusions(args: &ScanArgs) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    let mut nets: Vec<ipnet::IpNet> = args.exclude.iter().flat_map(Target::nets).collect();
+    if let Some(path) = &args.exclude_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the exclude file {}", path.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let target: Target = line
+                .parse()
+                .map_err(|e| UsageError(format!("{}:{}: {e}", path.display(), n + 1)))?;
+            nets.extend(target.nets());
+        }
+    }
+    Ok(nets)
+}
+
+/// A seed for the address order when the user gives none.
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// `--dry-run`: the units the scan would start from its targets, and
+/// nothing sent. (Units derived later, such as services found open, depend
+/// on what the scan finds, so they cannot be listed.)
+fn dry_run(
+    spec: &ScanSpec,
+    selected: &[Arc<LoadedPlugin>],
+    count_only: bool,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<Exit> {
+    use std::io::Write;
+    let consumers: Vec<&str> = selected
+        .iter()
+        .filter(|p| {
+            p.info
+                .consumes
+                .kinds
+                .contains(&crate::model::SubjectKind::Address)
+        })
+        .map(|p| p.info.name.as_str())
+        .collect();
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let space = spec.space();
+    if count_only {
+        let addresses = space.iter().count() as u128;
+        writeln!(out, "{}", addresses * consumers.len() as u128)?;
+    } else {
+        for ip in space.iter() {
+            for plugin in &consumers {
+                writeln!(out, "{plugin} {ip}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
 /// Check `--plugin-arg` values against what the selected plugins declare,
 /// and group them by plugin.
 fn plugin_args(
@@ -215,8 +286,26 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
 
     let plugin_args = plugin_args(&args.plugin_arg, &selected)?;
 
+    let exclude = exclusions(&args)?;
+    if args.shard.is_some() && args.seed.is_none() && !args.ordered {
+        bail!(UsageError(
+            "--shard needs --seed (or --ordered), so that every shard walks the same order".into()
+        ));
+    }
+    let order = match (args.ordered, args.seed) {
+        (true, _) => Order::Ordered,
+        (false, Some(seed)) => Order::Shuffled(seed),
+        (false, None) => {
+            let seed = random_seed();
+            tracing::info!("address order seed {seed} (repeat it with --seed {seed})");
+            Order::Shuffled(seed)
+        }
+    };
     let spec = ScanSpec {
         targets: args.targets.clone(),
+        exclude,
+        order,
+        shard: args.shard.unwrap_or(Shard { index: 1, count: 1 }),
         ports: args.ports.clone(),
         timeout: args.timeout.into(),
         plugin_timeout: args.plugin_timeout.into(),
@@ -225,6 +314,10 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         plugin_args,
         plugins: args.plugins.clone(),
     };
+
+    if args.dry_run {
+        return dry_run(&spec, &selected, args.count, args.output.as_deref());
+    }
 
     let (out, to_terminal): (Box<dyn std::io::Write + Send>, bool) = match &args.output {
         Some(path) => {

@@ -244,6 +244,9 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
             .ip()
             .map(|ip| vec![crate::targets::Target::from(ip)])
             .unwrap_or_default(),
+        exclude: Vec::new(),
+        order: crate::targets::Order::Ordered,
+        shard: crate::targets::Shard { index: 1, count: 1 },
         ports: args.ports.clone(),
         timeout: args.timeout.into(),
         plugin_timeout: args.plugin_timeout.into(),

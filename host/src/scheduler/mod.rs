@@ -12,7 +12,8 @@ use crate::model::{Subject, SubjectKey};
 use crate::output::{Record, Sink};
 use crate::primitives::NetSettings;
 use crate::scope::Scope;
-use crate::targets::{self, PortSpec, Target};
+use crate::targets::{Order, PortSpec, Shard, Target, TargetSpace};
+use ipnet::IpNet;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +25,12 @@ use tokio::task::JoinSet;
 pub struct ScanSpec {
     /// What to scan.
     pub targets: Vec<Target>,
+    /// What not to scan, ever (`--exclude`).
+    pub exclude: Vec<IpNet>,
+    /// The order addresses are visited in.
+    pub order: Order,
+    /// Which share of the addresses this run takes.
+    pub shard: Shard,
     /// Which ports (handed to plugins; the port plugin sweeps them).
     pub ports: PortSpec,
     /// Per-operation timeout.
@@ -39,6 +46,19 @@ pub struct ScanSpec {
     /// The plugins to run, by name (`--plugins`); `None` runs every plugin
     /// in use, including plugins hot-loaded during the scan.
     pub plugins: Option<Vec<String>>,
+}
+
+impl ScanSpec {
+    /// The addresses this run visits, in order: targets less exclusions,
+    /// this shard only.
+    pub fn space(&self) -> TargetSpace {
+        TargetSpace::new(
+            self.targets.clone(),
+            self.exclude.clone(),
+            self.order,
+            self.shard,
+        )
+    }
 }
 
 /// What a finished scan did.
@@ -126,7 +146,7 @@ pub async fn run(
     sink: &mut dyn Sink,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
-    let scope = Arc::new(Scope::from_targets(&spec.targets));
+    let scope = Arc::new(Scope::new(&spec.targets, &spec.exclude));
     let settings = NetSettings {
         timeout: spec.timeout,
         concurrency: spec.concurrency,
@@ -139,7 +159,8 @@ pub async fn run(
         selection: spec.plugins.as_deref(),
     };
 
-    let mut addresses = targets::addresses(&spec.targets);
+    let space = spec.space();
+    let mut addresses = space.iter();
     let mut ready: VecDeque<Unit> = VecDeque::new();
     // Units derived from plugin output, keyed so none runs twice.
     let mut seen: HashSet<(String, SubjectKey)> = HashSet::new();
@@ -274,7 +295,7 @@ pub async fn run_one(
     sink: &mut dyn Sink,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
-    let scope = Arc::new(Scope::from_targets(&spec.targets));
+    let scope = Arc::new(Scope::new(&spec.targets, &spec.exclude));
     let settings = NetSettings {
         timeout: spec.timeout,
         concurrency: spec.concurrency,

@@ -4,9 +4,11 @@
 //! address by address, so a /8 costs no memory.
 
 mod ports;
+mod space;
 mod top_ports;
 
 pub use ports::{PortSpec, PortSpecError};
+pub use space::{Order, Permutation, Shard, TargetSpace};
 
 use ipnet::{IpAddrRange, IpNet, Ipv4AddrRange, Ipv6AddrRange};
 use std::net::IpAddr;
@@ -15,9 +17,9 @@ use std::str::FromStr;
 /// Why a target could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
-    /// Neither an address nor a CIDR block.
+    /// Neither an address, a CIDR block nor a range.
     #[error(
-        "invalid target {0:?}: expected an IPv4 or IPv6 address (192.0.2.1, 2001:db8::1) or a CIDR block (192.0.2.0/24)"
+        "invalid target {0:?}: expected an IPv4 or IPv6 address (192.0.2.1, 2001:db8::1), a CIDR block (192.0.2.0/24) or a range (192.0.2.1-192.0.2.50, 192.0.2.1-50)"
     )]
     Malformed(String),
     /// A CIDR block with a prefix length too long for its family.
@@ -34,77 +36,135 @@ pub enum TargetError {
         /// The family's maximum.
         max: u8,
     },
+    /// A range whose end is before its start, or mixes families.
+    #[error(
+        "invalid target {0:?}: a range goes from a lower address to a higher one of the same family"
+    )]
+    Range(String),
 }
 
-/// One target as given on the command line: an address or a CIDR block.
+/// One target as given: an address, a CIDR block or a range, kept as the
+/// inclusive range of addresses it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target(IpNet);
+pub struct Target {
+    first: IpAddr,
+    last: IpAddr,
+}
+
+/// An address as a number, for arithmetic on ranges.
+fn to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The address `n` of the same family as `like`.
+fn from_u128(n: u128, like: IpAddr) -> IpAddr {
+    match like {
+        // In range by construction: v4 targets only produce v4 offsets.
+        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from(n as u32)),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(n)),
+    }
+}
 
 impl FromStr for Target {
     type Err = TargetError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let s = input.trim();
+        let malformed = || TargetError::Malformed(input.to_string());
         if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(Target(IpNet::from(ip)));
+            return Ok(Target {
+                first: ip,
+                last: ip,
+            });
         }
-        match s.split_once('/') {
-            Some((addr, prefix)) => {
-                let ip: IpAddr = addr
-                    .parse()
-                    .map_err(|_| TargetError::Malformed(input.to_string()))?;
-                let (family, max) = if ip.is_ipv4() {
-                    ("IPv4", 32)
-                } else {
-                    ("IPv6", 128)
-                };
-                let len: u8 = prefix
-                    .parse()
-                    .map_err(|_| TargetError::Malformed(input.to_string()))?;
-                let net = IpNet::new(ip, len).map_err(|_| TargetError::Prefix {
-                    input: input.to_string(),
-                    prefix: prefix.to_string(),
-                    family,
-                    max,
-                })?;
-                // 10.0.0.7/24 means the whole block, as in nmap.
-                Ok(Target(net.trunc()))
+        if let Some((addr, prefix)) = s.split_once('/') {
+            let ip: IpAddr = addr.parse().map_err(|_| malformed())?;
+            let (family, max) = if ip.is_ipv4() {
+                ("IPv4", 32)
+            } else {
+                ("IPv6", 128)
+            };
+            let len: u8 = prefix.parse().map_err(|_| malformed())?;
+            let net = IpNet::new(ip, len).map_err(|_| TargetError::Prefix {
+                input: input.to_string(),
+                prefix: prefix.to_string(),
+                family,
+                max,
+            })?;
+            // 10.0.0.7/24 means the whole block, as in nmap.
+            return Ok(Target {
+                first: net.network(),
+                last: net.broadcast(),
+            });
+        }
+        if let Some((a, b)) = s.split_once('-') {
+            let first: IpAddr = a.trim().parse().map_err(|_| malformed())?;
+            let b = b.trim();
+            let last: IpAddr = match (first, b.parse::<u8>()) {
+                // 192.0.2.1-50: the last octet's range, as in nmap.
+                (IpAddr::V4(v4), Ok(octet)) => {
+                    let [x, y, z, _] = v4.octets();
+                    IpAddr::V4(std::net::Ipv4Addr::new(x, y, z, octet))
+                }
+                _ => b.parse().map_err(|_| malformed())?,
+            };
+            if first.is_ipv4() != last.is_ipv4() || to_u128(first) > to_u128(last) {
+                return Err(TargetError::Range(input.to_string()));
             }
-            None => Err(TargetError::Malformed(input.to_string())),
+            return Ok(Target { first, last });
         }
+        Err(malformed())
     }
 }
 
 impl From<IpAddr> for Target {
     fn from(ip: IpAddr) -> Self {
-        Target(IpNet::from(ip))
+        Target {
+            first: ip,
+            last: ip,
+        }
     }
 }
 
 impl Target {
-    /// The block this target covers (a /32 or /128 for a single address).
-    pub fn net(&self) -> IpNet {
-        self.0
-    }
-
-    /// Every address of the block, network and broadcast addresses
-    /// included (as nmap does), generated on demand.
-    pub fn addresses(&self) -> IpAddrRange {
-        match self.0 {
-            IpNet::V4(n) => IpAddrRange::V4(Ipv4AddrRange::new(n.network(), n.broadcast())),
-            IpNet::V6(n) => IpAddrRange::V6(Ipv6AddrRange::new(n.network(), n.broadcast())),
+    /// The CIDR blocks that exactly cover this target.
+    pub fn nets(&self) -> Vec<IpNet> {
+        match (self.first, self.last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                ipnet::Ipv4Subnets::new(a, b, 0).map(IpNet::V4).collect()
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                ipnet::Ipv6Subnets::new(a, b, 0).map(IpNet::V6).collect()
+            }
+            _ => Vec::new(),
         }
     }
 
-    /// How many addresses the block holds (saturating at `u128::MAX`).
+    /// Every address, in order, generated on demand.
+    pub fn addresses(&self) -> IpAddrRange {
+        match (self.first, self.last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => IpAddrRange::V4(Ipv4AddrRange::new(a, b)),
+            (IpAddr::V6(a), IpAddr::V6(b)) => IpAddrRange::V6(Ipv6AddrRange::new(a, b)),
+            _ => IpAddrRange::V4(Ipv4AddrRange::new(1.into(), 0.into())),
+        }
+    }
+
+    /// How many addresses (saturating at `u128::MAX` for `::/0`).
     pub fn len(&self) -> u128 {
-        let host_bits = u32::from(self.0.max_prefix_len() - self.0.prefix_len());
-        1u128.checked_shl(host_bits).unwrap_or(u128::MAX)
+        (to_u128(self.last) - to_u128(self.first)).saturating_add(1)
     }
 
     /// Never true: every target covers at least one address.
     pub fn is_empty(&self) -> bool {
         false
+    }
+
+    /// The `i`th address (`i < len()`).
+    pub fn nth(&self, i: u128) -> IpAddr {
+        from_u128(to_u128(self.first) + i, self.first)
     }
 }
 
@@ -147,11 +207,6 @@ pub fn parse_subject(input: &str) -> Result<crate::model::Subject, String> {
     ))
 }
 
-/// Walk every address of `targets`, in order, lazily.
-pub fn addresses(targets: &[Target]) -> impl Iterator<Item = IpAddr> + Send + '_ {
-    targets.iter().flat_map(Target::addresses)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +241,30 @@ mod tests {
         assert_eq!(t.addresses().nth(1).unwrap().to_string(), "10.0.0.1");
         let v6: Target = "::/0".parse().unwrap();
         assert_eq!(v6.len(), u128::MAX);
+    }
+
+    #[test]
+    fn ranges_full_and_last_octet() {
+        assert_eq!(
+            ips("192.0.2.1-192.0.2.3"),
+            ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        );
+        assert_eq!(ips("192.0.2.254-255"), ["192.0.2.254", "192.0.2.255"]);
+        assert_eq!(
+            ips("2001:db8::1-2001:db8::2"),
+            ["2001:db8::1", "2001:db8::2"]
+        );
+        let t: Target = "10.0.0.1-10.0.1.0".parse().unwrap();
+        assert_eq!(t.len(), 256);
+        assert_eq!(t.nets().len(), 9, "{:?}", t.nets());
+        for bad in [
+            "10.0.0.5-10.0.0.1",
+            "10.0.0.5-1",
+            "10.0.0.1-::1",
+            "10.0.0.1-300",
+        ] {
+            assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
     }
 
     #[test]

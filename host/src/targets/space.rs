@@ -1,0 +1,289 @@
+//! The order a scan visits its addresses in, and which of them one shard
+//! takes: a seeded pseudo-random permutation of every address of the
+//! targets (as ZMap does, so load spreads across networks), generated one
+//! address at a time in constant memory.
+
+use super::Target;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// How to walk the target space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// As written: each target in turn, its addresses ascending.
+    Ordered,
+    /// A permutation chosen by this seed.
+    Shuffled(u64),
+}
+
+/// `--shard I/N`: this run takes every Nth address of the walk, from the
+/// Ith (1-based). N runs with I = 1..N cover every address exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based index.
+    pub index: u64,
+    /// Number of shards.
+    pub count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?}: expected I/N with 1 <= I <= N, such as 2/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u64, u64) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Every address of a list of targets, less exclusions, in a chosen order,
+/// restricted to one shard.
+#[derive(Debug, Clone)]
+pub struct TargetSpace {
+    targets: Vec<Target>,
+    /// Running total of addresses before each target, to map an index to
+    /// its target by binary search.
+    starts: Vec<u128>,
+    total: u128,
+    exclude: Vec<IpNet>,
+    order: Order,
+    shard: Shard,
+}
+
+impl TargetSpace {
+    /// The space of `targets` without `exclude`.
+    pub fn new(targets: Vec<Target>, exclude: Vec<IpNet>, order: Order, shard: Shard) -> Self {
+        let mut starts = Vec::with_capacity(targets.len());
+        let mut total: u128 = 0;
+        for t in &targets {
+            starts.push(total);
+            total = total.saturating_add(t.len());
+        }
+        TargetSpace {
+            targets,
+            starts,
+            total,
+            exclude: IpNet::aggregate(&exclude),
+            order,
+            shard,
+        }
+    }
+
+    /// Addresses of all targets, exclusions and shards not applied.
+    pub fn total(&self) -> u128 {
+        self.total
+    }
+
+    /// The `i`th address of the targets, in the order written.
+    fn nth(&self, i: u128) -> IpAddr {
+        let t = self.starts.partition_point(|&s| s <= i) - 1;
+        self.targets[t].nth(i - self.starts[t])
+    }
+
+    fn excluded(&self, ip: IpAddr) -> bool {
+        self.exclude.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Walk the space lazily.
+    pub fn iter(&self) -> impl Iterator<Item = IpAddr> + Send + '_ {
+        let indices: Box<dyn Iterator<Item = u128> + Send> = match self.order {
+            Order::Ordered => Box::new(0..self.total),
+            Order::Shuffled(seed) => Box::new(Permutation::new(self.total, seed)),
+        };
+        let (index, count) = (
+            u128::from(self.shard.index - 1),
+            u128::from(self.shard.count),
+        );
+        indices
+            .enumerate()
+            .filter(move |(position, _)| (*position as u128) % count == index)
+            .map(|(_, i)| self.nth(i))
+            .filter(|ip| !self.excluded(*ip))
+    }
+}
+
+/// A pseudo-random permutation of `0..n`: a full-period linear congruential
+/// generator modulo the next power of two, skipping values past `n` (at most
+/// half of them), so it needs no memory however large `n` is.
+#[derive(Debug, Clone)]
+pub struct Permutation {
+    n: u128,
+    mask: u128,
+    a: u128,
+    c: u128,
+    x: u128,
+    /// Steps left in the cycle after the current value.
+    left: u128,
+    done: bool,
+}
+
+/// splitmix64: expands one seed into well-mixed constants.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Permutation {
+    /// A permutation of `0..n` chosen by `seed`.
+    pub fn new(n: u128, seed: u64) -> Self {
+        let bits = 128 - n.saturating_sub(1).leading_zeros();
+        let mask = if bits >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        };
+        let mut s = seed;
+        let wide = |s: &mut u64| (u128::from(splitmix(s)) << 64) | u128::from(splitmix(s));
+        // Hull-Dobell: with a power-of-two modulus the period is full when
+        // c is odd and a - 1 is a multiple of 4.
+        let a = (wide(&mut s) & mask & !3) | 1;
+        let c = (wide(&mut s) & mask) | 1;
+        let x = wide(&mut s) & mask;
+        // The cycle has mask + 1 values (2^128 for the whole IPv6 space,
+        // which does not fit a u128): count the steps after the first.
+        Permutation {
+            n,
+            mask,
+            a,
+            c,
+            x,
+            left: mask,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for Permutation {
+    type Item = u128;
+
+    fn next(&mut self) -> Option<u128> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let value = self.x;
+            if self.left == 0 {
+                self.done = true;
+            } else {
+                self.left -= 1;
+                self.x = self.a.wrapping_mul(self.x).wrapping_add(self.c) & self.mask;
+            }
+            if value < self.n {
+                return Some(value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn targets(list: &[&str]) -> Vec<Target> {
+        list.iter().map(|t| t.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn permutations_visit_every_index_once() {
+        for n in [1u128, 2, 3, 7, 8, 9, 1000, 65536, 70001] {
+            for seed in [0, 1, 42] {
+                let seen: Vec<u128> = Permutation::new(n, seed).collect();
+                assert_eq!(seen.len() as u128, n, "n={n} seed={seed}");
+                assert_eq!(
+                    seen.iter().copied().collect::<HashSet<_>>().len() as u128,
+                    n
+                );
+                assert!(seen.iter().all(|&i| i < n));
+            }
+        }
+    }
+
+    #[test]
+    fn seeds_change_the_order_and_the_same_seed_repeats_it() {
+        let a: Vec<u128> = Permutation::new(1000, 1).collect();
+        let b: Vec<u128> = Permutation::new(1000, 2).collect();
+        assert_ne!(a, b);
+        assert_eq!(a, Permutation::new(1000, 1).collect::<Vec<_>>());
+        assert_ne!(a, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn shards_partition_the_space() {
+        let ts = targets(&["10.0.0.0/24", "192.0.2.10-20", "2001:db8::/126"]);
+        let all: HashSet<IpAddr> = TargetSpace::new(
+            ts.clone(),
+            vec![],
+            Order::Ordered,
+            Shard { index: 1, count: 1 },
+        )
+        .iter()
+        .collect();
+        assert_eq!(all.len(), 256 + 11 + 4);
+        for count in [2u64, 3, 7] {
+            let mut union = Vec::new();
+            for index in 1..=count {
+                let space = TargetSpace::new(
+                    ts.clone(),
+                    vec![],
+                    Order::Shuffled(9),
+                    Shard { index, count },
+                );
+                union.extend(space.iter());
+            }
+            assert_eq!(union.len(), all.len(), "{count} shards overlap or miss");
+            assert_eq!(union.into_iter().collect::<HashSet<_>>(), all);
+        }
+    }
+
+    #[test]
+    fn exclusions_are_skipped() {
+        let ex: Vec<IpNet> = vec![
+            "10.0.0.0/25".parse().unwrap(),
+            "10.0.0.200/32".parse().unwrap(),
+        ];
+        let space = TargetSpace::new(
+            targets(&["10.0.0.0/24"]),
+            ex,
+            Order::Shuffled(3),
+            Shard { index: 1, count: 1 },
+        );
+        let got: HashSet<IpAddr> = space.iter().collect();
+        assert_eq!(got.len(), 127);
+        assert!(!got.contains(&"10.0.0.200".parse().unwrap()));
+        assert!(!got.contains(&"10.0.0.5".parse().unwrap()));
+    }
+
+    #[test]
+    fn huge_spaces_start_at_once() {
+        let space = TargetSpace::new(
+            targets(&["::/0"]),
+            vec![],
+            Order::Shuffled(1),
+            Shard { index: 1, count: 1 },
+        );
+        assert_eq!(space.total(), u128::MAX);
+        assert_eq!(space.iter().take(3).count(), 3);
+    }
+
+    #[test]
+    fn shard_specs_parse() {
+        assert_eq!(
+            "2/4".parse::<Shard>().unwrap(),
+            Shard { index: 2, count: 4 }
+        );
+        for bad in ["0/4", "5/4", "1/0", "x", "1-4"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+}
