@@ -273,3 +273,26 @@ fn plugin_run_prints_findings_and_emitted_subjects_of_one_call() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid subject \"not a subject\""));
 }
+
+#[test]
+fn plugin_check_explains_components_of_another_world_and_describe_traps() {
+    let command =
+        std::path::PathBuf::from(env!("WSCAN_GUEST_ARTIFACTS")).join("wscan-test-notaplugin.wasm");
+    let mut cmd = wscan();
+    cmd.args(["plugin", "check"]).arg(&command);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not fit the wscan:plugin@0.1.0 world"),
+        "{stderr}"
+    );
+
+    let mut cmd = wscan();
+    cmd.args(["plugin", "check"]).arg(test_plugin("badinfo"));
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("describe() failed"), "{stderr}");
+    assert!(stderr.contains("describe is broken on purpose"), "{stderr}");
+}
