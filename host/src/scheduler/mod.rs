@@ -49,6 +49,27 @@ pub struct ScanSpec {
 }
 
 impl ScanSpec {
+    /// The scope (targets less exclusions) and the shared context of the
+    /// scan's calls.
+    fn context(&self) -> (Arc<Scope>, Arc<ScanContext>) {
+        let scope = Arc::new(Scope::new(&self.targets, &self.exclude));
+        let settings = NetSettings {
+            timeout: self.timeout,
+            concurrency: self.concurrency,
+        };
+        (scope.clone(), Arc::new(ScanContext::new(scope, settings)))
+    }
+
+    /// What one call of `plugin` gets.
+    fn call_options(&self, plugin: &str) -> CallOptions {
+        CallOptions {
+            ports: self.ports.ranges().to_vec(),
+            timeout: self.timeout,
+            args: self.plugin_args.get(plugin).cloned().unwrap_or_default(),
+            deadline: self.plugin_timeout,
+        }
+    }
+
     /// The addresses this run visits, in order: targets less exclusions,
     /// this shard only.
     pub fn space(&self) -> TargetSpace {
@@ -146,12 +167,7 @@ pub async fn run(
     sink: &mut dyn Sink,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
-    let scope = Arc::new(Scope::new(&spec.targets, &spec.exclude));
-    let settings = NetSettings {
-        timeout: spec.timeout,
-        concurrency: spec.concurrency,
-    };
-    let scan = Arc::new(ScanContext::new(scope.clone(), settings));
+    let (scope, scan) = spec.context();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
     let mut summary = Summary::default();
     let router = Router {
@@ -184,16 +200,7 @@ pub async fn run(
                 tracing::debug!(plugin = %unit.plugin, subject = %unit.subject, "plugin no longer in use; unit dropped");
                 continue;
             };
-            let options = CallOptions {
-                ports: spec.ports.ranges().to_vec(),
-                timeout: spec.timeout,
-                args: spec
-                    .plugin_args
-                    .get(&plugin.info.name)
-                    .cloned()
-                    .unwrap_or_default(),
-                deadline: spec.plugin_timeout,
-            };
+            let options = spec.call_options(&plugin.info.name);
             let (engine, scan, events) = (engine.clone(), scan.clone(), events_tx.clone());
             summary.units += 1;
             running.spawn(async move {
@@ -295,23 +302,9 @@ pub async fn run_one(
     sink: &mut dyn Sink,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
-    let scope = Arc::new(Scope::new(&spec.targets, &spec.exclude));
-    let settings = NetSettings {
-        timeout: spec.timeout,
-        concurrency: spec.concurrency,
-    };
-    let scan = Arc::new(ScanContext::new(scope.clone(), settings));
+    let (scope, scan) = spec.context();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
-    let options = CallOptions {
-        ports: spec.ports.ranges().to_vec(),
-        timeout: spec.timeout,
-        args: spec
-            .plugin_args
-            .get(&plugin.info.name)
-            .cloned()
-            .unwrap_or_default(),
-        deadline: spec.plugin_timeout,
-    };
+    let options = spec.call_options(&plugin.info.name);
     let id = plugin.id().clone();
     let call_subject = subject.clone();
     let mut call = tokio::spawn(async move {
