@@ -288,7 +288,7 @@ pub struct ScanArgs {
     #[arg(short, long, value_name = "SPEC", default_value = "top-1000", value_parser = parse_ports)]
     pub ports: PortSpec,
 
-    /// Plugins to run, comma-separated (default: every built-in and --plugin one).
+    /// Plugins to run, comma-separated (default: every plugin in use: built-in, plugin folder, --plugin).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_plugin_name)]
     pub plugins: Option<Vec<String>>,
 
