@@ -1,35 +1,94 @@
 //! The scan's scope: the one policy every outbound operation is checked
 //! against before anything is sent.
 //!
-//! Scope is what the user asked to scan. A plugin that tries to connect
-//! anywhere else gets `access-denied`, and the attempt is counted.
+//! Scope is what the user asked to scan, and what the scan derived from
+//! it: the addresses the host's own resolver returned for the host names
+//! the user gave (and the names those are aliases of). A plugin that tries
+//! to reach anything else gets `access-denied`, and the attempt is counted.
+//!
+//! Derived entries come only from the host's resolver, never from what a
+//! plugin claims, so a plugin cannot widen the scope by emitting subjects.
 
+use crate::primitives::dns::{Data, Record};
 use crate::targets::Target;
 use ipnet::IpNet;
+use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The set of addresses a scan may contact.
+/// The set of addresses and names a scan may contact.
 #[derive(Debug, Default)]
 pub struct Scope {
     nets: Vec<IpNet>,
     exclude: Vec<IpNet>,
+    /// Lowercase, without the trailing dot.
+    names: RwLock<HashSet<String>>,
+    derived: RwLock<HashSet<IpAddr>>,
     denied: AtomicU64,
 }
 
+/// A name as the scope keys it: lowercase, no trailing dot.
+fn canonical(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
 impl Scope {
-    /// A scope covering exactly the given targets.
+    /// A scope covering exactly the given address targets.
     pub fn from_targets(targets: &[Target]) -> Self {
-        Self::new(targets, &[])
+        Self::new(targets, &[], &[])
     }
 
-    /// A scope covering the targets less the exclusions (`--exclude`).
-    pub fn new(targets: &[Target], exclude: &[IpNet]) -> Self {
+    /// A scope covering the address targets and host names, less the
+    /// exclusions (`--exclude`).
+    pub fn new(targets: &[Target], hosts: &[String], exclude: &[IpNet]) -> Self {
         let nets = IpNet::aggregate(&targets.iter().flat_map(Target::nets).collect::<Vec<_>>());
         Scope {
             nets,
             exclude: IpNet::aggregate(&exclude.to_vec()),
+            names: RwLock::new(hosts.iter().map(|h| canonical(h)).collect()),
+            derived: RwLock::default(),
             denied: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `name` may be queried and scanned. A `false` answer is
+    /// counted, like [`Scope::check`].
+    pub fn check_name(&self, name: &str) -> bool {
+        let ok = self.contains_name(name);
+        if !ok {
+            self.denied.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Whether `name` is in scope, without counting.
+    pub fn contains_name(&self, name: &str) -> bool {
+        let names = self.names.read().unwrap_or_else(|e| e.into_inner());
+        names.contains(&canonical(name))
+    }
+
+    /// Take in what the host's resolver answered for `asked`: when the name
+    /// is in scope, the addresses it resolves to and the names it is an
+    /// alias of become part of the scope (exclusions still apply).
+    pub fn learn(&self, asked: &str, records: &[Record]) {
+        if !self.contains_name(asked) {
+            return;
+        }
+        for record in records {
+            match &record.data {
+                Data::A(ip) | Data::Aaaa(ip) => {
+                    let mut derived = self.derived.write().unwrap_or_else(|e| e.into_inner());
+                    derived.insert(*ip);
+                }
+                // The answer's chain starts at the asked name; each alias
+                // target is the same host under another name.
+                Data::Cname(target) => {
+                    let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+                    names.insert(canonical(target));
+                }
+                _ => {}
+            }
         }
     }
 
@@ -51,7 +110,13 @@ impl Scope {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        self.nets.iter().any(|n| n.contains(&ip)) && !self.exclude.iter().any(|n| n.contains(&ip))
+        if self.exclude.iter().any(|n| n.contains(&ip)) {
+            return false;
+        }
+        self.nets.iter().any(|n| n.contains(&ip)) || {
+            let derived = self.derived.read().unwrap_or_else(|e| e.into_inner());
+            derived.contains(&ip)
+        }
     }
 
     /// How many operations were denied so far.
@@ -90,11 +155,51 @@ mod tests {
             .iter()
             .map(|t| t.parse().unwrap())
             .collect();
-        let s = Scope::new(&targets, &["10.0.0.8/30".parse().unwrap()]);
+        let s = Scope::new(&targets, &[], &["10.0.0.8/30".parse().unwrap()]);
         assert!(s.contains("10.0.0.1".parse().unwrap()));
         assert!(s.contains("10.0.0.20".parse().unwrap()));
         assert!(!s.contains("10.0.0.21".parse().unwrap()));
         assert!(!s.contains("10.0.0.9".parse().unwrap()));
+    }
+
+    fn record(name: &str, data: Data) -> Record {
+        Record {
+            name: name.into(),
+            ttl: 60,
+            data,
+        }
+    }
+
+    #[test]
+    fn names_and_what_the_resolver_derived_from_them() {
+        let s = Scope::new(
+            &[],
+            &["WWW.wscan.test.".into()],
+            &["127.0.0.9/32".parse().unwrap()],
+        );
+        assert!(s.contains_name("www.wscan.test"));
+        assert!(!s.contains_name("other.wscan.test"));
+        assert!(!s.contains("127.0.0.1".parse().unwrap()));
+        s.learn(
+            "www.wscan.test.",
+            &[
+                record("www.wscan.test.", Data::Cname("edge.wscan.test.".into())),
+                record("edge.wscan.test.", Data::A("127.0.0.1".parse().unwrap())),
+                record("edge.wscan.test.", Data::A("127.0.0.9".parse().unwrap())),
+            ],
+        );
+        assert!(s.contains("127.0.0.1".parse().unwrap()));
+        assert!(s.contains_name("edge.wscan.test"));
+        // Excluded stays excluded, whatever the resolver says.
+        assert!(!s.contains("127.0.0.9".parse().unwrap()));
+        // Answers for names outside the scope teach it nothing.
+        s.learn(
+            "evil.test",
+            &[record("evil.test.", Data::A("127.0.0.5".parse().unwrap()))],
+        );
+        assert!(!s.contains("127.0.0.5".parse().unwrap()));
+        assert!(!s.check_name("evil.test"));
+        assert_eq!(s.denied(), 1);
     }
 
     #[test]

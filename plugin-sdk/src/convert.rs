@@ -2,8 +2,8 @@
 //! the generated records pleasant to fill in.
 
 use crate::bindings::wscan::plugin::types::{
-    AddressSubject, ArgInfo, Capability, Finding, IpAddress, PluginInfo, PortRange, ScanOptions,
-    Service, Severity, Subject, SubjectFilter, SubjectKind,
+    AddressSubject, ArgInfo, Capability, ErrorCode, Finding, IpAddress, PluginInfo, PortRange,
+    ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -196,6 +196,34 @@ impl Finding {
     pub fn data(mut self, data: serde_json::Value) -> Self {
         self.data = data.to_string();
         self
+    }
+}
+
+impl ErrorCode {
+    /// The error in words, for messages and findings (`connection refused`,
+    /// `name not found (NXDOMAIN)`). The generated `Display` prints the
+    /// Rust form instead (`ErrorCode::ConnectionRefused`).
+    pub fn message(&self) -> String {
+        match self {
+            ErrorCode::ConnectionRefused => "connection refused".into(),
+            ErrorCode::Timeout => "timed out".into(),
+            ErrorCode::Unreachable => "unreachable".into(),
+            ErrorCode::ConnectionReset => "connection reset".into(),
+            ErrorCode::Closed => "connection closed".into(),
+            ErrorCode::AccessDenied => {
+                "access denied (out of scope or undeclared capability)".into()
+            }
+            ErrorCode::LimitExceeded => "a per-call limit was reached".into(),
+            ErrorCode::InvalidState => "result already taken".into(),
+            ErrorCode::InvalidArgument(why) => format!("invalid argument: {why}"),
+            ErrorCode::NameNotFound => "name not found (NXDOMAIN)".into(),
+            ErrorCode::ServerFailure => "server failure (SERVFAIL)".into(),
+            ErrorCode::QueryRefused => "query refused (REFUSED)".into(),
+            ErrorCode::TlsFailure(why) => format!("TLS failure: {why}"),
+            ErrorCode::HttpProtocol(why) => format!("HTTP protocol error: {why}"),
+            ErrorCode::Unsupported => "not supported by this host".into(),
+            ErrorCode::Other(why) => why.clone(),
+        }
     }
 }
 

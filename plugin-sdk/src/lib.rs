@@ -52,6 +52,7 @@ pub mod bindings {
 }
 
 mod convert;
+pub mod dns;
 pub mod log;
 mod plugin;
 pub mod report;
@@ -75,7 +76,7 @@ pub use wstd::{task, time};
 pub mod prelude {
     pub use crate::{
         AddressSubject, ArgInfo, Capability, ErrorCode, Finding, Plugin, PluginInfo, PortRange,
-        ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind, log, report, tcp,
+        ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind, dns, log, report, tcp,
     };
 }
 

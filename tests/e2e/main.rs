@@ -2,9 +2,11 @@
 //! the test plugins from `tests/plugins/`, against listeners these tests
 //! start on 127.0.0.1 (or inside a private network namespace they create).
 
+mod dns_server;
 mod support;
 
 mod bad_input;
+mod dns;
 mod hot_reload;
 mod namespace;
 mod plugin_commands;

@@ -131,20 +131,22 @@ fn plugin_list_shows_builtin_and_loaded_plugins() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["port", "greeter"]);
-    assert_eq!(records[0]["source"], "built-in");
+    assert_eq!(names, ["dns", "port", "greeter"]);
+    assert_eq!(records[0]["consumes"]["kinds"], serde_json::json!(["host"]));
+    assert_eq!(records[0]["capabilities"], serde_json::json!(["dns"]));
+    assert_eq!(records[1]["source"], "built-in");
     assert_eq!(
-        records[0]["consumes"]["kinds"],
+        records[1]["consumes"]["kinds"],
         serde_json::json!(["address"])
     );
-    assert_eq!(records[0]["capabilities"], serde_json::json!(["tcp"]));
+    assert_eq!(records[1]["capabilities"], serde_json::json!(["tcp"]));
     assert!(
-        records[1]["source"]
+        records[2]["source"]
             .as_str()
             .unwrap()
             .ends_with("wscan_test_greeter.wasm")
     );
-    assert_eq!(records[1]["args"][0]["name"], "greeting");
+    assert_eq!(records[2]["args"][0]["name"], "greeting");
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! target, port spec or duration is a one-line usage error (exit code 2).
 
 use crate::output::Format;
-use crate::targets::{PortSpec, Target};
+use crate::targets::{PortSpec, Target, TargetArg};
 use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -85,9 +86,50 @@ pub struct PluginRunArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub plugin_timeout: Duration,
 
+    /// How names are resolved.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+}
+
+/// How the scan's resolver is set up.
+#[derive(Debug, Clone, Args)]
+pub struct DnsArgs {
+    /// Ask this name server, IP[:PORT] (repeatable; port 53 by default)
+    /// [default: the system's configuration, /etc/resolv.conf].
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_resolver)]
+    pub resolver: Vec<SocketAddr>,
+
+    /// Do not cache DNS answers (by default each answer is kept for its TTL,
+    /// for the whole scan).
+    #[arg(long)]
+    pub no_dns_cache: bool,
+}
+
+impl DnsArgs {
+    /// The resolver settings these flags ask for.
+    pub fn settings(&self) -> crate::primitives::dns::ResolverSettings {
+        crate::primitives::dns::ResolverSettings {
+            servers: self.resolver.clone(),
+            cache: !self.no_dns_cache,
+        }
+    }
+}
+
+fn parse_resolver(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    match s.parse::<SocketAddr>() {
+        Ok(addr) if addr.port() != 0 => Ok(addr),
+        _ => Err(format!(
+            "{s:?}: expected a name server address, IP or IP:PORT (127.0.0.1, 127.0.0.1:5353, [::1]:5353)"
+        )),
+    }
 }
 
 /// Where plugins come from, besides the built-in ones.
@@ -222,6 +264,11 @@ impl From<Duration> for std::time::Duration {
     }
 }
 
+fn parse_target_arg(s: &str) -> Result<TargetArg, String> {
+    s.parse()
+        .map_err(|e: crate::targets::TargetError| e.to_string())
+}
+
 fn parse_target(s: &str) -> Result<Target, String> {
     s.parse()
         .map_err(|e: crate::targets::TargetError| e.to_string())
@@ -249,10 +296,11 @@ fn positive(s: &str) -> Result<usize, String> {
 /// Flags of `wscan scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Targets: IPv4 or IPv6 addresses, CIDR blocks and ranges
-    /// (192.0.2.1, 10.0.0.0/24, ::1, 10.0.0.1-10.0.0.50, 10.0.0.1-50).
-    #[arg(required = true, value_name = "TARGET", value_parser = parse_target)]
-    pub targets: Vec<Target>,
+    /// Targets: IPv4 or IPv6 addresses, CIDR blocks, ranges and host names
+    /// (192.0.2.1, 10.0.0.0/24, ::1, 10.0.0.1-10.0.0.50, 10.0.0.1-50,
+    /// www.example.com).
+    #[arg(required = true, value_name = "TARGET", value_parser = parse_target_arg)]
+    pub targets: Vec<TargetArg>,
 
     /// Never scan these: comma-separated addresses, CIDR blocks or ranges.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_target)]
@@ -308,6 +356,10 @@ pub struct ScanArgs {
     /// its unit recorded as an error.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub plugin_timeout: Duration,
+
+    /// How names are resolved.
+    #[command(flatten)]
+    pub dns: DnsArgs,
 
     /// Network operations in flight across the whole scan.
     #[arg(long, value_name = "N", default_value = "1000", value_parser = positive)]

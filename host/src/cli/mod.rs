@@ -13,7 +13,7 @@ use crate::engine::registry::Registry;
 use crate::engine::{Engine, LoadedPlugin};
 use crate::output::{Format, JsonlSink, Sink, TableSink};
 use crate::scheduler::{self, ScanSpec};
-use crate::targets::{Order, Shard, Target};
+use crate::targets::{Order, Shard, Target, TargetArg};
 use anyhow::{Context, bail};
 use std::collections::HashMap;
 
@@ -190,16 +190,15 @@ fn dry_run(
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<Exit> {
     use std::io::Write;
-    let consumers: Vec<&str> = selected
-        .iter()
-        .filter(|p| {
-            p.info
-                .consumes
-                .kinds
-                .contains(&crate::model::SubjectKind::Address)
-        })
-        .map(|p| p.info.name.as_str())
-        .collect();
+    let consumers = |kind: crate::model::SubjectKind| -> Vec<&str> {
+        selected
+            .iter()
+            .filter(|p| p.info.consumes.kinds.contains(&kind))
+            .map(|p| p.info.name.as_str())
+            .collect()
+    };
+    let host_consumers = consumers(crate::model::SubjectKind::Host);
+    let consumers = consumers(crate::model::SubjectKind::Address);
     let mut out: Box<dyn Write> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -210,8 +209,18 @@ fn dry_run(
     let space = spec.space();
     if count_only {
         let addresses = space.iter().count() as u128;
-        writeln!(out, "{}", addresses * consumers.len() as u128)?;
+        let hosts = spec.shard_hosts().count() as u128;
+        writeln!(
+            out,
+            "{}",
+            addresses * consumers.len() as u128 + hosts * host_consumers.len() as u128
+        )?;
     } else {
+        for host in spec.shard_hosts() {
+            for plugin in &host_consumers {
+                writeln!(out, "{plugin} {host}")?;
+            }
+        }
         for ip in space.iter() {
             for plugin in &consumers {
                 writeln!(out, "{plugin} {ip}")?;
@@ -301,8 +310,30 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
             Order::Shuffled(seed)
         }
     };
+    let (mut targets, mut hosts) = (Vec::new(), Vec::new());
+    for target in &args.targets {
+        match target {
+            TargetArg::Addresses(t) => targets.push(*t),
+            TargetArg::Host(name) if !hosts.contains(name) => hosts.push(name.clone()),
+            TargetArg::Host(_) => {}
+        }
+    }
+    if !hosts.is_empty()
+        && !selected.iter().any(|p| {
+            p.info
+                .consumes
+                .kinds
+                .contains(&crate::model::SubjectKind::Host)
+        })
+    {
+        bail!(UsageError(format!(
+            "{} is a host name, but no selected plugin resolves host names; add the dns plugin to --plugins",
+            hosts[0]
+        )));
+    }
     let spec = ScanSpec {
-        targets: args.targets.clone(),
+        targets,
+        hosts,
         exclude,
         order,
         shard: args.shard.unwrap_or(Shard { index: 1, count: 1 }),
@@ -310,6 +341,7 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         timeout: args.timeout.into(),
         plugin_timeout: args.plugin_timeout.into(),
         concurrency: args.concurrency,
+        resolver: args.dns.settings(),
         parallel: args.parallel,
         plugin_args,
         plugins: args.plugins.clone(),

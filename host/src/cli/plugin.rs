@@ -244,6 +244,10 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
             .ip()
             .map(|ip| vec![crate::targets::Target::from(ip)])
             .unwrap_or_default(),
+        hosts: match &subject {
+            crate::model::Subject::Host(name) => vec![name.clone()],
+            _ => Vec::new(),
+        },
         exclude: Vec::new(),
         order: crate::targets::Order::Ordered,
         shard: crate::targets::Shard { index: 1, count: 1 },
@@ -251,6 +255,7 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
         timeout: args.timeout.into(),
         plugin_timeout: args.plugin_timeout.into(),
         concurrency: 1000,
+        resolver: args.dns.settings(),
         parallel: 1,
         plugin_args: plugin_args(&args.plugin_arg, std::slice::from_ref(&plugin))?,
         plugins: None,

@@ -18,6 +18,7 @@ wasmtime::component::bindgen!({
         "wscan:plugin/tcp.future-bytes": crate::primitives::tcp::FutureBytes,
         "wscan:plugin/tcp.future-written": crate::primitives::tcp::FutureWritten,
         "wscan:plugin/tcp.port-probe": crate::primitives::tcp::PortProbe,
+        "wscan:plugin/dns.future-records": crate::primitives::dns::FutureRecords,
     },
 });
 

@@ -158,6 +158,10 @@ impl Engine {
             &mut linker,
             |s| s,
         )?;
+        bindings::wscan::plugin::dns::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
         bindings::wscan::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,

@@ -4,6 +4,7 @@
 use super::limits::{MAX_LIVE_RESOURCES, MAX_MEMORY_BYTES, MAX_STDERR_BYTES};
 use crate::model::{Capability, Finding, Subject};
 use crate::primitives::NetSettings;
+use crate::primitives::dns::DnsCore;
 use crate::primitives::tcp::TcpCore;
 use crate::scope::Scope;
 use std::net::IpAddr;
@@ -52,6 +53,8 @@ pub struct ScanContext {
     pub scope: Arc<Scope>,
     /// The TCP engine, with the scan's concurrency budget.
     pub tcp: TcpCore,
+    /// The scan's resolver and its cache.
+    pub dns: DnsCore,
     /// Timeouts and limits.
     pub settings: NetSettings,
 }
@@ -61,6 +64,7 @@ impl ScanContext {
     pub fn new(scope: Arc<Scope>, settings: NetSettings) -> Self {
         ScanContext {
             tcp: TcpCore::new(settings.concurrency),
+            dns: DnsCore::new(&settings.resolver, settings.timeout),
             scope,
             settings,
         }
@@ -105,6 +109,24 @@ impl CallContext {
         }
         if !scan.scope.check(ip) {
             tracing::warn!(plugin = %self.plugin.name, %ip, "plugin tried to reach an address outside the scan's scope");
+            return Err(ErrorCode::AccessDenied);
+        }
+        Ok(scan)
+    }
+
+    /// Check that this call may query `name` using `capability`.
+    pub fn authorize_name(
+        &self,
+        capability: Capability,
+        name: &str,
+    ) -> Result<&ScanContext, ErrorCode> {
+        let scan = self.scan.as_deref().ok_or(ErrorCode::AccessDenied)?;
+        if !self.capabilities.contains(&capability) {
+            tracing::warn!(plugin = %self.plugin.name, ?capability, "plugin used a capability it did not declare");
+            return Err(ErrorCode::AccessDenied);
+        }
+        if !scan.scope.check_name(name) {
+            tracing::warn!(plugin = %self.plugin.name, name, "plugin tried to query a name outside the scan's scope");
             return Err(ErrorCode::AccessDenied);
         }
         Ok(scan)

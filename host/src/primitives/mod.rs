@@ -3,6 +3,7 @@
 //! Each module splits the protocol logic (`core`: tokio, no wasmtime types)
 //! from the glue that implements the generated `Host` traits (`host`).
 
+pub mod dns;
 pub mod log;
 pub mod pending;
 pub mod report;
@@ -17,4 +18,6 @@ pub struct NetSettings {
     pub timeout: Duration,
     /// Operations in flight across the whole scan (`--concurrency`).
     pub concurrency: usize,
+    /// Which name servers to ask, and whether to cache their answers.
+    pub resolver: dns::ResolverSettings,
 }

@@ -3,6 +3,7 @@
 //! task from the moment it is created; `subscribe` turns it into a
 //! `wasi:io/poll` pollable; `get` takes the result once.
 
+use crate::engine::bindings::ErrorCode;
 use futures::FutureExt;
 use std::future::Future;
 use tokio::task::JoinHandle;
@@ -90,5 +91,17 @@ impl<T: Send + 'static> Pollable for Pending<T> {
                 Err(_) => self.state = State::Taken,
             }
         }
+    }
+}
+
+/// What a future resource's `get` returns for `pending`: `None` while it
+/// runs, then the result once, then `invalid-state`.
+pub fn take<T: Send + 'static>(
+    pending: &mut Pending<Result<T, ErrorCode>>,
+) -> Option<Result<T, ErrorCode>> {
+    match pending.take() {
+        Take::NotReady => None,
+        Take::Value(v) => Some(v),
+        Take::AlreadyTaken => Some(Err(ErrorCode::InvalidState)),
     }
 }

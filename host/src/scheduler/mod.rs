@@ -11,6 +11,7 @@ use crate::engine::{CallError, CallOptions, Engine, Event, PluginId, ScanContext
 use crate::model::{Subject, SubjectKey};
 use crate::output::{Record, Sink};
 use crate::primitives::NetSettings;
+use crate::primitives::dns::ResolverSettings;
 use crate::scope::Scope;
 use crate::targets::{Order, PortSpec, Shard, Target, TargetSpace};
 use ipnet::IpNet;
@@ -23,8 +24,10 @@ use tokio::task::JoinSet;
 /// Everything a scan needs, resolved from the command line.
 #[derive(Debug, Clone)]
 pub struct ScanSpec {
-    /// What to scan.
+    /// Addresses to scan.
     pub targets: Vec<Target>,
+    /// Host names to scan (lowercase, no trailing dot).
+    pub hosts: Vec<String>,
     /// What not to scan, ever (`--exclude`).
     pub exclude: Vec<IpNet>,
     /// The order addresses are visited in.
@@ -39,6 +42,8 @@ pub struct ScanSpec {
     pub plugin_timeout: Duration,
     /// Network operations in flight across the scan.
     pub concurrency: usize,
+    /// Name servers and DNS cache.
+    pub resolver: ResolverSettings,
     /// Plugin calls running at once.
     pub parallel: usize,
     /// Arguments per plugin name.
@@ -52,10 +57,11 @@ impl ScanSpec {
     /// The scope (targets less exclusions) and the shared context of the
     /// scan's calls.
     fn context(&self) -> (Arc<Scope>, Arc<ScanContext>) {
-        let scope = Arc::new(Scope::new(&self.targets, &self.exclude));
+        let scope = Arc::new(Scope::new(&self.targets, &self.hosts, &self.exclude));
         let settings = NetSettings {
             timeout: self.timeout,
             concurrency: self.concurrency,
+            resolver: self.resolver.clone(),
         };
         (scope.clone(), Arc::new(ScanContext::new(scope, settings)))
     }
@@ -68,6 +74,17 @@ impl ScanSpec {
             args: self.plugin_args.get(plugin).cloned().unwrap_or_default(),
             deadline: self.plugin_timeout,
         }
+    }
+
+    /// The host names this run starts from: this shard's share, by
+    /// position, so N shards split them with no overlap.
+    pub fn shard_hosts(&self) -> impl Iterator<Item = &String> + '_ {
+        let (index, count) = (self.shard.index - 1, self.shard.count);
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| *i as u64 % count == index)
+            .map(|(_, h)| h)
     }
 
     /// The addresses this run visits, in order: targets less exclusions,
@@ -176,7 +193,11 @@ pub async fn run(
     };
 
     let space = spec.space();
-    let mut addresses = space.iter();
+    // Host names first: there are few, and each may lead to many units.
+    let mut starts = spec
+        .shard_hosts()
+        .map(|h| Subject::Host(h.clone()))
+        .chain(space.iter().map(|ip| Subject::Address { ip, host: None }));
     let mut ready: VecDeque<Unit> = VecDeque::new();
     // Units derived from plugin output, keyed so none runs twice.
     let mut seen: HashSet<(String, SubjectKey)> = HashSet::new();
@@ -188,9 +209,9 @@ pub async fn run(
         // started), then the next target.
         while running.len() < parallel {
             let Some(unit) = ready.pop_front() else {
-                match addresses.next() {
-                    Some(ip) => {
-                        router.route(&Subject::Address { ip, host: None }, &mut ready, None);
+                match starts.next() {
+                    Some(subject) => {
+                        router.route(&subject, &mut ready, None);
                         continue;
                     }
                     None => break,
@@ -279,7 +300,10 @@ fn handle_event(
             sink.write(&Record::finding(&plugin, finding))?;
         }
         Event::Subject { plugin, subject } => {
-            let in_scope = subject.ip().is_some_and(|ip| scope.contains(ip));
+            let in_scope = match &subject {
+                Subject::Host(name) => scope.contains_name(name),
+                other => other.ip().is_some_and(|ip| scope.contains(ip)),
+            };
             if !in_scope {
                 summary.out_of_scope += 1;
                 tracing::info!(plugin = %plugin.name, %subject, "subject outside the scan's scope; not scanned");

@@ -19,7 +19,7 @@ use std::str::FromStr;
 pub enum TargetError {
     /// Neither an address, a CIDR block nor a range.
     #[error(
-        "invalid target {0:?}: expected an IPv4 or IPv6 address (192.0.2.1, 2001:db8::1), a CIDR block (192.0.2.0/24) or a range (192.0.2.1-192.0.2.50, 192.0.2.1-50)"
+        "invalid target {0:?}: expected an IPv4 or IPv6 address (192.0.2.1, 2001:db8::1), a CIDR block (192.0.2.0/24), a range (192.0.2.1-192.0.2.50, 192.0.2.1-50) or a host name (www.example.com)"
     )]
     Malformed(String),
     /// A CIDR block with a prefix length too long for its family.
@@ -168,6 +168,51 @@ impl Target {
     }
 }
 
+/// A host name as a scan takes it: lowercase, without the trailing dot;
+/// `None` when `input` is not a valid DNS name. A name must contain a
+/// letter, so that a mistyped address (`10.0.0`) is not taken for one.
+pub fn host_name(input: &str) -> Option<String> {
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            // Underscores appear in real names (`_dmarc`, SRV owners).
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let s = input.trim();
+    let name = s.strip_suffix('.').unwrap_or(s);
+    (name.len() <= 253
+        && name.split('.').all(label_ok)
+        && name.bytes().any(|b| b.is_ascii_alphabetic()))
+    .then(|| name.to_ascii_lowercase())
+}
+
+/// A scan target as the user wrote it: addresses, or a host name that the
+/// scan resolves (through a plugin that consumes host names, such as dns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetArg {
+    /// An address, a CIDR block or a range.
+    Addresses(Target),
+    /// A DNS name, lowercase, without the trailing dot.
+    Host(String),
+}
+
+impl FromStr for TargetArg {
+    type Err = TargetError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        match input.parse::<Target>() {
+            Ok(target) => Ok(TargetArg::Addresses(target)),
+            // Only input that is not address-shaped at all may be a name:
+            // a bad prefix or a backwards range keeps its own error.
+            Err(TargetError::Malformed(_)) => host_name(input)
+                .map(TargetArg::Host)
+                .ok_or_else(|| TargetError::Malformed(input.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Parse one subject as a plugin author types it for `wscan plugin run`:
 /// `192.0.2.1:443` or `[2001:db8::1]:443` is a service, `192.0.2.1` an
 /// address, `www.example.test` a host name.
@@ -189,22 +234,9 @@ pub fn parse_subject(input: &str) -> Result<crate::model::Subject, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(Subject::Address { ip, host: None });
     }
-    let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    let name = s.strip_suffix('.').unwrap_or(s);
-    if name.len() <= 253
-        && name.split('.').all(label_ok)
-        && name.bytes().any(|b| b.is_ascii_alphabetic())
-    {
-        return Ok(Subject::Host(name.to_ascii_lowercase()));
-    }
-    Err(format!(
-        "invalid subject {input:?}: expected ADDRESS:PORT (a service), an address, or a host name"
-    ))
+    host_name(s).map(Subject::Host).ok_or_else(|| {
+        format!("invalid subject {input:?}: expected ADDRESS:PORT (a service), an address, or a host name")
+    })
 }
 
 #[cfg(test)]
@@ -214,6 +246,31 @@ mod tests {
     fn ips(t: &str) -> Vec<String> {
         let target: Target = t.parse().unwrap();
         target.addresses().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn host_names_are_targets_but_bad_addresses_are_not() {
+        let arg = |s: &str| s.parse::<TargetArg>();
+        assert_eq!(
+            arg("WWW.Example.test."),
+            Ok(TargetArg::Host("www.example.test".into()))
+        );
+        assert_eq!(arg("localhost"), Ok(TargetArg::Host("localhost".into())));
+        assert!(matches!(arg("10.0.0.0/8"), Ok(TargetArg::Addresses(_))));
+        for bad in [
+            "10.0.0",
+            "10.0.0.256",
+            "-bad.test",
+            "a..b",
+            "bad name",
+            "10.0.0.0/40",
+        ] {
+            assert!(arg(bad).is_err(), "{bad} accepted");
+        }
+        assert!(matches!(
+            arg("10.0.0.0/40"),
+            Err(TargetError::Prefix { .. })
+        ));
     }
 
     #[test]

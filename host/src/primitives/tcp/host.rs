@@ -8,7 +8,7 @@ use crate::engine::convert::{from_ip, to_ip};
 use crate::engine::limits::MAX_READ_BYTES;
 use crate::engine::state::HostState;
 use crate::model::Capability;
-use crate::primitives::pending::{Pending, Take};
+use crate::primitives::pending::{Pending, take};
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 use wasmtime::component::Resource;
@@ -40,17 +40,6 @@ impl Pollable for PortProbe {
             Some(result) => self.buffer.push(result),
             None => self.done = true,
         }
-    }
-}
-
-/// Turn a finished (or finishing) `Pending` into what `get` returns.
-fn take<T: Send + 'static>(
-    pending: &mut Pending<Result<T, ErrorCode>>,
-) -> Option<Result<T, ErrorCode>> {
-    match pending.take() {
-        Take::NotReady => None,
-        Take::Value(v) => Some(v),
-        Take::AlreadyTaken => Some(Err(ErrorCode::InvalidState)),
     }
 }
 

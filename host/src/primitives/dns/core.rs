@@ -1,0 +1,365 @@
+//! DNS on hickory-resolver: one resolver (and so one cache) per scan,
+//! queries that keep the answers' structure, and errors that say which
+//! remote outcome happened. Nothing here knows about wasmtime.
+
+use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::{Resolver, TokioResolver};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the scan's resolver is set up (`--resolver`, `--no-dns-cache`).
+#[derive(Debug, Clone, Default)]
+pub struct ResolverSettings {
+    /// Name servers to ask; empty means the system's configuration
+    /// (`/etc/resolv.conf`).
+    pub servers: Vec<SocketAddr>,
+    /// Keep answers for their TTL for the rest of the scan.
+    pub cache: bool,
+}
+
+/// The record types the contract knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    Aaaa,
+    /// Canonical name.
+    Cname,
+    /// Mail exchanger.
+    Mx,
+    /// Name server.
+    Ns,
+    /// Text.
+    Txt,
+    /// Start of authority.
+    Soa,
+    /// Pointer (reverse).
+    Ptr,
+    /// Service locator.
+    Srv,
+    /// Certification authority authorization.
+    Caa,
+}
+
+impl Kind {
+    fn record_type(self) -> RecordType {
+        match self {
+            Kind::A => RecordType::A,
+            Kind::Aaaa => RecordType::AAAA,
+            Kind::Cname => RecordType::CNAME,
+            Kind::Mx => RecordType::MX,
+            Kind::Ns => RecordType::NS,
+            Kind::Txt => RecordType::TXT,
+            Kind::Soa => RecordType::SOA,
+            Kind::Ptr => RecordType::PTR,
+            Kind::Srv => RecordType::SRV,
+            Kind::Caa => RecordType::CAA,
+        }
+    }
+}
+
+/// The data of one record, in the contract's terms. Names are fully
+/// qualified and lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    /// An A record.
+    A(IpAddr),
+    /// An AAAA record.
+    Aaaa(IpAddr),
+    /// A CNAME record.
+    Cname(String),
+    /// An MX record.
+    Mx {
+        /// Lower is preferred.
+        preference: u16,
+        /// The mail server.
+        exchange: String,
+    },
+    /// An NS record.
+    Ns(String),
+    /// A TXT record's strings, lossily decoded.
+    Txt(Vec<String>),
+    /// An SOA record.
+    Soa {
+        /// Primary name server.
+        mname: String,
+        /// Responsible mailbox.
+        rname: String,
+        /// Zone serial.
+        serial: u32,
+        /// Refresh interval, seconds.
+        refresh: u32,
+        /// Retry interval, seconds.
+        retry: u32,
+        /// Expiry, seconds.
+        expire: u32,
+        /// Negative-caching TTL, seconds.
+        minimum: u32,
+    },
+    /// A PTR record.
+    Ptr(String),
+    /// An SRV record.
+    Srv {
+        /// Lower is preferred.
+        priority: u16,
+        /// Share among equal priorities.
+        weight: u16,
+        /// The service's port.
+        port: u16,
+        /// The host offering it.
+        target: String,
+    },
+    /// A CAA record.
+    Caa {
+        /// The issuer-critical flag.
+        critical: bool,
+        /// `issue`, `issuewild`, `iodef`...
+        tag: String,
+        /// The value, as text.
+        value: String,
+    },
+}
+
+/// One resource record of an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The owner name.
+    pub name: String,
+    /// Seconds left to live, as the cache saw it.
+    pub ttl: u32,
+    /// The data.
+    pub data: Data,
+}
+
+/// Why a query failed: each remote outcome apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    /// NXDOMAIN.
+    #[error("name not found (NXDOMAIN)")]
+    NotFound,
+    /// SERVFAIL.
+    #[error("server failure (SERVFAIL)")]
+    ServerFailure,
+    /// REFUSED.
+    #[error("query refused (REFUSED)")]
+    Refused,
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// The name is not a valid DNS name.
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    /// Anything else, as the resolver described it.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The scan's resolver. Cheap to clone: clones share connections and cache.
+#[derive(Clone)]
+pub struct DnsCore {
+    resolver: Result<TokioResolver, Arc<str>>,
+}
+
+impl std::fmt::Debug for DnsCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsCore")
+            .field("ready", &self.resolver.is_ok())
+            .finish()
+    }
+}
+
+impl DnsCore {
+    /// A resolver per `settings`, each query attempt bounded by `timeout`.
+    ///
+    /// A machine without a usable system configuration still gets a
+    /// `DnsCore`: its queries fail with the reason, so scans that do not
+    /// use DNS are not stopped by it.
+    pub fn new(settings: &ResolverSettings, timeout: Duration) -> Self {
+        DnsCore {
+            resolver: build(settings, timeout).map_err(|e| Arc::from(e.to_string())),
+        }
+    }
+
+    /// Query `name` for records of `kind`. The name is taken as fully
+    /// qualified: a scanner asks for exactly what it was given, never for
+    /// the name plus a local search domain.
+    pub async fn lookup(&self, name: &str, kind: Kind) -> Result<Vec<Record>, DnsError> {
+        let resolver = self.resolver()?;
+        let mut fqdn = Name::from_ascii(name).map_err(|e| DnsError::InvalidName(e.to_string()))?;
+        fqdn.set_fqdn(true);
+        let answer = resolver.lookup(fqdn, kind.record_type()).await;
+        records(answer)
+    }
+
+    /// Query the PTR records of `ip`.
+    pub async fn reverse(&self, ip: IpAddr) -> Result<Vec<Record>, DnsError> {
+        let resolver = self.resolver()?;
+        let answer = resolver.lookup(Name::from(ip), RecordType::PTR).await;
+        records(answer)
+    }
+
+    fn resolver(&self) -> Result<&TokioResolver, DnsError> {
+        self.resolver
+            .as_ref()
+            .map_err(|e| DnsError::Other(format!("no DNS resolver: {e}")))
+    }
+}
+
+fn build(settings: &ResolverSettings, timeout: Duration) -> Result<TokioResolver, NetError> {
+    let provider = TokioRuntimeProvider::default();
+    let mut builder = if settings.servers.is_empty() {
+        Resolver::builder(provider)?
+    } else {
+        let servers = settings
+            .servers
+            .iter()
+            .map(|addr| {
+                // UDP first; TCP when an answer comes back truncated.
+                let mut server = NameServerConfig::udp_and_tcp(addr.ip());
+                for connection in &mut server.connections {
+                    connection.port = addr.port();
+                }
+                server
+            })
+            .collect();
+        Resolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
+    };
+    let options = builder.options_mut();
+    options.timeout = timeout;
+    options.attempts = 2;
+    options.cache_size = if settings.cache { 16_384 } else { 0 };
+    // Keep the CNAME chain in answers: it is part of what a scan reports.
+    options.preserve_intermediates = true;
+    if !settings.servers.is_empty() {
+        // Explicit name servers mean "ask them", not the local hosts file.
+        options.use_hosts_file = ResolveHosts::Never;
+    }
+    builder.build()
+}
+
+fn records(
+    answer: Result<hickory_resolver::lookup::Lookup, NetError>,
+) -> Result<Vec<Record>, DnsError> {
+    match answer {
+        Ok(lookup) => Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|r| {
+                Some(Record {
+                    name: name_text(&r.name),
+                    ttl: r.ttl,
+                    data: data(&r.data)?,
+                })
+            })
+            .collect()),
+        Err(e) => match classify(&e) {
+            // The name exists but has no records of this type: an empty
+            // answer, not a failure.
+            None => Ok(Vec::new()),
+            Some(error) => Err(error),
+        },
+    }
+}
+
+/// The remote outcome behind a resolver error; `None` for "no records of
+/// that type" (NOERROR with an empty answer).
+fn classify(e: &NetError) -> Option<DnsError> {
+    let code = match e {
+        NetError::Dns(HickoryDnsError::NoRecordsFound(no)) => no.response_code,
+        NetError::Dns(HickoryDnsError::ResponseCode(code)) => *code,
+        NetError::Timeout => return Some(DnsError::Timeout),
+        NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            return Some(DnsError::Timeout);
+        }
+        other => return Some(DnsError::Other(other.to_string())),
+    };
+    match code {
+        ResponseCode::NoError => None,
+        ResponseCode::NXDomain => Some(DnsError::NotFound),
+        ResponseCode::ServFail => Some(DnsError::ServerFailure),
+        ResponseCode::Refused => Some(DnsError::Refused),
+        other => Some(DnsError::Other(format!("server answered {other}"))),
+    }
+}
+
+fn name_text(name: &Name) -> String {
+    let mut name = name.clone();
+    name.set_fqdn(true);
+    name.to_ascii().to_ascii_lowercase()
+}
+
+fn data(rdata: &RData) -> Option<Data> {
+    Some(match rdata {
+        RData::A(a) => Data::A(IpAddr::V4(a.0)),
+        RData::AAAA(aaaa) => Data::Aaaa(IpAddr::V6(aaaa.0)),
+        RData::CNAME(c) => Data::Cname(name_text(&c.0)),
+        RData::MX(mx) => Data::Mx {
+            preference: mx.preference,
+            exchange: name_text(&mx.exchange),
+        },
+        RData::NS(ns) => Data::Ns(name_text(&ns.0)),
+        RData::TXT(txt) => Data::Txt(
+            txt.txt_data
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ),
+        RData::SOA(soa) => Data::Soa {
+            mname: name_text(&soa.mname),
+            rname: name_text(&soa.rname),
+            serial: soa.serial,
+            // Signed in hickory only for historical reasons; RFC 1035 says
+            // unsigned 32-bit.
+            refresh: soa.refresh as u32,
+            retry: soa.retry as u32,
+            expire: soa.expire as u32,
+            minimum: soa.minimum,
+        },
+        RData::PTR(ptr) => Data::Ptr(name_text(&ptr.0)),
+        RData::SRV(srv) => Data::Srv {
+            priority: srv.priority,
+            weight: srv.weight,
+            port: srv.port,
+            target: name_text(&srv.target),
+        },
+        RData::CAA(caa) => Data::Caa {
+            critical: caa.issuer_critical,
+            tag: caa.tag.clone(),
+            value: String::from_utf8_lossy(&caa.value).into_owned(),
+        },
+        // Types the contract does not carry (DNSSEC, OPT...) are dropped.
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_codes_are_told_apart() {
+        let code = |c| classify(&NetError::Dns(HickoryDnsError::ResponseCode(c)));
+        assert_eq!(code(ResponseCode::ServFail), Some(DnsError::ServerFailure));
+        assert_eq!(code(ResponseCode::Refused), Some(DnsError::Refused));
+        assert_eq!(classify(&NetError::Timeout), Some(DnsError::Timeout));
+    }
+
+    #[tokio::test]
+    async fn invalid_names_are_refused_before_any_query() {
+        let dns = DnsCore::new(
+            &ResolverSettings {
+                servers: vec!["127.0.0.1:9".parse().unwrap()],
+                cache: false,
+            },
+            Duration::from_millis(100),
+        );
+        let e = dns.lookup("bad..name", Kind::A).await.unwrap_err();
+        assert!(matches!(e, DnsError::InvalidName(_)), "{e:?}");
+    }
+}

@@ -1,0 +1,8 @@
+//! The `wscan:plugin/dns` interface: forward and reverse queries through the
+//! scan's resolver.
+
+pub mod core;
+pub mod host;
+
+pub use self::core::{Data, DnsCore, DnsError, Kind, Record, ResolverSettings};
+pub use host::FutureRecords;
