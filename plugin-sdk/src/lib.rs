@@ -57,6 +57,7 @@ pub mod log;
 mod plugin;
 pub mod report;
 pub mod tcp;
+pub mod tls;
 mod wait;
 
 pub use plugin::{__run_scan, Plugin};
@@ -77,6 +78,7 @@ pub mod prelude {
     pub use crate::{
         AddressSubject, ArgInfo, Capability, ErrorCode, Finding, Plugin, PluginInfo, PortRange,
         ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind, dns, log, report, tcp,
+        tls,
     };
 }
 

@@ -4,6 +4,7 @@
 
 mod dns_server;
 mod support;
+mod tls_server;
 
 mod bad_input;
 mod dns;
@@ -13,3 +14,4 @@ mod plugin_commands;
 mod plugins;
 mod port_scan;
 mod targets;
+mod tls;

@@ -90,9 +90,22 @@ pub struct PluginRunArgs {
     #[command(flatten)]
     pub dns: DnsArgs,
 
+    /// How certificates are judged.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+}
+
+/// How TLS certificates are judged.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// Also trust the CA certificates in this PEM file (repeatable), beside
+    /// the webpki (Mozilla) roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
 }
 
 /// How the scan's resolver is set up.
@@ -360,6 +373,10 @@ pub struct ScanArgs {
     /// How names are resolved.
     #[command(flatten)]
     pub dns: DnsArgs,
+
+    /// How certificates are judged.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Network operations in flight across the whole scan.
     #[arg(long, value_name = "N", default_value = "1000", value_parser = positive)]

@@ -342,6 +342,8 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         plugin_timeout: args.plugin_timeout.into(),
         concurrency: args.concurrency,
         resolver: args.dns.settings(),
+        tls: crate::primitives::tls::TlsCore::new(&args.tls.ca_file)
+            .map_err(|e| UsageError(e.to_string()))?,
         parallel: args.parallel,
         plugin_args,
         plugins: args.plugins.clone(),

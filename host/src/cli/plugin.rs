@@ -256,6 +256,8 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
         plugin_timeout: args.plugin_timeout.into(),
         concurrency: 1000,
         resolver: args.dns.settings(),
+        tls: crate::primitives::tls::TlsCore::new(&args.tls.ca_file)
+            .map_err(|e| UsageError(e.to_string()))?,
         parallel: 1,
         plugin_args: plugin_args(&args.plugin_arg, std::slice::from_ref(&plugin))?,
         plugins: None,

@@ -19,6 +19,7 @@ wasmtime::component::bindgen!({
         "wscan:plugin/tcp.future-written": crate::primitives::tcp::FutureWritten,
         "wscan:plugin/tcp.port-probe": crate::primitives::tcp::PortProbe,
         "wscan:plugin/dns.future-records": crate::primitives::dns::FutureRecords,
+        "wscan:plugin/tls.future-handshake": crate::primitives::tls::FutureHandshake,
     },
 });
 

@@ -162,6 +162,10 @@ impl Engine {
             &mut linker,
             |s| s,
         )?;
+        bindings::wscan::plugin::tls::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
         bindings::wscan::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,

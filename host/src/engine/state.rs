@@ -6,6 +6,7 @@ use crate::model::{Capability, Finding, Subject};
 use crate::primitives::NetSettings;
 use crate::primitives::dns::DnsCore;
 use crate::primitives::tcp::TcpCore;
+use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct ScanContext {
     pub tcp: TcpCore,
     /// The scan's resolver and its cache.
     pub dns: DnsCore,
+    /// The scan's TLS engine and trust roots.
+    pub tls: TlsCore,
     /// Timeouts and limits.
     pub settings: NetSettings,
 }
@@ -65,6 +68,7 @@ impl ScanContext {
         ScanContext {
             tcp: TcpCore::new(settings.concurrency),
             dns: DnsCore::new(&settings.resolver, settings.timeout),
+            tls: settings.tls.clone(),
             scope,
             settings,
         }

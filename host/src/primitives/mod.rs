@@ -8,6 +8,7 @@ pub mod log;
 pub mod pending;
 pub mod report;
 pub mod tcp;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -20,4 +21,6 @@ pub struct NetSettings {
     pub concurrency: usize,
     /// Which name servers to ask, and whether to cache their answers.
     pub resolver: dns::ResolverSettings,
+    /// TLS trust roots (`--ca-file`) and engine.
+    pub tls: tls::TlsCore,
 }

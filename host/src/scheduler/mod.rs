@@ -12,6 +12,7 @@ use crate::model::{Subject, SubjectKey};
 use crate::output::{Record, Sink};
 use crate::primitives::NetSettings;
 use crate::primitives::dns::ResolverSettings;
+use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
 use crate::targets::{Order, PortSpec, Shard, Target, TargetSpace};
 use ipnet::IpNet;
@@ -44,6 +45,8 @@ pub struct ScanSpec {
     pub concurrency: usize,
     /// Name servers and DNS cache.
     pub resolver: ResolverSettings,
+    /// TLS trust roots.
+    pub tls: TlsCore,
     /// Plugin calls running at once.
     pub parallel: usize,
     /// Arguments per plugin name.
@@ -62,6 +65,7 @@ impl ScanSpec {
             timeout: self.timeout,
             concurrency: self.concurrency,
             resolver: self.resolver.clone(),
+            tls: self.tls.clone(),
         };
         (scope.clone(), Arc::new(ScanContext::new(scope, settings)))
     }

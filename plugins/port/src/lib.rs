@@ -2,6 +2,7 @@
 //! on each address, a short banner read on every open port, an `open-port`
 //! finding per open port, and a `service` subject for the plugins downstream.
 
+mod identify;
 mod service;
 
 use std::net::IpAddr;
@@ -26,12 +27,18 @@ impl Plugin for Port {
         )
         .consumes(SubjectFilter::addresses())
         .capability(Capability::Tcp)
+        .capability(Capability::Tls)
         .arg(
             "banner",
             "read a banner from each open port (true/false)",
             Some("true"),
         )
         .arg("banner-bytes", "bytes to keep of each banner", Some("512"))
+        .arg(
+            "identify",
+            "probe an open port that sent no banner and whose number says nothing: a TLS handshake, then an HTTP request (true/false)",
+            Some("true"),
+        )
         .arg(
             "banner-timeout-ms",
             "how long to wait for a banner, in milliseconds",
@@ -51,6 +58,7 @@ impl Plugin for Port {
             banner_wait: Duration::from_millis(
                 options.arg_or("banner-timeout-ms", DEFAULT_BANNER_MS)?,
             ),
+            identify: options.arg_or("identify", true)?,
         };
         let ip = wscan_sdk::to_ip(target.address);
         let mut probe =
@@ -79,6 +87,7 @@ struct Settings {
     banner: bool,
     banner_bytes: u32,
     banner_wait: Duration,
+    identify: bool,
 }
 
 /// Read a banner from an open port, then report it and hand it on.
@@ -88,7 +97,13 @@ async fn open_port(ip: IpAddr, port: u16, host: Option<String>, settings: Settin
     } else {
         None
     };
-    let name = service::guess(port, banner.as_deref());
+    let mut name = service::guess(port, banner.as_deref());
+    // Like `nmap -sV`: a silent port with an unknown number may still be a
+    // web or TLS service; find out, so the plugins downstream pick it up.
+    let mut tls = false;
+    if settings.banner && settings.identify && banner.is_none() && name.is_none() {
+        (name, tls) = identify::probe(ip, port, host.as_deref()).await;
+    }
     let service = Service {
         host,
         name: name.map(str::to_string),
@@ -105,6 +120,9 @@ async fn open_port(ip: IpAddr, port: u16, host: Option<String>, settings: Settin
     }
     if let Some(banner) = &banner {
         data["banner"] = json!(banner);
+    }
+    if tls {
+        data["tls"] = json!(true);
     }
     let subject = Subject::Service(service);
     if let Err(e) = report::finding(

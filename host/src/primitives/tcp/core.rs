@@ -94,6 +94,18 @@ impl TcpCore {
         TcpConnection::new(stream, addr)
     }
 
+    /// Connect to `addr` within `timeout` and hand over the raw stream, for
+    /// the primitives that speak a protocol over TCP (TLS, HTTP). The
+    /// connect counts against the scan's budget like any other.
+    pub async fn connect_stream(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<TcpStream, NetError> {
+        let _permit = self.permits.acquire().await.map_err(|_| NetError::Closed)?;
+        connect_once(addr, timeout).await
+    }
+
     /// Probe every port in `ports` on `ip`; results arrive on the returned
     /// channel as they are known. Dropping the receiver stops the probe.
     pub fn probe(
