@@ -53,6 +53,7 @@ pub mod bindings {
 
 mod convert;
 pub mod dns;
+pub mod http;
 pub mod log;
 mod plugin;
 pub mod report;
@@ -77,8 +78,8 @@ pub use wstd::{task, time};
 pub mod prelude {
     pub use crate::{
         AddressSubject, ArgInfo, Capability, ErrorCode, Finding, Plugin, PluginInfo, PortRange,
-        ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind, dns, log, report, tcp,
-        tls,
+        ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind, dns, http, log,
+        report, tcp, tls,
     };
 }
 

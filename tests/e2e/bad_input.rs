@@ -50,7 +50,7 @@ fn unknown_plugins_and_arguments_are_usage_errors() {
     fails_with(
         &["scan", "127.0.0.1", "--plugins", "nope"],
         2,
-        "unknown plugin \"nope\" in --plugins; available: dns, port, tls",
+        "unknown plugin \"nope\" in --plugins; available: dns, http, port, tls",
     );
     fails_with(
         &["scan", "127.0.0.1", "--plugin-arg", "port.colour=red"],

@@ -3,12 +3,14 @@
 //! start on 127.0.0.1 (or inside a private network namespace they create).
 
 mod dns_server;
+mod http_server;
 mod support;
 mod tls_server;
 
 mod bad_input;
 mod dns;
 mod hot_reload;
+mod http;
 mod namespace;
 mod plugin_commands;
 mod plugins;

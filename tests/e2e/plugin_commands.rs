@@ -19,15 +19,15 @@ fn plugin_folder_plugins_load_and_take_a_builtins_place() {
     assert_eq!(out.status.code(), Some(0));
     let listed = records(&out);
     let names: Vec<&str> = listed.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["dns", "port", "tls", "greeter"]);
-    assert_eq!(listed[1]["version"], "9.9.9");
+    assert_eq!(names, ["dns", "http", "port", "tls", "greeter"]);
+    assert_eq!(listed[2]["version"], "9.9.9");
     assert!(
-        listed[1]["source"]
+        listed[2]["source"]
             .as_str()
             .unwrap()
             .ends_with("fakeport.wasm")
     );
-    assert_eq!(listed[1]["replaces"], "built-in");
+    assert_eq!(listed[2]["replaces"], "built-in");
     // The broken file is reported, with its name and the reason, and skipped.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -138,7 +138,7 @@ fn plugin_check_and_info_describe_one_plugin() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("no plugin is named \"nope\"; loaded: dns, port, tls")
+            .contains("no plugin is named \"nope\"; loaded: dns, http, port, tls")
     );
 
     let dir = tempfile::tempdir().unwrap();

@@ -131,25 +131,25 @@ fn plugin_list_shows_builtin_and_loaded_plugins() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["dns", "port", "tls", "greeter"]);
+    assert_eq!(names, ["dns", "http", "port", "tls", "greeter"]);
     assert_eq!(records[0]["consumes"]["kinds"], serde_json::json!(["host"]));
     assert_eq!(records[0]["capabilities"], serde_json::json!(["dns"]));
-    assert_eq!(records[1]["source"], "built-in");
+    assert_eq!(records[2]["source"], "built-in");
     assert_eq!(
-        records[1]["consumes"]["kinds"],
+        records[2]["consumes"]["kinds"],
         serde_json::json!(["address"])
     );
     assert_eq!(
-        records[1]["capabilities"],
+        records[2]["capabilities"],
         serde_json::json!(["tcp", "tls"])
     );
     assert!(
-        records[3]["source"]
+        records[4]["source"]
             .as_str()
             .unwrap()
             .ends_with("wscan_test_greeter.wasm")
     );
-    assert_eq!(records[3]["args"][0]["name"], "greeting");
+    assert_eq!(records[4]["args"][0]["name"], "greeting");
 }
 
 #[test]

@@ -20,6 +20,7 @@ wasmtime::component::bindgen!({
         "wscan:plugin/tcp.port-probe": crate::primitives::tcp::PortProbe,
         "wscan:plugin/dns.future-records": crate::primitives::dns::FutureRecords,
         "wscan:plugin/tls.future-handshake": crate::primitives::tls::FutureHandshake,
+        "wscan:plugin/http.future-response": crate::primitives::http::FutureResponse,
     },
 });
 

@@ -166,6 +166,10 @@ impl Engine {
             &mut linker,
             |s| s,
         )?;
+        bindings::wscan::plugin::http::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
         bindings::wscan::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,

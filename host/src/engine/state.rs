@@ -5,6 +5,7 @@ use super::limits::{MAX_LIVE_RESOURCES, MAX_MEMORY_BYTES, MAX_STDERR_BYTES};
 use crate::model::{Capability, Finding, Subject};
 use crate::primitives::NetSettings;
 use crate::primitives::dns::DnsCore;
+use crate::primitives::http::HttpCore;
 use crate::primitives::tcp::TcpCore;
 use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
@@ -58,6 +59,8 @@ pub struct ScanContext {
     pub dns: DnsCore,
     /// The scan's TLS engine and trust roots.
     pub tls: TlsCore,
+    /// The scan's HTTP clients.
+    pub http: HttpCore,
     /// Timeouts and limits.
     pub settings: NetSettings,
 }
@@ -69,6 +72,7 @@ impl ScanContext {
             tcp: TcpCore::new(settings.concurrency),
             dns: DnsCore::new(&settings.resolver, settings.timeout),
             tls: settings.tls.clone(),
+            http: HttpCore::new(settings.tls.clone()),
             scope,
             settings,
         }

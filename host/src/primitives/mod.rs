@@ -4,6 +4,7 @@
 //! from the glue that implements the generated `Host` traits (`host`).
 
 pub mod dns;
+pub mod http;
 pub mod log;
 pub mod pending;
 pub mod report;

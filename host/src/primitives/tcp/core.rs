@@ -94,6 +94,16 @@ impl TcpCore {
         TcpConnection::new(stream, addr)
     }
 
+    /// A share of the scan's budget of operations in flight, for primitives
+    /// that manage their own connections (HTTP); held until dropped.
+    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, NetError> {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| NetError::Closed)
+    }
+
     /// Connect to `addr` within `timeout` and hand over the raw stream, for
     /// the primitives that speak a protocol over TCP (TLS, HTTP). The
     /// connect counts against the scan's budget like any other.

@@ -127,6 +127,7 @@ pub struct HandshakeRequest {
 #[derive(Clone)]
 pub struct TlsCore {
     provider: Arc<CryptoProvider>,
+    roots: Arc<RootCertStore>,
     judge: Arc<WebPkiServerVerifier>,
 }
 
@@ -166,10 +167,37 @@ impl TlsCore {
                 })?;
             }
         }
-        let judge = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        let roots = Arc::new(roots);
+        let judge = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .expect("a verifier over a non-empty root store builds");
-        Ok(TlsCore { provider, judge })
+        Ok(TlsCore {
+            provider,
+            roots,
+            judge,
+        })
+    }
+
+    /// A client configuration for other primitives (HTTP): with `verify`,
+    /// certificates are checked against the scan's roots and a bad one
+    /// fails the connection; without, any certificate is accepted.
+    pub fn client_config(&self, verify: bool) -> ClientConfig {
+        let builder = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default versions");
+        if verify {
+            builder
+                .with_root_certificates(self.roots.clone())
+                .with_no_client_auth()
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny {
+                    algorithms: self.provider.signature_verification_algorithms,
+                    signature_failed: Arc::default(),
+                }))
+                .with_no_client_auth()
+        }
     }
 
     /// Connect (within the scan's connect budget) and shake hands.

@@ -1,0 +1,8 @@
+//! The `wscan:plugin/http` interface: requests through the scan's pooled
+//! clients, pinned to in-scope addresses.
+
+pub mod core;
+pub mod host;
+
+pub use self::core::{HttpCore, HttpError, HttpRequest, HttpResponse};
+pub use host::FutureResponse;
