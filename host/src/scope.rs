@@ -10,17 +10,71 @@
 //! plugin claims, so a plugin cannot widen the scope by emitting subjects.
 
 use crate::primitives::dns::{Data, Record};
-use crate::targets::Target;
+use crate::targets::{Endpoint, Target, TargetArg};
 use ipnet::IpNet;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Disjoint inclusive address ranges, merged as they are added: the user's
+/// targets, one entry per run of adjacent addresses, looked up in
+/// logarithmic time however many lines a target file had.
+#[derive(Debug, Default)]
+struct RangeSet {
+    /// IPv4 and IPv6 apart: first address -> last address.
+    v4: BTreeMap<u128, u128>,
+    v6: BTreeMap<u128, u128>,
+}
+
+fn key(ip: IpAddr) -> (bool, u128) {
+    match ip {
+        IpAddr::V4(v4) => (true, u128::from(u32::from(v4))),
+        IpAddr::V6(v6) => (false, u128::from(v6)),
+    }
+}
+
+impl RangeSet {
+    fn family(&mut self, v4: bool) -> &mut BTreeMap<u128, u128> {
+        if v4 { &mut self.v4 } else { &mut self.v6 }
+    }
+
+    fn insert(&mut self, target: &Target) {
+        let ((v4, mut first), (_, mut last)) = (key(target.first()), key(target.last()));
+        let map = self.family(v4);
+        // Swallow every range that overlaps or touches [first, last].
+        if let Some((&start, &end)) = map.range(..=first).next_back()
+            && end.saturating_add(1) >= first
+        {
+            first = start;
+            last = last.max(end);
+        }
+        let touching: Vec<u128> = map
+            .range(first..=last.saturating_add(1))
+            .map(|(&s, _)| s)
+            .collect();
+        for start in touching {
+            if let Some(end) = map.remove(&start) {
+                last = last.max(end);
+            }
+        }
+        map.insert(first, last);
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let (v4, n) = key(ip);
+        let map = if v4 { &self.v4 } else { &self.v6 };
+        map.range(..=n)
+            .next_back()
+            .is_some_and(|(_, &end)| n <= end)
+    }
+}
+
 /// The set of addresses and names a scan may contact.
 #[derive(Debug, Default)]
 pub struct Scope {
-    nets: Vec<IpNet>,
+    /// The user's address targets; grows as `-i` lines are read.
+    nets: RwLock<RangeSet>,
     exclude: Vec<IpNet>,
     /// Lowercase, without the trailing dot.
     names: RwLock<HashSet<String>>,
@@ -33,6 +87,15 @@ fn canonical(name: &str) -> String {
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
+/// IPv4-mapped IPv6 addresses are the IPv4 address for scope purposes, so
+/// ::ffff:10.0.0.1 cannot be used to slip past a v4-only scope.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 impl Scope {
     /// A scope covering exactly the given address targets.
     pub fn from_targets(targets: &[Target]) -> Self {
@@ -42,14 +105,47 @@ impl Scope {
     /// A scope covering the address targets and host names, less the
     /// exclusions (`--exclude`).
     pub fn new(targets: &[Target], hosts: &[String], exclude: &[IpNet]) -> Self {
-        let nets = IpNet::aggregate(&targets.iter().flat_map(Target::nets).collect::<Vec<_>>());
+        let mut nets = RangeSet::default();
+        for target in targets {
+            nets.insert(target);
+        }
         Scope {
-            nets,
+            nets: RwLock::new(nets),
             exclude: IpNet::aggregate(&exclude.to_vec()),
             names: RwLock::new(hosts.iter().map(|h| canonical(h)).collect()),
             derived: RwLock::default(),
             denied: AtomicU64::new(0),
         }
+    }
+
+    /// Add a target the user gave (a line of `-i` input): its addresses,
+    /// or its name.
+    pub fn add(&self, target: &TargetArg) {
+        match target {
+            TargetArg::Addresses(t) => self.add_addresses(t),
+            TargetArg::Port {
+                host: Endpoint::Ip(ip),
+                ..
+            } => self.add_addresses(&Target::from(*ip)),
+            TargetArg::Host(name)
+            | TargetArg::Port {
+                host: Endpoint::Name(name),
+                ..
+            } => {
+                let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+                names.insert(canonical(name));
+            }
+        }
+    }
+
+    fn add_addresses(&self, target: &Target) {
+        let mut nets = self.nets.write().unwrap_or_else(|e| e.into_inner());
+        nets.insert(target);
+    }
+
+    fn in_targets(&self, ip: IpAddr) -> bool {
+        let nets = self.nets.read().unwrap_or_else(|e| e.into_inner());
+        nets.contains(ip)
     }
 
     /// Whether `name` may be queried and scanned. A `false` answer is
@@ -104,19 +200,21 @@ impl Scope {
 
     /// Whether `ip` is in scope, without counting.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        // IPv4-mapped IPv6 addresses are the IPv4 address for scope purposes,
-        // so ::ffff:10.0.0.1 cannot be used to slip past a v4-only scope.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = unmapped(ip);
         if self.exclude.iter().any(|n| n.contains(&ip)) {
             return false;
         }
-        self.nets.iter().any(|n| n.contains(&ip)) || {
+        self.in_targets(ip) || {
             let derived = self.derived.read().unwrap_or_else(|e| e.into_inner());
             derived.contains(&ip)
         }
+    }
+
+    /// Whether `ip` is one of the user's address targets (not excluded),
+    /// as opposed to an address derived from a name.
+    pub fn is_target(&self, ip: IpAddr) -> bool {
+        let ip = unmapped(ip);
+        !self.exclude.iter().any(|n| n.contains(&ip)) && self.in_targets(ip)
     }
 
     /// How many operations were denied so far.
@@ -200,6 +298,36 @@ mod tests {
         assert!(!s.contains("127.0.0.5".parse().unwrap()));
         assert!(!s.check_name("evil.test"));
         assert_eq!(s.denied(), 1);
+    }
+
+    #[test]
+    fn added_lines_merge_into_ranges() {
+        let s = scope(&[]);
+        for line in [
+            "10.0.0.5",
+            "10.0.0.1-4",
+            "10.0.0.7-9",
+            "10.0.0.6",
+            "::1",
+            "www.a.test:80",
+        ] {
+            s.add(&line.parse().unwrap());
+        }
+        {
+            let nets = s.nets.read().unwrap();
+            assert_eq!(nets.v4.len(), 1, "{nets:?}");
+            assert_eq!(nets.v6.len(), 1, "{nets:?}");
+        }
+        for inside in ["10.0.0.1", "10.0.0.6", "10.0.0.9", "::1"] {
+            assert!(s.contains(inside.parse().unwrap()), "{inside}");
+        }
+        for outside in ["10.0.0.0", "10.0.0.10", "::2", "0.0.0.1"] {
+            assert!(!s.contains(outside.parse().unwrap()), "{outside}");
+        }
+        assert!(s.contains_name("www.a.test"));
+        s.add(&"0.0.0.0/0".parse().unwrap());
+        assert_eq!(s.nets.read().unwrap().v4.len(), 1);
+        assert!(s.contains("203.0.113.1".parse().unwrap()));
     }
 
     #[test]

@@ -11,6 +11,8 @@ mod bad_input;
 mod dns;
 mod hot_reload;
 mod http;
+mod input;
+mod limits;
 mod namespace;
 mod plugin_commands;
 mod plugins;

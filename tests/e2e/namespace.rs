@@ -1,19 +1,21 @@
-//! A sweep of all 65,535 ports, inside a private network namespace this
-//! test creates, so it only ever touches the listeners it started there.
+//! Private network namespaces (only `lo`) the tests create, so a sweep of
+//! many ports touches only the listeners they started there; and the sweep
+//! of all 65,535 ports.
 
 use crate::support::*;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A network namespace with only `lo`, removed on drop.
-struct Netns {
+pub struct Netns {
     name: String,
     listeners: Option<Child>,
 }
 
 impl Netns {
-    fn create() -> Netns {
-        let name = format!("wscan-e2e-{}", std::process::id());
+    /// A new namespace, `tag` telling apart those of one test process.
+    pub fn create(tag: &str) -> Netns {
+        let name = format!("wscan-e2e-{}-{tag}", std::process::id());
         let ok = |cmd: &mut Command| cmd.status().map(|s| s.success()).unwrap_or(false);
         assert!(
             ok(Command::new("ip").args(["netns", "add", &name])),
@@ -28,10 +30,44 @@ impl Netns {
         }
     }
 
-    fn exec(&self, program: &str) -> Command {
+    /// Run `program` inside the namespace.
+    pub fn exec(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name, program]);
         cmd
+    }
+}
+
+impl Netns {
+    /// Start listeners on 127.0.0.1 at `ports` inside the namespace (python3
+    /// binds them and says "ready"); they stop with the namespace.
+    pub fn listen(&mut self, ports: &[u16]) {
+        let script = format!(
+            "import socket,sys,time\nss=[]\nfor p in {ports:?}:\n s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', p)); s.listen(4096); ss.append(s)\nprint('ready', flush=True)\ntime.sleep(300)\n"
+        );
+        let mut child = self
+            .exec("python3")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready");
+        self.listeners = Some(child);
+    }
+
+    /// Run iptables inside the namespace; panics when it fails.
+    pub fn iptables(&self, args: &[&str]) {
+        let status = self.exec("iptables").args(args).status().expect("iptables");
+        assert!(
+            status.success(),
+            "iptables {args:?} failed: this test needs iptables"
+        );
     }
 }
 
@@ -50,26 +86,8 @@ impl Drop for Netns {
 #[test]
 fn all_ports_in_a_private_namespace_finds_exactly_the_listeners() {
     let ports = [22u16, 80, 8443, 31337, 65535];
-    let ns = Netns::create();
-    let mut ns = ns;
-    // Listeners inside the namespace: python3 binds them, prints "ready".
-    let script = format!(
-        "import socket,sys,time\nss=[]\nfor p in {ports:?}:\n s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', p)); s.listen(4096); ss.append(s)\nprint('ready', flush=True)\ntime.sleep(300)\n"
-    );
-    let mut child = ns
-        .exec("python3")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
-    ns.listeners = Some(child);
+    let mut ns = Netns::create("all-ports");
+    ns.listen(&ports);
 
     let mut cmd = ns.exec(env!("CARGO_BIN_EXE_wscan"));
     cmd.args([

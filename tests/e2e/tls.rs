@@ -179,6 +179,61 @@ fn each_certificate_fault_has_its_own_finding_and_severity() {
 }
 
 #[test]
+fn certificate_names_outside_the_scope_are_reported_and_never_contacted() {
+    let dns = DnsServer::start();
+    let wrong = TlsServer::start(Cert::WrongName);
+    let selfsigned = TlsServer::start(Cert::SelfSigned);
+    // The certificate names 127.0.0.7: a listener there on the same port
+    // shows whether anything tried it.
+    let outside = std::net::TcpListener::bind(("127.0.0.7", wrong.port())).expect("bind 127.0.0.7");
+    outside.set_nonblocking(true).unwrap();
+    let ca = TestCa::get().pem_path().to_str().unwrap().to_string();
+    let out = scan_by_name(&dns, &[&wrong, &selfsigned], &["--ca-file", &ca]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+
+    let mut reported: Vec<(String, Value)> = records
+        .iter()
+        .filter(|r| r["type"] == "out-of-scope")
+        .map(|r| {
+            assert_eq!(r["plugin"]["name"], "tls", "{r}");
+            let s = &r["subject"];
+            (
+                s["kind"].as_str().unwrap().to_string(),
+                s.get("host").or(s.get("address")).unwrap().clone(),
+            )
+        })
+        .collect();
+    reported.sort_by(|a, b| a.0.cmp(&b.0));
+    // Each once; the wildcard names no host and is not emitted.
+    assert_eq!(
+        reported,
+        vec![
+            ("address".to_string(), Value::from("127.0.0.7")),
+            ("host".to_string(), Value::from("other.example.test")),
+        ],
+        "{records:#?}"
+    );
+    assert!(
+        matches!(outside.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a connection reached 127.0.0.7"
+    );
+    let asked: Vec<_> = dns.queries().into_iter().map(|(name, _)| name).collect();
+    assert!(
+        !asked.iter().any(|n| n.contains("example.test")),
+        "an out-of-scope name was resolved: {asked:?}"
+    );
+    // The self-signed certificate names www.wscan.test and 127.0.0.1, both
+    // already scanned: not reported, not started over.
+    let dns_units = records
+        .iter()
+        .filter(|r| r["plugin"]["name"] == "dns" && r["kind"] == "dns-record")
+        .filter(|r| r["data"]["type"] == "A")
+        .count();
+    assert_eq!(dns_units, 1, "{records:#?}");
+}
+
+#[test]
 fn without_the_ca_the_issuer_is_unknown_and_by_address_no_name_is_judged() {
     let server = TlsServer::start(Cert::Valid);
     let mut cmd = wscan();

@@ -299,7 +299,10 @@ async fn answer(acceptor: TlsAcceptor, tcp: TcpStream, counts: Arc<Counts>) {
 fn leaf(cert: Cert) -> (CertificateDer<'static>, Arc<dyn SigningKey>) {
     let (cn, sans) = match cert {
         Cert::SelfSigned => ("self.wscan.test", vec!["www.wscan.test", "127.0.0.1"]),
-        Cert::WrongName => ("other.example.test", vec!["other.example.test"]),
+        Cert::WrongName => (
+            "other.example.test",
+            vec!["other.example.test", "*.example.test", "127.0.0.7"],
+        ),
         _ => ("www.wscan.test", vec!["www.wscan.test", "127.0.0.1"]),
     };
     let sans: Vec<String> = sans.into_iter().map(String::from).collect();

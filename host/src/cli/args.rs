@@ -31,6 +31,8 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Scan targets with plugins.
     Scan(ScanArgs),
@@ -299,6 +301,15 @@ fn parse_plugin_name(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?}: expected a number of operations per second above zero, such as 500 or 0.5"
+        )),
+    }
+}
+
 fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -309,11 +320,19 @@ fn positive(s: &str) -> Result<usize, String> {
 /// Flags of `wscan scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Targets: IPv4 or IPv6 addresses, CIDR blocks, ranges and host names
-    /// (192.0.2.1, 10.0.0.0/24, ::1, 10.0.0.1-10.0.0.50, 10.0.0.1-50,
-    /// www.example.com).
-    #[arg(required = true, value_name = "TARGET", value_parser = parse_target_arg)]
+    /// Targets: IPv4 or IPv6 addresses, CIDR blocks, ranges, host names,
+    /// HOST:PORT and http(s) URLs (192.0.2.1, 10.0.0.0/24, ::1,
+    /// 10.0.0.1-10.0.0.50, 10.0.0.1-50, www.example.com, 192.0.2.1:8080,
+    /// https://www.example.com:8443/).
+    #[arg(required_unless_present = "input", value_name = "TARGET", value_parser = parse_target_arg)]
     pub targets: Vec<TargetArg>,
+
+    /// Also read targets from FILE, one per line (`#` starts a comment), or
+    /// from standard input with `-i -`. Lines are read as the scan goes, in
+    /// order; a line that is not a target is reported and skipped (exit
+    /// code 2 at the end).
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 
     /// Never scan these: comma-separated addresses, CIDR blocks or ranges.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_target)]
@@ -382,6 +401,26 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N", default_value = "1000", value_parser = positive)]
     pub concurrency: usize,
 
+    /// Network operations in flight against one address [default: no cap
+    /// beyond --concurrency].
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub host_concurrency: Option<usize>,
+
+    /// New connections and DNS queries per second, across the scan
+    /// [default: no limit beyond --concurrency].
+    #[arg(long, value_name = "PER-SECOND", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Try a connect that timed out again, up to N more times, waiting
+    /// 100 ms, 200 ms, 400 ms... (with jitter) in between.
+    #[arg(long, value_name = "N", default_value = "0")]
+    pub retries: u32,
+
+    /// Write the scan's statistics to FILE as JSON at the end (the summary
+    /// lines' numbers, per plugin too).
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+
     /// Plugin calls running at once (each may hold many operations).
     #[arg(long, value_name = "N", default_value = "64", value_parser = positive)]
     pub parallel: usize,
@@ -394,7 +433,7 @@ pub struct ScanArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 
-    /// No summary line on standard error.
+    /// No summary and no progress bar on standard error.
     #[arg(short, long)]
     pub quiet: bool,
 

@@ -12,9 +12,11 @@ pub use args::{
 use crate::engine::registry::Registry;
 use crate::engine::{Engine, LoadedPlugin};
 use crate::output::{Format, JsonlSink, Sink, TableSink};
+use crate::scheduler::input::{InputSource, Start};
 use crate::scheduler::{self, ScanSpec};
-use crate::targets::{Order, Shard, Target, TargetArg};
+use crate::targets::{Endpoint, Order, Shard, Target, TargetArg};
 use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 
 use std::io::IsTerminal;
@@ -206,28 +208,84 @@ fn dry_run(
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let space = spec.space();
-    if count_only {
-        let addresses = space.iter().count() as u128;
-        let hosts = spec.shard_hosts().count() as u128;
-        writeln!(
-            out,
-            "{}",
-            addresses * consumers.len() as u128 + hosts * host_consumers.len() as u128
-        )?;
-    } else {
-        for host in spec.shard_hosts() {
-            for plugin in &host_consumers {
-                writeln!(out, "{plugin} {host}")?;
+    let mut units: u128 = 0;
+    // Addresses counted without building their subjects.
+    let mut counted: u128 = 0;
+    let mut write = |start: &Start, out: &mut dyn Write| -> std::io::Result<()> {
+        let names = match start.subject {
+            crate::model::Subject::Host(_) => &host_consumers,
+            _ => &consumers,
+        };
+        units += names.len() as u128;
+        if !count_only {
+            for plugin in names {
+                match (&start.subject, &start.ports, start.pin) {
+                    (subject, Some(ports), _) => {
+                        writeln!(out, "{plugin} {subject} port {}", ports[0].0)?
+                    }
+                    (subject, None, Some(port)) => writeln!(out, "{plugin} {subject} port {port}")?,
+                    (subject, None, None) => writeln!(out, "{plugin} {subject}")?,
+                }
             }
         }
+        Ok(())
+    };
+    let (singles, space) = spec.starts();
+    for start in &singles {
+        write(start, &mut out)?;
+    }
+    if count_only && singles.is_empty() && spec.input.is_none() {
+        // Counting only: no need to build each subject.
+        counted = space.iter().count() as u128 * consumers.len() as u128;
+    } else {
         for ip in space.iter() {
-            for plugin in &consumers {
-                writeln!(out, "{plugin} {ip}")?;
-            }
+            write(
+                &Start::new(crate::model::Subject::Address { ip, host: None }),
+                &mut out,
+            )?;
         }
     }
+    let mut bad_lines = Vec::new();
+    if let Some(source) = &spec.input {
+        let mut reader = source
+            .open()
+            .with_context(|| format!("cannot read targets from {source}"))?;
+        let mut failed = None;
+        scheduler::input::for_each(&mut reader, &mut spec.expander(), None, |item| {
+            match item {
+                Ok(start) => {
+                    if let Err(e) = write(&start, &mut out) {
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("wscan: input {e}");
+                    bad_lines.push(e);
+                }
+            }
+            true
+        })
+        .with_context(|| format!("cannot read targets from {source}"))?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+    }
+    if count_only {
+        writeln!(out, "{}", units + counted)?;
+    }
     out.flush()?;
+    if !bad_lines.is_empty() {
+        eprintln!(
+            "wscan: {} line(s) of {} are not targets; fix or remove them",
+            bad_lines.len(),
+            spec.input
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        return Ok(Exit::Usage);
+    }
     Ok(Exit::Success)
 }
 
@@ -310,15 +368,36 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
             Order::Shuffled(seed)
         }
     };
-    let (mut targets, mut hosts) = (Vec::new(), Vec::new());
+    let (mut targets, mut hosts, mut one_port) = (Vec::new(), Vec::new(), Vec::new());
     for target in &args.targets {
         match target {
             TargetArg::Addresses(t) => targets.push(*t),
             TargetArg::Host(name) if !hosts.contains(name) => hosts.push(name.clone()),
             TargetArg::Host(_) => {}
+            TargetArg::Port { host, port } if !one_port.contains(&(host.clone(), *port)) => {
+                one_port.push((host.clone(), *port))
+            }
+            TargetArg::Port { .. } => {}
         }
     }
-    if !hosts.is_empty()
+    let first_name = hosts.first().cloned().or_else(|| {
+        one_port.iter().find_map(|(host, port)| match host {
+            Endpoint::Name(name) => Some(format!("{name}:{port}")),
+            Endpoint::Ip(_) => None,
+        })
+    });
+    let input = match &args.input {
+        None => None,
+        Some(path) if path.as_os_str() == "-" => Some(InputSource::Stdin),
+        Some(path) => {
+            // Opened now only to fail early, before anything is sent.
+            std::fs::File::open(path).map_err(|e| {
+                UsageError(format!("cannot read targets from {}: {e}", path.display()))
+            })?;
+            Some(InputSource::File(path.clone()))
+        }
+    };
+    if let Some(name) = first_name
         && !selected.iter().any(|p| {
             p.info
                 .consumes
@@ -327,20 +406,26 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         })
     {
         bail!(UsageError(format!(
-            "{} is a host name, but no selected plugin resolves host names; add the dns plugin to --plugins",
-            hosts[0]
+            "{name} is a host name, but no selected plugin resolves host names; add the dns plugin to --plugins"
         )));
     }
     let spec = ScanSpec {
         targets,
         hosts,
+        one_port,
+        input,
         exclude,
         order,
         shard: args.shard.unwrap_or(Shard { index: 1, count: 1 }),
         ports: args.ports.clone(),
         timeout: args.timeout.into(),
         plugin_timeout: args.plugin_timeout.into(),
-        concurrency: args.concurrency,
+        limits: crate::primitives::gate::Limits {
+            concurrency: args.concurrency,
+            host_concurrency: args.host_concurrency,
+            rate: args.rate,
+            retries: args.retries,
+        },
         resolver: args.dns.settings(),
         tls: crate::primitives::tls::TlsCore::new(&args.tls.ca_file)
             .map_err(|e| UsageError(e.to_string()))?,
@@ -382,7 +467,38 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
                 .with_context(|| format!("cannot watch the plugin folder {}", dir.display()))?,
         ),
     };
-    let summary = scheduler::run(&spec, engine, registry.clone(), sink.as_mut()).await?;
+    // Created now, so a path that cannot be written fails before the scan.
+    let stats_file = match &args.stats {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create the statistics file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    // A progress bar on standard error when it is a terminal; indicatif
+    // draws nothing otherwise. Records for the terminal are written with the
+    // bar lifted, so they do not mix with it.
+    let progress = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4)).with_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} targets, {per_sec}, ETA {eta}  {msg}",
+            )
+            .expect("valid template"),
+        )
+    };
+    if to_terminal {
+        sink = Box::new(crate::output::Suspended::new(sink, progress.clone()));
+    }
+    let summary = scheduler::run(&spec, engine, registry.clone(), sink.as_mut(), &progress).await?;
+    if let (Some(path), Some(mut file)) = (&args.stats, stats_file) {
+        use std::io::Write;
+        serde_json::to_writer_pretty(&mut file, &summary)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(file))
+            .with_context(|| format!("cannot write the statistics to {}", path.display()))?;
+    }
     if !args.quiet && args.watch {
         let r = &registry.stats;
         let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -395,21 +511,22 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         );
     }
     if !args.quiet {
+        for line in summary.lines() {
+            eprintln!("{line}");
+        }
+    }
+    // Bad input lines are the user's to fix: said even with --quiet.
+    if let Some(failure) = &summary.input_failure {
+        eprintln!("wscan: {failure}");
+        return Ok(Exit::Failure);
+    }
+    if summary.bad_lines > 0 {
         eprintln!(
-            "wscan: {} unit(s), {} finding(s), {} error(s) in {:.2}s{}",
-            summary.units,
-            summary.findings,
-            summary.errors,
-            summary.elapsed.as_secs_f64(),
-            if summary.denied + summary.out_of_scope > 0 {
-                format!(
-                    "; {} out-of-scope operation(s) denied",
-                    summary.denied + summary.out_of_scope
-                )
-            } else {
-                String::new()
-            }
+            "wscan: {} input line(s) were not targets and were skipped (the first: {}); fix or remove them",
+            summary.bad_lines,
+            summary.input_errors.first().map_or("", String::as_str)
         );
+        return Ok(Exit::Usage);
     }
     Ok(if summary.errors > 0 {
         Exit::Partial

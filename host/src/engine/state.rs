@@ -5,6 +5,7 @@ use super::limits::{MAX_LIVE_RESOURCES, MAX_MEMORY_BYTES, MAX_STDERR_BYTES};
 use crate::model::{Capability, Finding, Subject};
 use crate::primitives::NetSettings;
 use crate::primitives::dns::DnsCore;
+use crate::primitives::gate::Gate;
 use crate::primitives::http::HttpCore;
 use crate::primitives::tcp::TcpCore;
 use crate::primitives::tls::TlsCore;
@@ -53,7 +54,8 @@ pub enum Event {
 pub struct ScanContext {
     /// Who may be contacted.
     pub scope: Arc<Scope>,
-    /// The TCP engine, with the scan's concurrency budget.
+    /// The TCP engine, with the scan's gate (concurrency, rate, retries,
+    /// counters).
     pub tcp: TcpCore,
     /// The scan's resolver and its cache.
     pub dns: DnsCore,
@@ -68,9 +70,10 @@ pub struct ScanContext {
 impl ScanContext {
     /// A context for a scan with `scope` and `settings`.
     pub fn new(scope: Arc<Scope>, settings: NetSettings) -> Self {
+        let gate = Gate::new(settings.limits);
         ScanContext {
-            tcp: TcpCore::new(settings.concurrency),
-            dns: DnsCore::new(&settings.resolver, settings.timeout),
+            tcp: TcpCore::new(gate.clone()),
+            dns: DnsCore::new(&settings.resolver, settings.timeout, gate),
             tls: settings.tls.clone(),
             http: HttpCore::new(settings.tls.clone()),
             scope,

@@ -9,6 +9,31 @@ pub use jsonl::JsonlSink;
 pub use record::{ErrorRecord, FindingRecord, PluginRef, Record, SubjectEmitted, SubjectRecord};
 pub use table::TableSink;
 
+/// A sink that lifts a progress bar while it writes, so records printed to
+/// the terminal the bar is drawn on do not mix with it.
+pub struct Suspended {
+    inner: Box<dyn Sink>,
+    bar: indicatif::ProgressBar,
+}
+
+impl Suspended {
+    /// Write to `inner`, lifting `bar` around each record.
+    pub fn new(inner: Box<dyn Sink>, bar: indicatif::ProgressBar) -> Self {
+        Suspended { inner, bar }
+    }
+}
+
+impl Sink for Suspended {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.write(record))
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.inner.finish()
+    }
+}
+
 use std::io;
 
 /// Where records go as they are produced.

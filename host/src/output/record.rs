@@ -98,8 +98,10 @@ pub struct ErrorRecord {
     pub error: String,
 }
 
-/// A subject a plugin emitted (written by `wscan plugin run` only; a scan
-/// routes subjects to plugins instead).
+/// A subject a plugin emitted: written by `wscan plugin run` (as
+/// `subject`), and by a scan for a subject outside its scope (as
+/// `out-of-scope`: reported, never scanned); a scan routes the others to
+/// plugins instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubjectEmitted {
     /// When it was emitted, RFC 3339 UTC.
@@ -120,6 +122,9 @@ pub enum Record {
     Error(ErrorRecord),
     /// An emitted subject (`wscan plugin run`).
     Subject(SubjectEmitted),
+    /// A subject a plugin found outside the scan's scope, not scanned.
+    #[serde(rename = "out-of-scope")]
+    OutOfScope(SubjectEmitted),
 }
 
 /// The current time, RFC 3339 with milliseconds.
@@ -144,6 +149,15 @@ impl Record {
     /// An emitted-subject record stamped now.
     pub fn subject(plugin: &PluginId, subject: &Subject) -> Self {
         Record::Subject(SubjectEmitted {
+            time: now(),
+            plugin: plugin.into(),
+            subject: subject.into(),
+        })
+    }
+
+    /// An out-of-scope record stamped now.
+    pub fn out_of_scope(plugin: &PluginId, subject: &Subject) -> Self {
+        Record::OutOfScope(SubjectEmitted {
             time: now(),
             plugin: plugin.into(),
             subject: subject.into(),

@@ -75,6 +75,14 @@ impl<W: Write + Send> Sink for TableSink<W> {
                 "subject",
                 subject_text(&e.subject)
             )?,
+            Record::OutOfScope(e) => writeln!(
+                self.out,
+                "{:<8} {:<12} {:<16} {:<28} outside the scan's scope, not scanned",
+                "-",
+                e.plugin.name,
+                "out-of-scope",
+                subject_text(&e.subject)
+            )?,
             Record::Error(e) => writeln!(
                 self.out,
                 "{:<8} {:<12} {:<16} {:<28} {}",

@@ -4,6 +4,7 @@
 //! from the glue that implements the generated `Host` traits (`host`).
 
 pub mod dns;
+pub mod gate;
 pub mod http;
 pub mod log;
 pub mod pending;
@@ -18,8 +19,8 @@ use std::time::Duration;
 pub struct NetSettings {
     /// Per-operation timeout when the plugin gives none (`--timeout`).
     pub timeout: Duration,
-    /// Operations in flight across the whole scan (`--concurrency`).
-    pub concurrency: usize,
+    /// Concurrency, per-host cap, rate and retries.
+    pub limits: gate::Limits,
     /// Which name servers to ask, and whether to cache their answers.
     pub resolver: dns::ResolverSettings,
     /// TLS trust roots (`--ca-file`) and engine.

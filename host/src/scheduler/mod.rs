@@ -6,15 +6,24 @@
 //! Targets are pulled lazily, only when a slot is free, so the pending work
 //! stays small whatever the size of the target list.
 
+pub mod input;
+mod summary;
+
+pub use summary::{NetTotals, PluginStats, Summary};
+
+use input::{Expander, InputSource, Start};
+
 use crate::engine::registry::Registry;
 use crate::engine::{CallError, CallOptions, Engine, Event, PluginId, ScanContext};
 use crate::model::{Subject, SubjectKey};
 use crate::output::{Record, Sink};
 use crate::primitives::NetSettings;
 use crate::primitives::dns::ResolverSettings;
+use crate::primitives::gate::Limits;
 use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
-use crate::targets::{Order, PortSpec, Shard, Target, TargetSpace};
+use crate::targets::{Endpoint, Order, PortSpec, Shard, Target, TargetArg, TargetSpace};
+use indicatif::ProgressBar;
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -29,6 +38,10 @@ pub struct ScanSpec {
     pub targets: Vec<Target>,
     /// Host names to scan (lowercase, no trailing dot).
     pub hosts: Vec<String>,
+    /// `host:port` and URL targets: that port only.
+    pub one_port: Vec<(Endpoint, u16)>,
+    /// Where more targets are read from, line by line (`-i`).
+    pub input: Option<InputSource>,
     /// What not to scan, ever (`--exclude`).
     pub exclude: Vec<IpNet>,
     /// The order addresses are visited in.
@@ -41,8 +54,8 @@ pub struct ScanSpec {
     pub timeout: Duration,
     /// Wall-clock limit of one plugin call.
     pub plugin_timeout: Duration,
-    /// Network operations in flight across the scan.
-    pub concurrency: usize,
+    /// Concurrency, per-host cap, rate and retries of network operations.
+    pub limits: Limits,
     /// Name servers and DNS cache.
     pub resolver: ResolverSettings,
     /// TLS trust roots.
@@ -61,34 +74,70 @@ impl ScanSpec {
     /// scan's calls.
     fn context(&self) -> (Arc<Scope>, Arc<ScanContext>) {
         let scope = Arc::new(Scope::new(&self.targets, &self.hosts, &self.exclude));
+        for (host, port) in &self.one_port {
+            scope.add(&TargetArg::Port {
+                host: host.clone(),
+                port: *port,
+            });
+        }
         let settings = NetSettings {
             timeout: self.timeout,
-            concurrency: self.concurrency,
+            limits: self.limits,
             resolver: self.resolver.clone(),
             tls: self.tls.clone(),
         };
         (scope.clone(), Arc::new(ScanContext::new(scope, settings)))
     }
 
-    /// What one call of `plugin` gets.
-    fn call_options(&self, plugin: &str) -> CallOptions {
+    /// What one call of `plugin` gets: the scan's ports, or those of the
+    /// target that named its own.
+    fn call_options(&self, plugin: &str, ports: Option<&[(u16, u16)]>) -> CallOptions {
         CallOptions {
-            ports: self.ports.ranges().to_vec(),
+            ports: ports.unwrap_or(self.ports.ranges()).to_vec(),
             timeout: self.timeout,
             args: self.plugin_args.get(plugin).cloned().unwrap_or_default(),
             deadline: self.plugin_timeout,
         }
     }
 
-    /// The host names this run starts from: this shard's share, by
-    /// position, so N shards split them with no overlap.
-    pub fn shard_hosts(&self) -> impl Iterator<Item = &String> + '_ {
-        let (index, count) = (self.shard.index - 1, self.shard.count);
-        self.hosts
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| *i as u64 % count == index)
-            .map(|(_, h)| h)
+    /// The names and `host:port` targets this run starts from, this
+    /// shard's share by position (so N shards split them with no overlap),
+    /// then the addresses: the starts of the command line's targets.
+    pub fn starts(&self) -> (Vec<Start>, TargetSpace) {
+        let mut expander = self.expander();
+        let mut singles = Vec::new();
+        let names = self.hosts.iter().map(|h| TargetArg::Host(h.clone()));
+        let ports = self.one_port.iter().map(|(host, port)| TargetArg::Port {
+            host: host.clone(),
+            port: *port,
+        });
+        for target in names.chain(ports) {
+            expander.expand(&target, |start| {
+                singles.push(start);
+                true
+            });
+        }
+        (singles, self.space())
+    }
+
+    /// The ports of the names given only as `host:port` on the command line
+    /// (see [`Routing::pins`]).
+    fn pins(&self) -> Pins {
+        let mut pins = HashMap::new();
+        for name in &self.hosts {
+            add_pin(&mut pins, name, None);
+        }
+        for (host, port) in &self.one_port {
+            if let Endpoint::Name(name) = host {
+                add_pin(&mut pins, name, Some(*port));
+            }
+        }
+        pins
+    }
+
+    /// Expands `-i` lines the way this scan splits and orders work.
+    pub fn expander(&self) -> Expander {
+        Expander::new(self.exclude.clone(), self.order, self.shard)
     }
 
     /// The addresses this run visits, in order: targets less exclusions,
@@ -103,29 +152,20 @@ impl ScanSpec {
     }
 }
 
-/// What a finished scan did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Plugin calls run.
-    pub units: u64,
-    /// Findings written.
-    pub findings: u64,
-    /// Units that failed (trap, deadline, plugin error).
-    pub errors: u64,
-    /// Subjects emitted by plugins that were out of scope, and dropped.
-    pub out_of_scope: u64,
-    /// Operations the scope check denied.
-    pub denied: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
 /// Why a scan stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     /// The output could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// The target input could not be opened.
+    #[error("cannot read targets from {from}: {error}")]
+    Input {
+        /// The file, or standard input.
+        from: String,
+        /// Why.
+        error: std::io::Error,
+    },
 }
 
 /// One plugin on one subject. The plugin is named, not held: it is looked
@@ -134,12 +174,15 @@ pub enum ScanError {
 struct Unit {
     plugin: String,
     subject: Subject,
+    /// The ports of a `host:port` target, instead of the scan's.
+    ports: Option<Arc<[(u16, u16)]>>,
 }
 
 struct Outcome {
     plugin: Arc<PluginId>,
     subject: Subject,
     result: Result<(), CallError>,
+    elapsed: Duration,
 }
 
 /// Decides which plugins a subject goes to.
@@ -155,6 +198,7 @@ impl Router<'_> {
     fn route(
         &self,
         subject: &Subject,
+        ports: Option<&Arc<[(u16, u16)]>>,
         ready: &mut VecDeque<Unit>,
         mut seen: Option<&mut HashSet<(String, SubjectKey)>>,
     ) {
@@ -175,17 +219,21 @@ impl Router<'_> {
             ready.push_back(Unit {
                 plugin: info.name.clone(),
                 subject: subject.clone(),
+                ports: ports.cloned(),
             });
         }
     }
 }
 
-/// Run `spec` with the plugins of `registry`, writing every record to `sink`.
+/// Run `spec` with the plugins of `registry`, writing every record to
+/// `sink`. `progress` counts targets taken out of their total (a hidden bar
+/// draws nothing).
 pub async fn run(
     spec: &ScanSpec,
     engine: Arc<Engine>,
     registry: Arc<Registry>,
     sink: &mut dyn Sink,
+    progress: &ProgressBar,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
     let (scope, scan) = spec.context();
@@ -196,15 +244,40 @@ pub async fn run(
         selection: spec.plugins.as_deref(),
     };
 
-    let space = spec.space();
-    // Host names first: there are few, and each may lead to many units.
-    let mut starts = spec
-        .shard_hosts()
-        .map(|h| Subject::Host(h.clone()))
-        .chain(space.iter().map(|ip| Subject::Address { ip, host: None }));
-    let mut ready: VecDeque<Unit> = VecDeque::new();
-    // Units derived from plugin output, keyed so none runs twice.
-    let mut seen: HashSet<(String, SubjectKey)> = HashSet::new();
+    let (singles, space) = spec.starts();
+    progress.set_length(
+        u64::try_from(space.share())
+            .unwrap_or(u64::MAX)
+            .saturating_add(singles.len() as u64),
+    );
+    // Names and single ports first: there are few, and each may lead to
+    // many units.
+    let mut starts = singles.into_iter().chain(
+        space
+            .iter()
+            .map(|ip| Start::new(Subject::Address { ip, host: None })),
+    );
+    // Lines of `-i`, read on a thread as the scan takes them.
+    let (mut input, reader) = match &spec.input {
+        Some(source) => {
+            let file = source.open().map_err(|e| ScanError::Input {
+                from: source.to_string(),
+                error: e,
+            })?;
+            let (tx, rx) = mpsc::channel(256);
+            let thread = input::stream(file, spec.expander(), scope.clone(), tx);
+            (Some(rx), Some((source, thread)))
+        }
+        None => (None, None),
+    };
+    let mut routing = Routing {
+        router,
+        scope: &scope,
+        seen: HashSet::new(),
+        outside: HashSet::new(),
+        ready: VecDeque::new(),
+        pins: spec.pins(),
+    };
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let parallel = spec.parallel.max(1);
 
@@ -212,23 +285,30 @@ pub async fn run(
         // Fill free slots: derived units first (they finish what is already
         // started), then the next target.
         while running.len() < parallel {
-            let Some(unit) = ready.pop_front() else {
-                match starts.next() {
-                    Some(subject) => {
-                        router.route(&subject, &mut ready, None);
+            let Some(unit) = routing.ready.pop_front() else {
+                if let Some(start) = starts.next() {
+                    routing.start(start, &mut summary, progress);
+                    continue;
+                }
+                match input.as_mut().map(|rx| rx.try_recv()) {
+                    Some(Ok(item)) => {
+                        routing.take(item, &mut summary, progress);
                         continue;
                     }
-                    None => break,
+                    Some(Err(mpsc::error::TryRecvError::Disconnected)) => input = None,
+                    Some(Err(mpsc::error::TryRecvError::Empty)) | None => {}
                 }
+                break;
             };
             let Some(plugin) = registry.get(&unit.plugin) else {
                 tracing::debug!(plugin = %unit.plugin, subject = %unit.subject, "plugin no longer in use; unit dropped");
                 continue;
             };
-            let options = spec.call_options(&plugin.info.name);
+            let options = spec.call_options(&plugin.info.name, unit.ports.as_deref());
             let (engine, scan, events) = (engine.clone(), scan.clone(), events_tx.clone());
             summary.units += 1;
             running.spawn(async move {
+                let started = Instant::now();
                 let result = plugin
                     .scan(&engine, scan, events, &unit.subject, &options)
                     .await;
@@ -236,6 +316,7 @@ pub async fn run(
                     plugin: plugin.id().clone(),
                     subject: unit.subject,
                     result,
+                    elapsed: started.elapsed(),
                 }
             });
         }
@@ -245,26 +326,31 @@ pub async fn run(
             let mut drained = false;
             while let Ok(event) = events_rx.try_recv() {
                 drained = true;
-                handle_event(
-                    event,
-                    &router,
-                    &scope,
-                    &mut seen,
-                    &mut ready,
-                    sink,
-                    &mut summary,
-                )?;
+                routing.handle(event, sink, &mut summary)?;
             }
-            if !drained && ready.is_empty() {
+            if drained || !routing.ready.is_empty() {
+                continue;
+            }
+            // Nothing to do but wait for the next line of input.
+            if input.is_none() {
                 break;
+            }
+            match next_input(&mut input).await {
+                Some(item) => routing.take(item, &mut summary, progress),
+                None => input = None,
             }
             continue;
         }
 
+        let wants_input = routing.ready.is_empty() && running.len() < parallel;
         tokio::select! {
             Some(event) = events_rx.recv() => {
-                handle_event(event, &router, &scope, &mut seen, &mut ready, sink, &mut summary)?;
+                routing.handle(event, sink, &mut summary)?;
             }
+            item = next_input(&mut input), if wants_input && input.is_some() => match item {
+                Some(item) => routing.take(item, &mut summary, progress),
+                None => input = None,
+            },
             Some(joined) = running.join_next() => {
                 let outcome = match joined {
                     Ok(outcome) => outcome,
@@ -275,48 +361,176 @@ pub async fn run(
                         continue;
                     }
                 };
+                let stats = summary.plugins.entry(outcome.plugin.name.clone()).or_default();
+                stats.units += 1;
+                stats.time += outcome.elapsed;
                 if let Err(e) = outcome.result {
+                    stats.errors += 1;
                     tracing::info!(plugin = %outcome.plugin.name, subject = %outcome.subject, "unit failed: {e}");
                     summary.errors += 1;
                     sink.write(&Record::error(&outcome.plugin, &outcome.subject, e.to_string()))?;
                 }
+                progress.set_message(progress_message(&summary));
             }
         }
     }
+    if let Some((source, thread)) = reader {
+        // The thread is done or blocked on a full channel that is gone.
+        drop(input);
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                summary.input_failure = Some(format!("reading targets from {source} stopped: {e}"))
+            }
+            Err(_) => summary.input_failure = Some(format!("reading targets from {source} failed")),
+        }
+    }
     sink.finish()?;
+    progress.finish_and_clear();
     summary.denied = scope.denied();
+    summary.net = NetTotals::from(scan.tcp.gate().stats().as_ref());
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
-fn handle_event(
-    event: Event,
-    router: &Router<'_>,
-    scope: &Scope,
-    seen: &mut HashSet<(String, SubjectKey)>,
-    ready: &mut VecDeque<Unit>,
-    sink: &mut dyn Sink,
-    summary: &mut Summary,
-) -> Result<(), ScanError> {
-    match event {
-        Event::Finding { plugin, finding } => {
-            summary.findings += 1;
-            sink.write(&Record::finding(&plugin, finding))?;
+fn progress_message(summary: &Summary) -> String {
+    format!(
+        "{} unit(s), {} finding(s), {} error(s)",
+        summary.units, summary.findings, summary.errors
+    )
+}
+
+/// The next line of `-i` input; never, once there is none.
+async fn next_input(input: &mut Option<mpsc::Receiver<input::Item>>) -> Option<input::Item> {
+    match input {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ports of `host:port` targets on names, by name; `None` when the name
+/// was also given without a port (the scan's ports apply).
+type Pins = HashMap<String, Option<Arc<[(u16, u16)]>>>;
+
+/// Record that `name` was given with `port` (`None`: without one, so the
+/// scan's ports apply to it, whatever else it was given with).
+fn add_pin(pins: &mut Pins, name: &str, port: Option<u16>) {
+    let pin = pins
+        .entry(name.to_string())
+        .or_insert_with(|| Some(Arc::from([])));
+    match (port, pin.as_ref()) {
+        (Some(port), Some(ports)) if !ports.contains(&(port, port)) => {
+            let mut more = ports.to_vec();
+            more.push((port, port));
+            *pin = Some(more.into());
         }
-        Event::Subject { plugin, subject } => {
-            let in_scope = match &subject {
-                Subject::Host(name) => scope.contains_name(name),
-                other => other.ip().is_some_and(|ip| scope.contains(ip)),
-            };
-            if !in_scope {
-                summary.out_of_scope += 1;
-                tracing::info!(plugin = %plugin.name, %subject, "subject outside the scan's scope; not scanned");
-                return Ok(());
+        (None, _) => *pin = None,
+        _ => {}
+    }
+}
+
+/// Where subjects go: the plugins' filters, what was already scanned, what
+/// lies outside the scope, and the units ready to start.
+struct Routing<'r> {
+    router: Router<'r>,
+    scope: &'r Scope,
+    /// Units already queued, keyed so none runs twice.
+    seen: HashSet<(String, SubjectKey)>,
+    /// Out-of-scope subjects already reported, so each is written once.
+    outside: HashSet<SubjectKey>,
+    ready: VecDeque<Unit>,
+    /// Ports of `host:port` targets on names, for the addresses the names
+    /// resolve to; `None` when the name was also given without a port.
+    pins: Pins,
+}
+
+impl Routing<'_> {
+    /// Queue the units of a target.
+    fn start(&mut self, start: Start, summary: &mut Summary, progress: &ProgressBar) {
+        summary.targets += 1;
+        progress.inc(1);
+        if let Subject::Host(name) = &start.subject {
+            add_pin(&mut self.pins, name, start.pin);
+        }
+        let ports: Option<Arc<[(u16, u16)]>> = start.ports.map(Arc::from);
+        // Names are few: remember them, so a plugin that finds one again (a
+        // certificate's SAN) does not start it over. Addresses are too many
+        // to remember; a found address that is a target is skipped in
+        // `handle` instead.
+        let seen = matches!(start.subject, Subject::Host(_)).then_some(&mut self.seen);
+        self.router
+            .route(&start.subject, ports.as_ref(), &mut self.ready, seen);
+    }
+
+    /// Take one line's worth of `-i` input.
+    fn take(&mut self, item: input::Item, summary: &mut Summary, progress: &ProgressBar) {
+        match item {
+            Ok(start) => self.start(start, summary, progress),
+            Err(e) => {
+                tracing::warn!("input {e}; skipped");
+                summary.bad_lines += 1;
+                if summary.input_errors.len() < 10 {
+                    summary.input_errors.push(e.to_string());
+                }
             }
-            router.route(&subject, ready, Some(seen));
         }
     }
-    Ok(())
+
+    /// Write a finding; route an emitted subject, or report it once when it
+    /// is outside the scope.
+    fn handle(
+        &mut self,
+        event: Event,
+        sink: &mut dyn Sink,
+        summary: &mut Summary,
+    ) -> Result<(), ScanError> {
+        match event {
+            Event::Finding { plugin, finding } => {
+                summary.findings += 1;
+                summary
+                    .plugins
+                    .entry(plugin.name.clone())
+                    .or_default()
+                    .findings += 1;
+                sink.write(&Record::finding(&plugin, finding))?;
+            }
+            Event::Subject { plugin, subject } => {
+                let in_scope = match &subject {
+                    Subject::Host(name) => self.scope.contains_name(name),
+                    other => other.ip().is_some_and(|ip| self.scope.contains(ip)),
+                };
+                if !in_scope {
+                    summary.out_of_scope += 1;
+                    if self.outside.insert(subject.key()) {
+                        tracing::info!(plugin = %plugin.name, %subject, "subject outside the scan's scope; reported, not scanned");
+                        sink.write(&Record::out_of_scope(&plugin, &subject))?;
+                    }
+                    return Ok(());
+                }
+                // A bare address the user listed is visited by the target
+                // sweep already.
+                if let Subject::Address { ip, host: None } = subject
+                    && self.scope.is_target(ip)
+                {
+                    return Ok(());
+                }
+                // The addresses of a name given as host:port get its ports.
+                let ports = match &subject {
+                    Subject::Address {
+                        host: Some(name), ..
+                    } => self.pins.get(name).cloned().flatten(),
+                    _ => None,
+                };
+                self.router.route(
+                    &subject,
+                    ports.as_ref(),
+                    &mut self.ready,
+                    Some(&mut self.seen),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Run one plugin on one subject (`wscan plugin run`): findings, emitted
@@ -331,8 +545,9 @@ pub async fn run_one(
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
     let (scope, scan) = spec.context();
+    let scan_stats = scan.tcp.gate().stats().clone();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
-    let options = spec.call_options(&plugin.info.name);
+    let options = spec.call_options(&plugin.info.name, None);
     let id = plugin.id().clone();
     let call_subject = subject.clone();
     let mut call = tokio::spawn(async move {
@@ -377,6 +592,7 @@ pub async fn run_one(
     }
     sink.finish()?;
     summary.denied = scope.denied();
+    summary.net = NetTotals::from(scan_stats.as_ref());
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -19,7 +19,7 @@ use std::str::FromStr;
 pub enum TargetError {
     /// Neither an address, a CIDR block nor a range.
     #[error(
-        "invalid target {0:?}: expected an IPv4 or IPv6 address (192.0.2.1, 2001:db8::1), a CIDR block (192.0.2.0/24), a range (192.0.2.1-192.0.2.50, 192.0.2.1-50) or a host name (www.example.com)"
+        "invalid target {0:?}: expected an IPv4 or IPv6 address (192.0.2.1, 2001:db8::1), a CIDR block (192.0.2.0/24), a range (192.0.2.1-192.0.2.50, 192.0.2.1-50), a host name (www.example.com), HOST:PORT (192.0.2.1:8080, [2001:db8::1]:443) or a URL (https://www.example.com:8443/)"
     )]
     Malformed(String),
     /// A CIDR block with a prefix length too long for its family.
@@ -35,6 +35,16 @@ pub enum TargetError {
         family: &'static str,
         /// The family's maximum.
         max: u8,
+    },
+    /// A `host:port` or URL that is not right.
+    #[error(
+        "invalid target {input:?}: {why}; expected HOST:PORT (192.0.2.1:8080, [2001:db8::1]:443, www.example.com:8443) or an http(s) URL"
+    )]
+    Port {
+        /// What the user wrote.
+        input: String,
+        /// What is wrong with it.
+        why: String,
     },
     /// A range whose end is before its start, or mixes families.
     #[error(
@@ -152,6 +162,16 @@ impl Target {
         }
     }
 
+    /// The first address covered.
+    pub fn first(&self) -> IpAddr {
+        self.first
+    }
+
+    /// The last address covered.
+    pub fn last(&self) -> IpAddr {
+        self.last
+    }
+
     /// How many addresses (saturating at `u128::MAX` for `::/0`).
     pub fn len(&self) -> u128 {
         (to_u128(self.last) - to_u128(self.first)).saturating_add(1)
@@ -187,20 +207,112 @@ pub fn host_name(input: &str) -> Option<String> {
     .then(|| name.to_ascii_lowercase())
 }
 
-/// A scan target as the user wrote it: addresses, or a host name that the
-/// scan resolves (through a plugin that consumes host names, such as dns).
+/// Where a `host:port` or URL target points.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// An address.
+    Ip(IpAddr),
+    /// A DNS name, lowercase, without the trailing dot.
+    Name(String),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Ip(ip) => write!(f, "{ip}"),
+            Endpoint::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A scan target as the user wrote it: addresses, a host name that the
+/// scan resolves (through a plugin that consumes host names, such as dns),
+/// or one port of a host (`host:port`, or a URL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetArg {
     /// An address, a CIDR block or a range.
     Addresses(Target),
     /// A DNS name, lowercase, without the trailing dot.
     Host(String),
+    /// `host:port`, `[v6]:port` or `http(s)://host[:port][/path]`: that
+    /// port only (a URL's path is not kept: the http plugin asks for
+    /// `http.path`).
+    Port {
+        /// The address or name.
+        host: Endpoint,
+        /// The port.
+        port: u16,
+    },
+}
+
+/// The error for a malformed `host:port` or URL.
+fn bad_port_target(input: &str, why: &str) -> TargetError {
+    TargetError::Port {
+        input: input.to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// Parse `host:port`, `[v6]:port` or an http/https URL; `None` when
+/// `input` has neither shape.
+fn parse_port_target(input: &str) -> Option<Result<TargetArg, TargetError>> {
+    let s = input.trim();
+    let endpoint = |host: &str| -> Result<Endpoint, TargetError> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(Endpoint::Ip(ip));
+        }
+        host_name(host)
+            .map(Endpoint::Name)
+            .ok_or_else(|| bad_port_target(input, "not an address or host name"))
+    };
+    if s.contains("://") {
+        let parsed = (|| {
+            let url = url::Url::parse(s).map_err(|e| bad_port_target(input, &e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(bad_port_target(
+                    input,
+                    "only http and https URLs are targets",
+                ));
+            }
+            let host = url
+                .host_str()
+                .ok_or_else(|| bad_port_target(input, "the URL has no host"))?;
+            let port = url
+                .port_or_known_default()
+                .ok_or_else(|| bad_port_target(input, "no port"))?;
+            Ok(TargetArg::Port {
+                host: endpoint(host)?,
+                port,
+            })
+        })();
+        return Some(parsed);
+    }
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:")?;
+        (host, port)
+    } else {
+        let (host, port) = s.rsplit_once(':')?;
+        // A bare IPv6 address has colons too: it is not host:port.
+        if host.contains(':') {
+            return None;
+        }
+        (host, port)
+    };
+    let port = match port.parse::<u16>() {
+        Ok(p) if p > 0 => p,
+        _ => return Some(Err(bad_port_target(input, "the port must be 1-65535"))),
+    };
+    Some(endpoint(host).map(|host| TargetArg::Port { host, port }))
 }
 
 impl FromStr for TargetArg {
     type Err = TargetError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
+        if let Some(parsed) = parse_port_target(input) {
+            return parsed;
+        }
         match input.parse::<Target>() {
             Ok(target) => Ok(TargetArg::Addresses(target)),
             // Only input that is not address-shaped at all may be a name:
@@ -271,6 +383,51 @@ mod tests {
             arg("10.0.0.0/40"),
             Err(TargetError::Prefix { .. })
         ));
+    }
+
+    #[test]
+    fn host_port_and_urls_are_one_port_targets() {
+        let port = |s: &str| match s.parse::<TargetArg>() {
+            Ok(TargetArg::Port { host, port }) => (host.to_string(), port),
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(port("127.0.0.1:8080"), ("127.0.0.1".into(), 8080));
+        assert_eq!(port("[::1]:443"), ("::1".into(), 443));
+        assert_eq!(
+            port("WWW.Example.test:8443"),
+            ("www.example.test".into(), 8443)
+        );
+        assert_eq!(
+            port("http://www.example.test"),
+            ("www.example.test".into(), 80)
+        );
+        assert_eq!(
+            port("https://www.example.test/a?b"),
+            ("www.example.test".into(), 443)
+        );
+        assert_eq!(port("https://127.0.0.1:9443/"), ("127.0.0.1".into(), 9443));
+        assert_eq!(port("http://[::1]:8080/x"), ("::1".into(), 8080));
+        // A bare IPv6 address is an address, not host:port.
+        assert!(matches!(
+            "::1".parse::<TargetArg>(),
+            Ok(TargetArg::Addresses(_))
+        ));
+        assert!(matches!(
+            "2001:db8::1".parse::<TargetArg>(),
+            Ok(TargetArg::Addresses(_))
+        ));
+        for bad in [
+            "127.0.0.1:0",
+            "127.0.0.1:70000",
+            "127.0.0.1:http",
+            "ftp://www.example.test/",
+            "http://",
+            "bad name:80",
+            "[::1]:x",
+        ] {
+            let e = bad.parse::<TargetArg>().unwrap_err();
+            assert!(e.to_string().contains("HOST:PORT"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -81,6 +81,13 @@ impl TargetSpace {
         self.total
     }
 
+    /// About how many addresses this shard visits: its share of the total,
+    /// exclusions not subtracted (counting those exactly would mean walking
+    /// the space). For progress display.
+    pub fn share(&self) -> u128 {
+        self.total.div_ceil(u128::from(self.shard.count))
+    }
+
     /// The `i`th address of the targets, in the order written.
     fn nth(&self, i: u128) -> IpAddr {
         let t = self.starts.partition_point(|&s| s <= i) - 1;

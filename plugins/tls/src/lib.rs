@@ -1,7 +1,9 @@
 //! wscan's built-in `tls` plugin: a TLS handshake with each service that
 //! looks like TLS, a `tls-certificate` finding with the chain, and a finding
 //! with its own severity for each fault: expired, expiring soon, not yet
-//! valid, self-signed, unknown issuer, name mismatch, weak RSA key.
+//! valid, self-signed, unknown issuer, name mismatch, weak RSA key. The
+//! certificate's other names and addresses are emitted as subjects: the
+//! scan examines those in scope and reports the others.
 
 mod time;
 
@@ -190,8 +192,26 @@ impl Plugin for Tls {
                 json!({"key_type": leaf.key_type, "key_bits": leaf.key_bits}),
             )?;
         }
-        Ok(())
+        emit_sans(&leaf.sans, service.host.as_deref(), ip)
     }
+}
+
+/// Hand the names and addresses the certificate vouches for to the scan:
+/// in scope, other plugins look at them (a name the scan already knows is
+/// not started again); outside it, the scan reports them and goes no
+/// further. Wildcards name no host and are left in the finding only.
+fn emit_sans(sans: &[String], host: Option<&str>, ip: std::net::IpAddr) -> Result<(), String> {
+    for san in sans {
+        let subject = match san.parse::<std::net::IpAddr>() {
+            Ok(addr) if addr == ip => continue,
+            Ok(addr) => Subject::address(addr, None),
+            Err(_) if san.starts_with("*.") => continue,
+            Err(_) if host.is_some_and(|h| h.eq_ignore_ascii_case(san)) => continue,
+            Err(_) => Subject::Host(san.to_ascii_lowercase()),
+        };
+        report::subject(subject).map_err(|e| format!("emit {san}: {}", e.message()))?;
+    }
+    Ok(())
 }
 
 /// The CN of a distinguished name, or the whole name when it has none.

@@ -2,6 +2,7 @@
 //! queries that keep the answers' structure, and errors that say which
 //! remote outcome happened. Nothing here knows about wasmtime.
 
+use crate::primitives::gate::{Gate, NetStats, Pass};
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
@@ -164,6 +165,8 @@ pub enum DnsError {
 #[derive(Clone)]
 pub struct DnsCore {
     resolver: Result<TokioResolver, Arc<str>>,
+    /// Queries count against the scan's concurrency and rate.
+    gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for DnsCore {
@@ -180,10 +183,21 @@ impl DnsCore {
     /// A machine without a usable system configuration still gets a
     /// `DnsCore`: its queries fail with the reason, so scans that do not
     /// use DNS are not stopped by it.
-    pub fn new(settings: &ResolverSettings, timeout: Duration) -> Self {
+    pub fn new(settings: &ResolverSettings, timeout: Duration, gate: Arc<Gate>) -> Self {
+        // hickory retries a query that timed out by itself: at least one
+        // retry (UDP loses packets), more with `--retries`.
+        let attempts = (gate.limits().retries as usize + 1).max(2);
         DnsCore {
-            resolver: build(settings, timeout).map_err(|e| Arc::from(e.to_string())),
+            resolver: build(settings, timeout, attempts).map_err(|e| Arc::from(e.to_string())),
+            gate,
         }
+    }
+
+    /// Wait for the gate, and count the query.
+    async fn enter(&self) -> Pass {
+        let pass = self.gate.enter(None).await;
+        NetStats::bump(&self.gate.stats().dns_queries);
+        pass
     }
 
     /// Query `name` for records of `kind`. The name is taken as fully
@@ -193,6 +207,7 @@ impl DnsCore {
         let resolver = self.resolver()?;
         let mut fqdn = Name::from_ascii(name).map_err(|e| DnsError::InvalidName(e.to_string()))?;
         fqdn.set_fqdn(true);
+        let _pass = self.enter().await;
         let answer = resolver.lookup(fqdn, kind.record_type()).await;
         records(answer)
     }
@@ -200,6 +215,7 @@ impl DnsCore {
     /// Query the PTR records of `ip`.
     pub async fn reverse(&self, ip: IpAddr) -> Result<Vec<Record>, DnsError> {
         let resolver = self.resolver()?;
+        let _pass = self.enter().await;
         let answer = resolver.lookup(Name::from(ip), RecordType::PTR).await;
         records(answer)
     }
@@ -211,7 +227,11 @@ impl DnsCore {
     }
 }
 
-fn build(settings: &ResolverSettings, timeout: Duration) -> Result<TokioResolver, NetError> {
+fn build(
+    settings: &ResolverSettings,
+    timeout: Duration,
+    attempts: usize,
+) -> Result<TokioResolver, NetError> {
     let provider = TokioRuntimeProvider::default();
     let mut builder = if settings.servers.is_empty() {
         Resolver::builder(provider)?
@@ -232,7 +252,7 @@ fn build(settings: &ResolverSettings, timeout: Duration) -> Result<TokioResolver
     };
     let options = builder.options_mut();
     options.timeout = timeout;
-    options.attempts = 2;
+    options.attempts = attempts;
     options.cache_size = if settings.cache { 16_384 } else { 0 };
     // Keep the CNAME chain in answers: it is part of what a scan reports.
     options.preserve_intermediates = true;
@@ -358,6 +378,7 @@ mod tests {
                 cache: false,
             },
             Duration::from_millis(100),
+            crate::primitives::gate::Gate::new(Default::default()),
         );
         let e = dns.lookup("bad..name", Kind::A).await.unwrap_err();
         assert!(matches!(e, DnsError::InvalidName(_)), "{e:?}");

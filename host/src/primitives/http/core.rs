@@ -138,7 +138,7 @@ impl HttpCore {
             )));
         }
         let client = self.client(&host, request.connect_to, request.verify_tls)?;
-        let _permit = tcp.permit().await?;
+        let _permit = tcp.permit(request.connect_to).await;
         let started = Instant::now();
         let mut builder = client
             .request(request.method.clone(), request.url.clone())

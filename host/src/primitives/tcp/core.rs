@@ -2,15 +2,16 @@
 //! clear verdict, banner-sized reads, writes, and a many-port probe that
 //! keeps the scan's whole concurrency budget busy.
 
+use crate::primitives::gate::{Gate, NetStats, Pass};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 
 /// Why a TCP operation failed. Mirrors the WIT `error-code` cases that TCP
 /// can produce; the glue converts in one place.
@@ -66,19 +67,19 @@ pub enum PortState {
 /// The scan's TCP engine: one per scan, shared by every plugin call.
 #[derive(Debug, Clone)]
 pub struct TcpCore {
-    /// Bounds connects in flight across the whole scan.
-    permits: Arc<Semaphore>,
-    concurrency: usize,
+    /// Concurrency, host cap, rate, retries and counters.
+    gate: Arc<Gate>,
 }
 
 impl TcpCore {
-    /// A TCP engine allowing `concurrency` connects in flight.
-    pub fn new(concurrency: usize) -> Self {
-        let concurrency = concurrency.max(1);
-        TcpCore {
-            permits: Arc::new(Semaphore::new(concurrency)),
-            concurrency,
-        }
+    /// A TCP engine whose operations pass `gate`.
+    pub fn new(gate: Arc<Gate>) -> Self {
+        TcpCore { gate }
+    }
+
+    /// The gate this engine's operations pass.
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
     }
 
     /// Connect to `addr` within `timeout`.
@@ -87,40 +88,54 @@ impl TcpCore {
         addr: SocketAddr,
         timeout: Duration,
     ) -> Result<TcpConnection, NetError> {
-        let stream = {
-            let _permit = self.permits.acquire().await.map_err(|_| NetError::Closed)?;
-            connect_once(addr, timeout).await?
-        };
+        let stream = self.connect_stream(addr, timeout).await?;
         TcpConnection::new(stream, addr)
     }
 
-    /// A share of the scan's budget of operations in flight, for primitives
-    /// that manage their own connections (HTTP); held until dropped.
-    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, NetError> {
-        self.permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| NetError::Closed)
+    /// A share of the scan's budget of operations in flight towards `ip`,
+    /// for primitives that manage their own connections (HTTP); held until
+    /// dropped.
+    pub async fn permit(&self, ip: IpAddr) -> Pass {
+        let pass = self.gate.enter(Some(ip)).await;
+        NetStats::bump(&self.gate.stats().connects);
+        pass
     }
 
     /// Connect to `addr` within `timeout` and hand over the raw stream, for
     /// the primitives that speak a protocol over TCP (TLS, HTTP). The
-    /// connect counts against the scan's budget like any other.
+    /// connect counts against the scan's budget like any other, and a
+    /// timeout is retried as `--retries` says.
     pub async fn connect_stream(
         &self,
         addr: SocketAddr,
         timeout: Duration,
     ) -> Result<TcpStream, NetError> {
-        let _permit = self.permits.acquire().await.map_err(|_| NetError::Closed)?;
-        connect_once(addr, timeout).await
+        let mut attempt = 0;
+        loop {
+            let result = {
+                let _pass = self.permit(addr.ip()).await;
+                connect_once(addr, timeout).await
+            };
+            match result {
+                Err(NetError::Timeout) => {
+                    NetStats::bump(&self.gate.stats().timeouts);
+                    if attempt >= self.gate.limits().retries {
+                        return Err(NetError::Timeout);
+                    }
+                    attempt += 1;
+                    NetStats::bump(&self.gate.stats().retries);
+                    tokio::time::sleep(Gate::backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Probe every port in `ports` on `ip`; results arrive on the returned
     /// channel as they are known. Dropping the receiver stops the probe.
     pub fn probe(
         &self,
-        ip: std::net::IpAddr,
+        ip: IpAddr,
         ports: Vec<(u16, u16)>,
         timeout: Duration,
     ) -> mpsc::UnboundedReceiver<(u16, PortState)> {
@@ -133,7 +148,11 @@ impl TcpCore {
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(ports.len().max(1));
-        let per_worker = (self.concurrency / workers).max(1);
+        let limits = self.gate.limits();
+        let budget = limits
+            .host_concurrency
+            .map_or(limits.concurrency, |h| h.min(limits.concurrency));
+        let per_worker = (budget / workers).max(1);
         for _ in 0..workers {
             let (tx, ports, next, core) = (tx.clone(), ports.clone(), next.clone(), self.clone());
             tokio::spawn(async move {
@@ -144,8 +163,8 @@ impl TcpCore {
                         let Some(&port) = ports.get(i) else { break };
                         let core = core.clone();
                         in_flight.push(async move {
-                            let _permit = core.permits.acquire().await;
-                            (port, probe_port(SocketAddr::new(ip, port), timeout).await)
+                            let state = core.probe_port(SocketAddr::new(ip, port), timeout).await;
+                            (port, state)
                         });
                     }
                     match futures::StreamExt::next(&mut in_flight).await {
@@ -160,6 +179,55 @@ impl TcpCore {
             });
         }
         rx
+    }
+
+    /// One port of a probe: connect (retrying a timeout as `--retries`
+    /// says), classify, count, and close with a reset so the sweep leaves
+    /// no TIME_WAIT sockets behind.
+    async fn probe_port(&self, addr: SocketAddr, timeout: Duration) -> PortState {
+        let stats = self.gate.stats();
+        let state = match self.connect_stream_probing(addr, timeout).await {
+            Ok(stream) => {
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                PortState::Open
+            }
+            Err(NetError::Refused) => PortState::Closed,
+            Err(NetError::Unreachable) => PortState::Unreachable,
+            Err(_) => PortState::Filtered,
+        };
+        NetStats::bump(match state {
+            PortState::Open => &stats.open,
+            PortState::Closed => &stats.closed,
+            PortState::Filtered => &stats.filtered,
+            PortState::Unreachable => &stats.unreachable,
+        });
+        state
+    }
+
+    /// [`Self::connect_stream`], except that running out of file
+    /// descriptors (or another local failure) is the scan's problem, not
+    /// the port's: back off briefly and try again instead of reporting a
+    /// state that was not observed.
+    async fn connect_stream_probing(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<TcpStream, NetError> {
+        let mut attempts = 0;
+        loop {
+            match self.connect_stream(addr, timeout).await {
+                Err(NetError::Other(e)) if attempts < 20 => {
+                    attempts += 1;
+                    tracing::debug!(%addr, error = %e, "probe connect failed, retrying");
+                    tokio::time::sleep(Duration::from_millis(10 * attempts)).await;
+                }
+                Err(NetError::Other(e)) => {
+                    tracing::warn!(%addr, error = %e, "probe connect kept failing; reporting the port as filtered");
+                    return Err(NetError::Other(e));
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -179,35 +247,6 @@ async fn connect_once(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, 
         return Err(NetError::Refused);
     }
     Ok(stream)
-}
-
-/// One port of a probe: connect, classify, and close with a reset so the
-/// sweep leaves no TIME_WAIT sockets behind.
-async fn probe_port(addr: SocketAddr, timeout: Duration) -> PortState {
-    // Out of file descriptors is the scan's problem, not the port's: back
-    // off briefly instead of reporting a state we did not observe.
-    let mut attempts = 0;
-    loop {
-        return match connect_once(addr, timeout).await {
-            Ok(stream) => {
-                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                PortState::Open
-            }
-            Err(NetError::Refused) => PortState::Closed,
-            Err(NetError::Timeout) => PortState::Filtered,
-            Err(NetError::Unreachable) => PortState::Unreachable,
-            Err(e) if attempts < 20 => {
-                attempts += 1;
-                tracing::debug!(%addr, error = %e, "probe connect failed, retrying");
-                tokio::time::sleep(Duration::from_millis(10 * attempts)).await;
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(%addr, error = %e, "probe connect kept failing; reporting the port as filtered");
-                PortState::Filtered
-            }
-        };
-    }
 }
 
 /// An established connection, shared between the plugin's pending reads
@@ -289,7 +328,15 @@ impl TcpConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::primitives::gate::Limits;
     use tokio::net::TcpListener;
+
+    fn core(concurrency: usize) -> TcpCore {
+        TcpCore::new(Gate::new(Limits {
+            concurrency,
+            ..Limits::default()
+        }))
+    }
 
     async fn closed_port() -> SocketAddr {
         // Bind then drop: nothing listens there any more.
@@ -301,7 +348,7 @@ mod tests {
     async fn connect_tells_open_from_closed() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let open = listener.local_addr().unwrap();
-        let core = TcpCore::new(8);
+        let core = core(8);
         let conn = core.connect(open, Duration::from_secs(2)).await.unwrap();
         assert_eq!(conn.peer(), open);
         let closed = closed_port().await;
@@ -321,10 +368,7 @@ mod tests {
             let (mut s, _) = listener.accept().await.unwrap();
             s.write_all(b"SSH-2.0-test\r\n").await.unwrap();
         });
-        let conn = TcpCore::new(1)
-            .connect(addr, Duration::from_secs(2))
-            .await
-            .unwrap();
+        let conn = core(1).connect(addr, Duration::from_secs(2)).await.unwrap();
         assert_eq!(
             conn.read(512, Duration::from_secs(2)).await.unwrap(),
             b"SSH-2.0-test\r\n"
@@ -336,10 +380,7 @@ mod tests {
     async fn silent_peer_times_out_and_close_wakes_readers() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let conn = TcpCore::new(1)
-            .connect(addr, Duration::from_secs(2))
-            .await
-            .unwrap();
+        let conn = core(1).connect(addr, Duration::from_secs(2)).await.unwrap();
         let _accepted = listener.accept().await.unwrap();
         assert_eq!(
             conn.read(16, Duration::from_millis(50)).await.unwrap_err(),
@@ -366,7 +407,7 @@ mod tests {
         let open = listener.local_addr().unwrap().port();
         let closed = closed_port().await.port();
         let ip = "127.0.0.1".parse().unwrap();
-        let mut rx = TcpCore::new(4).probe(
+        let mut rx = core(4).probe(
             ip,
             vec![(open, open), (closed, closed)],
             Duration::from_secs(2),

@@ -1,0 +1,174 @@
+//! What a finished scan did: the summary printed on standard error and the
+//! JSON that `--stats FILE` writes (documented in docs/output.md).
+
+use crate::primitives::gate::NetStats;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Per-plugin totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PluginStats {
+    /// Calls run.
+    pub units: u64,
+    /// Findings reported.
+    pub findings: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Wall time of its calls, summed (calls overlap, so the sum of all
+    /// plugins can exceed the scan's time).
+    #[serde(rename = "time_s", serialize_with = "seconds")]
+    pub time: Duration,
+}
+
+/// Totals of the scan's network operations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NetTotals {
+    /// Connection attempts, retries included.
+    pub connects: u64,
+    /// Probed ports found open.
+    pub open: u64,
+    /// Probed ports found closed.
+    pub closed: u64,
+    /// Probed ports that never answered.
+    pub filtered: u64,
+    /// Probed ports with no route.
+    pub unreachable: u64,
+    /// Connection attempts that timed out.
+    pub timeouts: u64,
+    /// Attempts repeated after a timeout.
+    pub retries: u64,
+    /// DNS lookups.
+    pub dns_queries: u64,
+    /// The most operations in flight at once.
+    pub peak_in_flight: u64,
+}
+
+impl From<&NetStats> for NetTotals {
+    fn from(s: &NetStats) -> Self {
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        NetTotals {
+            connects: n(&s.connects),
+            open: n(&s.open),
+            closed: n(&s.closed),
+            filtered: n(&s.filtered),
+            unreachable: n(&s.unreachable),
+            timeouts: n(&s.timeouts),
+            retries: n(&s.retries),
+            dns_queries: n(&s.dns_queries),
+            peak_in_flight: s.peak_in_flight() as u64,
+        }
+    }
+}
+
+/// What a finished scan did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Plugin calls run.
+    pub units: u64,
+    /// Findings written.
+    pub findings: u64,
+    /// Units that failed (trap, deadline, plugin error).
+    pub errors: u64,
+    /// Subjects emitted by plugins that were out of scope: reported (once
+    /// each), not scanned.
+    pub out_of_scope: u64,
+    /// Operations the scope check denied.
+    pub denied: u64,
+    /// Targets taken from the target list (addresses and names).
+    pub targets: u64,
+    /// Lines of `-i` input that were not targets (skipped).
+    pub bad_lines: u64,
+    /// What was wrong with the first ten of them.
+    pub input_errors: Vec<String>,
+    /// Why reading `-i` input stopped before its end, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_failure: Option<String>,
+    /// Network operations.
+    pub net: NetTotals,
+    /// Per plugin, by name.
+    pub plugins: BTreeMap<String, PluginStats>,
+    /// Wall time.
+    #[serde(rename = "elapsed_s", serialize_with = "seconds")]
+    pub elapsed: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+impl Summary {
+    /// The lines printed on standard error at the end of a scan.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "wscan: {} unit(s), {} finding(s), {} error(s) in {:.2}s{}",
+            self.units,
+            self.findings,
+            self.errors,
+            self.elapsed.as_secs_f64(),
+            if self.denied + self.out_of_scope > 0 {
+                format!(
+                    "; {} out-of-scope operation(s) denied",
+                    self.denied + self.out_of_scope
+                )
+            } else {
+                String::new()
+            }
+        )];
+        let n = &self.net;
+        if n.connects + n.dns_queries > 0 {
+            lines.push(format!(
+                "wscan: {} connect(s): {} open, {} closed, {} filtered, {} unreachable port(s); {} timeout(s), {} retried; {} DNS quer(ies); peak {} in flight",
+                n.connects,
+                n.open,
+                n.closed,
+                n.filtered,
+                n.unreachable,
+                n.timeouts,
+                n.retries,
+                n.dns_queries,
+                n.peak_in_flight
+            ));
+        }
+        for (name, p) in &self.plugins {
+            lines.push(format!(
+                "wscan: plugin {name}: {} unit(s), {} finding(s), {} error(s), {:.2}s",
+                p.units,
+                p.findings,
+                p.errors,
+                p.time.as_secs_f64()
+            ));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_json_has_every_counter() {
+        let mut summary = Summary {
+            units: 2,
+            findings: 3,
+            elapsed: Duration::from_millis(1234),
+            ..Summary::default()
+        };
+        summary.plugins.insert(
+            "port".into(),
+            PluginStats {
+                units: 2,
+                findings: 3,
+                errors: 0,
+                time: Duration::from_millis(500),
+            },
+        );
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["elapsed_s"], 1.234);
+        assert_eq!(json["plugins"]["port"]["time_s"], 0.5);
+        assert_eq!(json["net"]["peak_in_flight"], 0);
+        assert_eq!(summary.lines().len(), 2, "{:?}", summary.lines());
+    }
+}

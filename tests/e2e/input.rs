@@ -1,0 +1,242 @@
+//! Targets from a file and from standard input (`-i`), streamed; and
+//! `host:port` and URL targets, which scan one port.
+
+use crate::dns_server::DnsServer;
+use crate::http_server::{HttpServer, TITLE};
+use crate::support::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn open_ports(records: &[Value]) -> BTreeSet<(String, u64)> {
+    findings(records, "open-port")
+        .iter()
+        .map(|f| {
+            let s = &f["subject"];
+            (
+                s["address"].as_str().unwrap().to_string(),
+                s["port"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn host_port_targets_scan_that_port_only() {
+    let (a, b) = (
+        Listener::start(Behaviour::Silent),
+        Listener::start(Behaviour::Silent),
+    );
+    // -p names b's port too, but the target asks for a's only.
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        &format!("127.0.0.1:{}", a.port()),
+        "--plugins",
+        "port",
+    ]);
+    cmd.args([
+        "-p",
+        &format!("{},{}", a.port(), b.port()),
+        "--format",
+        "jsonl",
+    ]);
+    cmd.args(["--plugin-arg", "port.banner=false"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        open_ports(&records(&out)),
+        BTreeSet::from([("127.0.0.1".to_string(), u64::from(a.port()))])
+    );
+}
+
+#[test]
+fn a_url_target_reaches_the_http_plugin_through_its_name() {
+    let dns = DnsServer::start();
+    let web = HttpServer::start();
+    let other = Listener::start(Behaviour::Silent);
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        &format!("http://www.wscan.test:{}/index.html", web.port()),
+    ]);
+    cmd.args(["--resolver", &dns.addr().to_string(), "--format", "jsonl"]);
+    cmd.args(["-p", &other.port().to_string()]);
+    let out = run(cmd, Duration::from_secs(90));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    // The name's addresses got the URL's port, not -p.
+    assert_eq!(
+        open_ports(&records),
+        BTreeSet::from([("127.0.0.1".to_string(), u64::from(web.port()))]),
+        "{records:#?}"
+    );
+    let pages = findings(&records, "http-response");
+    assert_eq!(pages.len(), 1, "{records:#?}");
+    assert_eq!(pages[0]["data"]["status"], 200);
+    assert_eq!(pages[0]["data"]["title"], TITLE);
+    assert_eq!(pages[0]["subject"]["host"], "www.wscan.test");
+}
+
+#[test]
+fn a_target_file_is_scanned_and_its_bad_lines_reported() {
+    let (a, b) = (
+        Listener::start(Behaviour::Silent),
+        Listener::start(Behaviour::Silent),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "# a comment, then a blank line\n\n127.0.0.1  # the address\n127.0.0.2:{}\nnot a target!\n127.0.0.3-4\n",
+            b.port()
+        ),
+    )
+    .unwrap();
+    let mut cmd = wscan();
+    cmd.args(["scan", "-i"]).arg(&file);
+    cmd.args(["--plugins", "port", "--format", "jsonl", "--ordered"]);
+    cmd.args(["-p", &format!("{},{}", a.port(), b.port())]);
+    cmd.args(["--plugin-arg", "port.banner=false"]);
+    let out = run(cmd, Duration::from_secs(60));
+    // The bad line is the user's to fix: exit 2, but every good line ran.
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("line 5"), "{err}");
+    assert!(err.contains("1 input line(s) were not targets"), "{err}");
+    // The listeners are bound to 127.0.0.1 only: 127.0.0.2..4 are closed.
+    assert_eq!(
+        open_ports(&records(&out)),
+        BTreeSet::from([
+            ("127.0.0.1".to_string(), u64::from(a.port())),
+            ("127.0.0.1".to_string(), u64::from(b.port())),
+        ])
+    );
+    assert!(err.contains("4 unit(s)"), "{err}");
+
+    // A file that cannot be read is an error before anything is sent.
+    let mut cmd = wscan();
+    cmd.args(["scan", "-i", "/nonexistent/targets.txt"]);
+    let out = run(cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read targets from /nonexistent/targets.txt"));
+}
+
+#[test]
+fn standard_input_is_scanned_as_it_arrives() {
+    let (a, b) = (
+        Listener::start(Behaviour::Silent),
+        Listener::start(Behaviour::Silent),
+    );
+    let mut cmd = wscan();
+    cmd.args(["scan", "-i", "-", "--plugins", "port", "--format", "jsonl"]);
+    cmd.args(["-p", &format!("{},{}", a.port(), b.port())]);
+    cmd.args(["--plugin-arg", "port.banner=false"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn wscan");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+
+    // The first line's finding arrives while standard input is still open:
+    // the scan does not wait for the end of its input.
+    writeln!(stdin, "127.0.0.1:{}", a.port()).unwrap();
+    stdin.flush().unwrap();
+    let started = Instant::now();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "no record in time"
+    );
+    let first: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(first["subject"]["port"], a.port(), "{first}");
+
+    writeln!(stdin, "127.0.0.1:{}", b.port()).unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let second: Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(second["subject"]["port"], b.port(), "{second}");
+}
+
+/// `--dry-run` units of `-i file`, with `extra` flags.
+fn dry_run(file: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut cmd = wscan();
+    cmd.args(["scan", "--dry-run", "--plugins", "dns,port", "-i"])
+        .arg(file);
+    cmd.args(extra);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn shards_of_a_target_file_cover_every_unit_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.txt");
+    let mut text = String::from("10.9.0.0/24\n10.8.0.1-10.8.0.40\n");
+    for i in 0..30 {
+        text.push_str(&format!("host{i}.example.test\n10.7.0.{i}:8080\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let all = dry_run(&file, &["--seed", "9", "--exclude", "10.9.0.128/25"]);
+    assert_eq!(all.len(), 128 + 40 + 30 + 30, "{all:?}");
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "a unit came twice");
+    assert!(
+        all.contains(&"dns host7.example.test".to_string()),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(&"port 10.7.0.3 port 8080".to_string()),
+        "{all:?}"
+    );
+    let mut union = Vec::new();
+    for i in 1..=3 {
+        let shard = format!("{i}/3");
+        union.extend(dry_run(
+            &file,
+            &[
+                "--seed",
+                "9",
+                "--exclude",
+                "10.9.0.128/25",
+                "--shard",
+                &shard,
+            ],
+        ));
+    }
+    assert_eq!(union.len(), all.len(), "shards overlap or miss units");
+    assert_eq!(union.iter().collect::<BTreeSet<_>>(), unique);
+    let count = {
+        let mut cmd = wscan();
+        cmd.args([
+            "scan",
+            "--dry-run",
+            "--count",
+            "--plugins",
+            "dns,port",
+            "-i",
+        ])
+        .arg(&file);
+        cmd.args(["--seed", "9", "--exclude", "10.9.0.128/25"]);
+        let out = run(cmd, Duration::from_secs(60));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(count, all.len().to_string());
+}
