@@ -10,65 +10,12 @@
 //! plugin claims, so a plugin cannot widen the scope by emitting subjects.
 
 use crate::primitives::dns::{Data, Record};
-use crate::targets::{Endpoint, Target, TargetArg};
+use crate::targets::{Endpoint, RangeSet, Target, TargetArg};
 use ipnet::IpNet;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Disjoint inclusive address ranges, merged as they are added: the user's
-/// targets, one entry per run of adjacent addresses, looked up in
-/// logarithmic time however many lines a target file had.
-#[derive(Debug, Default)]
-struct RangeSet {
-    /// IPv4 and IPv6 apart: first address -> last address.
-    v4: BTreeMap<u128, u128>,
-    v6: BTreeMap<u128, u128>,
-}
-
-fn key(ip: IpAddr) -> (bool, u128) {
-    match ip {
-        IpAddr::V4(v4) => (true, u128::from(u32::from(v4))),
-        IpAddr::V6(v6) => (false, u128::from(v6)),
-    }
-}
-
-impl RangeSet {
-    fn family(&mut self, v4: bool) -> &mut BTreeMap<u128, u128> {
-        if v4 { &mut self.v4 } else { &mut self.v6 }
-    }
-
-    fn insert(&mut self, target: &Target) {
-        let ((v4, mut first), (_, mut last)) = (key(target.first()), key(target.last()));
-        let map = self.family(v4);
-        // Swallow every range that overlaps or touches [first, last].
-        if let Some((&start, &end)) = map.range(..=first).next_back()
-            && end.saturating_add(1) >= first
-        {
-            first = start;
-            last = last.max(end);
-        }
-        let touching: Vec<u128> = map
-            .range(first..=last.saturating_add(1))
-            .map(|(&s, _)| s)
-            .collect();
-        for start in touching {
-            if let Some(end) = map.remove(&start) {
-                last = last.max(end);
-            }
-        }
-        map.insert(first, last);
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        let (v4, n) = key(ip);
-        let map = if v4 { &self.v4 } else { &self.v6 };
-        map.range(..=n)
-            .next_back()
-            .is_some_and(|(_, &end)| n <= end)
-    }
-}
 
 /// The set of addresses and names a scan may contact.
 #[derive(Debug, Default)]
@@ -119,8 +66,9 @@ impl Scope {
     }
 
     /// Add a target the user gave (a line of `-i` input): its addresses,
-    /// or its name.
-    pub fn add(&self, target: &TargetArg) {
+    /// or its name. For addresses, returns the parts that were not in the
+    /// scope yet, so a target listed twice is scanned once.
+    pub fn add(&self, target: &TargetArg) -> Vec<Target> {
         match target {
             TargetArg::Addresses(t) => self.add_addresses(t),
             TargetArg::Port {
@@ -134,13 +82,16 @@ impl Scope {
             } => {
                 let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
                 names.insert(canonical(name));
+                Vec::new()
             }
         }
     }
 
-    fn add_addresses(&self, target: &Target) {
+    fn add_addresses(&self, target: &Target) -> Vec<Target> {
         let mut nets = self.nets.write().unwrap_or_else(|e| e.into_inner());
+        let new = nets.uncovered(target);
         nets.insert(target);
+        new
     }
 
     fn in_targets(&self, ip: IpAddr) -> bool {
@@ -315,8 +266,7 @@ mod tests {
         }
         {
             let nets = s.nets.read().unwrap();
-            assert_eq!(nets.v4.len(), 1, "{nets:?}");
-            assert_eq!(nets.v6.len(), 1, "{nets:?}");
+            assert_eq!(nets.ranges(), 2, "{nets:?}");
         }
         for inside in ["10.0.0.1", "10.0.0.6", "10.0.0.9", "::1"] {
             assert!(s.contains(inside.parse().unwrap()), "{inside}");
@@ -326,7 +276,7 @@ mod tests {
         }
         assert!(s.contains_name("www.a.test"));
         s.add(&"0.0.0.0/0".parse().unwrap());
-        assert_eq!(s.nets.read().unwrap().v4.len(), 1);
+        assert_eq!(s.nets.read().unwrap().ranges(), 2);
         assert!(s.contains("203.0.113.1".parse().unwrap()));
     }
 

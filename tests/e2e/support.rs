@@ -80,6 +80,10 @@ pub enum Behaviour {
     Silent,
     /// Read one line and send it back prefixed with `echo: `.
     Echo,
+    /// Reset the connection at once (RST, by closing with SO_LINGER 0).
+    Reset,
+    /// Send these bytes one per second.
+    Trickle(&'static [u8]),
 }
 
 /// A listener on 127.0.0.1 that serves until dropped.
@@ -129,6 +133,18 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
             let _ = stream.write_all(bytes);
         }
         Behaviour::Silent => {}
+        Behaviour::Reset => {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            return;
+        }
+        Behaviour::Trickle(bytes) => {
+            for byte in bytes {
+                if stream.write_all(&[*byte]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_secs(1));
+            }
+        }
         Behaviour::Echo => {
             let mut line = Vec::new();
             let mut byte = [0u8; 1];

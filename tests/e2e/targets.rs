@@ -169,3 +169,31 @@ fn shard_without_seed_and_bad_ranges_are_usage_errors() {
         );
     }
 }
+
+#[test]
+fn overlapping_and_repeated_targets_are_scanned_once() {
+    let units = dry_run(&["10.0.0.0/30", "10.0.0.1-2", "10.0.0.3", "--ordered"]);
+    assert_eq!(units, ["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    // Lines of -i that repeat a line, or the command line, add nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.txt");
+    std::fs::write(
+        &file,
+        "10.0.0.2-5\n10.0.0.5\n10.0.0.9:80\n10.0.0.9:80\n10.0.0.9:81\n",
+    )
+    .unwrap();
+    let units = dry_run(&["10.0.0.0/30", "--ordered", "-i", file.to_str().unwrap()]);
+    assert_eq!(
+        units,
+        [
+            "10.0.0.0",
+            "10.0.0.1",
+            "10.0.0.2",
+            "10.0.0.3",
+            "10.0.0.4",
+            "10.0.0.5",
+            "10.0.0.9 port 80",
+            "10.0.0.9 port 81"
+        ]
+    );
+}

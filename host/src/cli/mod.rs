@@ -251,7 +251,10 @@ fn dry_run(
             .open()
             .with_context(|| format!("cannot read targets from {source}"))?;
         let mut failed = None;
-        scheduler::input::for_each(&mut reader, &mut spec.expander(), None, |item| {
+        // A scope of its own, as a scan has: a line already covered by the
+        // targets or an earlier line is counted once.
+        let scope = crate::scope::Scope::new(&spec.targets, &spec.hosts, &spec.exclude);
+        scheduler::input::for_each(&mut reader, &mut spec.expander(), Some(&scope), |item| {
             match item {
                 Ok(start) => {
                     if let Err(e) = write(&start, &mut out) {
@@ -410,7 +413,8 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         )));
     }
     let spec = ScanSpec {
-        targets,
+        // Overlapping targets are visited once.
+        targets: crate::targets::disjoint(&targets),
         hosts,
         one_port,
         input,

@@ -472,4 +472,61 @@ mod tests {
         assert!(!valid_name("Port"));
         assert!(!valid_name("a b"));
     }
+
+    /// Component loading never panics: a real plugin, cut short or with
+    /// bytes changed, is either a plugin or a `LoadError`.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn load(bytes: Vec<u8>) -> Result<String, LoadError> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let engine = Engine::new(None).expect("engine");
+                let plugin = engine.load(bytes, PluginSource::Builtin).await?;
+                Ok(plugin.info.name.clone())
+            })
+        }
+
+        fn original() -> Vec<u8> {
+            builtin::BUILTINS
+                .iter()
+                .min_by_key(|(_, bytes)| bytes.len())
+                .map(|(_, bytes)| bytes.to_vec())
+                .expect("a built-in plugin")
+        }
+
+        proptest! {
+            // Each case may compile a component: few cases, each worth it.
+            #![proptest_config(ProptestConfig::with_cases(24))]
+
+            #[test]
+            fn a_damaged_component_is_an_error_not_a_crash(
+                cut in 0usize..100_000,
+                flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+            ) {
+                let mut bytes = original();
+                for (at, value) in flips {
+                    let i = at % bytes.len();
+                    bytes[i] ^= value | 1;
+                }
+                if cut < bytes.len() && cut % 3 == 0 {
+                    bytes.truncate(cut);
+                }
+                let _ = load(bytes);
+            }
+
+            #[test]
+            fn random_bytes_after_the_header_are_an_error(
+                tail in proptest::collection::vec(any::<u8>(), 0..4096),
+            ) {
+                let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+                bytes.extend(tail);
+                prop_assert!(load(bytes).is_err());
+            }
+        }
+    }
 }

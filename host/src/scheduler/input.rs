@@ -83,6 +83,9 @@ pub struct Expander {
     shard: Shard,
     /// Lines that are one unit (names, `host:port`), counted for sharding.
     singles: u64,
+    /// Names and `host:port` targets already taken, so each runs once
+    /// (addresses are deduplicated by the scope, which holds them anyway).
+    taken: std::collections::HashSet<(Endpoint, u16)>,
 }
 
 impl Expander {
@@ -93,6 +96,7 @@ impl Expander {
             order,
             shard,
             singles: 0,
+            taken: Default::default(),
         }
     }
 
@@ -119,13 +123,19 @@ impl Expander {
                     .all(|ip| each(Start::new(Subject::Address { ip, host: None })))
             }
             TargetArg::Host(name) => {
-                !self.take_single() || each(Start::new(Subject::Host(name.clone())))
+                // Port 0: the name itself, with the scan's ports.
+                !self.taken.insert((Endpoint::Name(name.clone()), 0))
+                    || !self.take_single()
+                    || each(Start::new(Subject::Host(name.clone())))
             }
             TargetArg::Port {
                 host: Endpoint::Ip(ip),
                 port,
             } => {
-                if !self.take_single() || self.excluded(*ip) {
+                if !self.taken.insert((Endpoint::Ip(*ip), *port))
+                    || !self.take_single()
+                    || self.excluded(*ip)
+                {
                     return true;
                 }
                 each(Start {
@@ -141,7 +151,8 @@ impl Expander {
                 host: Endpoint::Name(name),
                 port,
             } => {
-                !self.take_single()
+                !self.taken.insert((Endpoint::Name(name.clone()), *port))
+                    || !self.take_single()
                     || each(Start {
                         subject: Subject::Host(name.clone()),
                         ports: None,
@@ -189,11 +200,24 @@ pub fn for_each(
                 continue;
             }
         };
-        if let Some(scope) = scope {
-            scope.add(&target);
-        }
-        if !expander.expand(&target, |start| each(Ok(start))) {
-            return Ok(());
+        // Addresses already in the scope were or will be visited: only
+        // the new part of a line is expanded.
+        let fresh = match (scope, &target) {
+            (Some(scope), TargetArg::Addresses(_)) => scope
+                .add(&target)
+                .into_iter()
+                .map(TargetArg::Addresses)
+                .collect(),
+            (Some(scope), _) => {
+                scope.add(&target);
+                vec![target]
+            }
+            (None, _) => vec![target],
+        };
+        for target in &fresh {
+            if !expander.expand(target, |start| each(Ok(start))) {
+                return Ok(());
+            }
         }
     }
 }

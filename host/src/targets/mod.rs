@@ -11,6 +11,7 @@ pub use ports::{PortSpec, PortSpecError};
 pub use space::{Order, Permutation, Shard, TargetSpace};
 
 use ipnet::{IpAddrRange, IpNet, Ipv4AddrRange, Ipv6AddrRange};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -225,6 +226,106 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// Disjoint inclusive address ranges, merged as they are added: the user's
+/// targets, one entry per run of adjacent addresses, looked up in
+/// logarithmic time however many lines a target file had.
+#[derive(Debug, Default)]
+pub struct RangeSet {
+    /// IPv4 and IPv6 apart: first address -> last address.
+    v4: BTreeMap<u128, u128>,
+    v6: BTreeMap<u128, u128>,
+}
+
+fn key(ip: IpAddr) -> (bool, u128) {
+    (ip.is_ipv4(), to_u128(ip))
+}
+
+impl RangeSet {
+    /// The parts of `target` not in the set yet, in address order.
+    pub fn uncovered(&self, target: &Target) -> Vec<Target> {
+        let ((v4, first), (_, last)) = (key(target.first), key(target.last));
+        let map = if v4 { &self.v4 } else { &self.v6 };
+        let piece = |a: u128, b: u128| Target {
+            first: from_u128(a, target.first),
+            last: from_u128(b, target.first),
+        };
+        let mut pieces = Vec::new();
+        let mut next = first;
+        // Ranges that start before `first` may still cover its beginning.
+        let before = map.range(..first).next_back().map(|(&s, &e)| (s, e));
+        for (start, end) in before
+            .into_iter()
+            .chain(map.range(first..=last).map(|(&s, &e)| (s, e)))
+        {
+            if end < next {
+                continue;
+            }
+            if start > next {
+                pieces.push(piece(next, start - 1));
+            }
+            if end >= last {
+                return pieces;
+            }
+            next = end + 1;
+        }
+        pieces.push(piece(next, last));
+        pieces
+    }
+
+    fn family(&mut self, v4: bool) -> &mut BTreeMap<u128, u128> {
+        if v4 { &mut self.v4 } else { &mut self.v6 }
+    }
+
+    /// Add `target`'s addresses.
+    pub fn insert(&mut self, target: &Target) {
+        let ((v4, mut first), (_, mut last)) = (key(target.first), key(target.last));
+        let map = self.family(v4);
+        // Swallow every range that overlaps or touches [first, last].
+        if let Some((&start, &end)) = map.range(..=first).next_back()
+            && end.saturating_add(1) >= first
+        {
+            first = start;
+            last = last.max(end);
+        }
+        let touching: Vec<u128> = map
+            .range(first..=last.saturating_add(1))
+            .map(|(&s, _)| s)
+            .collect();
+        for start in touching {
+            if let Some(end) = map.remove(&start) {
+                last = last.max(end);
+            }
+        }
+        map.insert(first, last);
+    }
+
+    /// How many disjoint ranges the set holds (its memory, in effect).
+    pub fn ranges(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether `ip` is in the set.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let (v4, n) = key(ip);
+        let map = if v4 { &self.v4 } else { &self.v6 };
+        map.range(..=n)
+            .next_back()
+            .is_some_and(|(_, &end)| n <= end)
+    }
+}
+
+/// Split `targets` into disjoint pieces, each target less what earlier ones
+/// cover, in the order given: overlapping targets are scanned once.
+pub fn disjoint(targets: &[Target]) -> Vec<Target> {
+    let mut seen = RangeSet::default();
+    let mut pieces = Vec::new();
+    for target in targets {
+        pieces.extend(seen.uncovered(target));
+        seen.insert(target);
+    }
+    pieces
+}
+
 /// A scan target as the user wrote it: addresses, a host name that the
 /// scan resolves (through a plugin that consumes host names, such as dns),
 /// or one port of a host (`host:port`, or a URL).
@@ -431,6 +532,47 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_targets_are_split_into_disjoint_pieces() {
+        let t = |s: &str| s.parse::<Target>().unwrap();
+        let text = |ts: Vec<Target>| -> Vec<String> {
+            ts.iter()
+                .map(|t| format!("{}-{}", t.first, t.last))
+                .collect()
+        };
+        assert_eq!(
+            text(disjoint(&[
+                t("10.0.0.4-8"),
+                t("10.0.0.0/28"),
+                t("10.0.0.5"),
+                t("::1")
+            ])),
+            [
+                "10.0.0.4-10.0.0.8",
+                "10.0.0.0-10.0.0.3",
+                "10.0.0.9-10.0.0.15",
+                "::1-::1"
+            ]
+        );
+        let mut set = RangeSet::default();
+        set.insert(&t("10.0.0.2-3"));
+        set.insert(&t("10.0.0.6-7"));
+        assert_eq!(
+            text(set.uncovered(&t("10.0.0.0-10.0.0.9"))),
+            [
+                "10.0.0.0-10.0.0.1",
+                "10.0.0.4-10.0.0.5",
+                "10.0.0.8-10.0.0.9"
+            ]
+        );
+        assert!(set.uncovered(&t("10.0.0.6")).is_empty());
+        assert_eq!(text(set.uncovered(&t("10.0.0.3-4"))), ["10.0.0.4-10.0.0.4"]);
+        let all = t("0.0.0.0/0");
+        set.insert(&all);
+        assert!(set.uncovered(&t("255.255.255.255")).is_empty());
+        assert_eq!(text(set.uncovered(&t("::/128"))), ["::-::"]);
+    }
+
+    #[test]
     fn single_addresses_v4_and_v6() {
         assert_eq!(ips("127.0.0.1"), ["127.0.0.1"]);
         assert_eq!(ips("::1"), ["::1"]);
@@ -510,5 +652,79 @@ mod tests {
             err.to_string(),
             "invalid target \"10.0.0.0/33\": prefix length /33 is too long for an IPv4 address (at most /32)"
         );
+    }
+}
+
+/// Property tests: no input makes the target or port parsers panic, and
+/// what they accept means what it says.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_text_is_a_target_or_an_error(s in "\\PC{0,80}") {
+            let _ = s.parse::<TargetArg>();
+            let _ = s.parse::<Target>();
+            let _ = parse_subject(&s);
+        }
+
+        #[test]
+        fn target_shaped_text_never_panics(
+            s in "[0-9a-fA-F:.\\-/\\[\\]]{0,60}(:[0-9]{0,7})?",
+        ) {
+            if let Ok(TargetArg::Addresses(t)) = s.parse::<TargetArg>() {
+                prop_assert_eq!(t.addresses().next(), Some(t.first()));
+                prop_assert!(to_u128(t.first()) <= to_u128(t.last()));
+            }
+        }
+
+        #[test]
+        fn any_text_is_a_port_spec_or_an_error(s in "\\PC{0,80}") {
+            let _ = s.parse::<PortSpec>();
+        }
+
+        #[test]
+        fn port_spec_shaped_text_never_panics(s in "(top-|all|-|[0-9]{0,6}|,|-){0,12}") {
+            if let Ok(spec) = s.parse::<PortSpec>() {
+                prop_assert!(spec.ranges().iter().all(|&(a, b)| a >= 1 && a <= b));
+            }
+        }
+
+        #[test]
+        fn a_block_holds_two_to_the_host_bits(a in any::<u32>(), prefix in 0u8..=32) {
+            let ip = std::net::Ipv4Addr::from(a);
+            let t: Target = format!("{ip}/{prefix}").parse().unwrap();
+            prop_assert_eq!(t.len(), 1u128 << (32 - prefix));
+            let net = IpNet::new(IpAddr::V4(ip), prefix).unwrap().trunc();
+            prop_assert_eq!(t.first(), net.network());
+            prop_assert_eq!(t.last(), net.broadcast());
+        }
+
+        #[test]
+        fn disjoint_pieces_cover_the_union_once(
+            ranges in proptest::collection::vec((0u32..200, 0u32..40), 1..12),
+        ) {
+            let targets: Vec<Target> = ranges
+                .iter()
+                .map(|&(start, len)| {
+                    format!("10.0.{}.{}-10.0.{}.{}", start / 256, start % 256,
+                        (start + len) / 256, (start + len) % 256).parse().unwrap()
+                })
+                .collect();
+            let mut want = std::collections::BTreeSet::new();
+            for t in &targets {
+                want.extend(t.addresses());
+            }
+            let mut got = Vec::new();
+            for piece in disjoint(&targets) {
+                got.extend(piece.addresses());
+            }
+            prop_assert_eq!(got.len(), want.len());
+            prop_assert_eq!(got.into_iter().collect::<std::collections::BTreeSet<_>>(), want);
+        }
     }
 }
