@@ -37,7 +37,8 @@ SERVER = r"""
 import asyncio, resource, ssl, sys
 pairs = {pairs!r}
 kind = {kind!r}
-resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 BODY = b"<html><head><title>bench page</title></head><body>hello</body></html>"
 PAGE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nServer: bench\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(BODY)) + BODY
@@ -88,6 +89,13 @@ class Namespace:
         self.procs = []
 
     def __enter__(self):
+        try:
+            return self._setup()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _setup(self):
         sh("ip", "netns", "add", NS)
         sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
         for rule in self.iptables:
@@ -146,10 +154,6 @@ def loop_open(out):
     return len(re.findall(r"^\d+/tcp open", out, re.M))
 
 
-def masscan_open(out):
-    return len(re.findall(r"^open tcp", out, re.M))
-
-
 def nmap_titles(out):
     return len(re.findall(r"http-title: bench page", out))
 
@@ -158,14 +162,16 @@ def nmap_certs(out):
     return len(re.findall(r"ssl-cert: Subject: commonName=bench.test", out))
 
 
-def run_scenario(title, tools, runs, expect, testbed, notes=()):
+def run_scenario(title, tools, runs, expect, testbed, notes=(), lenient=(), once=()):
     """tools: name -> (argv, counter). Every run of every tool must count
-    `expect` results."""
-    results, failures = {}, {}
+    `expect` results; a tool in `lenient` is timed anyway, and what it got
+    wrong is noted. A tool in `once` runs once (nmap's scripts take minutes).
+    """
+    results, failures, wrong = {}, {}, {}
     with testbed:
         for i in range(runs):
             for name, (cmd, counter) in tools.items():
-                if name in failures:
+                if name in failures or (name in once and i > 0):
                     continue
                 try:
                     secs, rss, out = timed(cmd)
@@ -174,18 +180,23 @@ def run_scenario(title, tools, runs, expect, testbed, notes=()):
                     print(f"  {title}: {name}: failed: {failures[name]}", flush=True)
                     continue
                 found = counter(out)
-                if found != expect:
+                if found != expect and name in lenient:
+                    wrong.setdefault(name, []).append(found)
+                elif found != expect:
                     failures[name] = f"found {found}, expected {expect}"
                     print(f"  {title}: {name}: {failures[name]}", flush=True)
                     continue
                 results.setdefault(name, []).append((secs, rss))
                 print(f"  {title} run {i + 1}/{runs}: {name}: {secs:.2f}s {rss:.0f} MB", flush=True)
+    notes = list(notes) + [
+        f"{name} reported {', '.join(map(str, counts))} where the testbed holds {expect} "
+        f"(in {len(counts)} of its runs; timed anyway)." for name, counts in wrong.items()]
     return {"title": title, "cmds": {n: c for n, (c, _) in tools.items()},
-            "results": results, "failures": failures, "notes": list(notes)}
+            "results": results, "failures": failures, "notes": notes}
 
 
 def peers_available():
-    return {"rustscan": os.path.exists(RUSTSCAN), "masscan": shutil.which("masscan") is not None}
+    return {"rustscan": os.path.exists(RUSTSCAN)}
 
 
 def scenario_all_ports(runs):
@@ -200,12 +211,16 @@ def scenario_all_ports(runs):
     if peers_available()["rustscan"]:
         tools["rustscan"] = ([RUSTSCAN, "-a", "127.0.0.1", "-r", "1-65535", "-b", "1000",
                               "-t", "1000", "-g", "--no-banner", "--ulimit", "65536"], rustscan_open)
-    if peers_available()["masscan"]:
-        tools["masscan"] = (["masscan", "127.0.0.1", "-p1-65535", "--rate", "1000000",
-                             "--wait", "1", "-oL", "/dev/stdout"], masscan_open)
     return run_scenario("One address, all 65,535 ports, 3 open (connect scan)", tools, runs,
                         len(open_ports),
-                        Namespace(servers=[("tcp", [("127.0.0.1", p) for p in open_ports])]))
+                        Namespace(servers=[("tcp", [("127.0.0.1", p) for p in open_ports])]),
+                        lenient=["rustscan"],
+                        notes=["Goals: at least 2x faster than `nmap -sT -T5`, faster than "
+                               "RustScan, within 1.3x of the tokio connect loop.",
+                               "masscan 1.3.2 (Debian) is not in the table: on a namespace's "
+                               "loopback it needs `--interface lo` and made-up MAC addresses, "
+                               "then sends about 90 kpps, sees no reply (found=0) and never "
+                               "exits."])
 
 
 def scenario_dropped(runs):
@@ -217,8 +232,13 @@ def scenario_dropped(runs):
                   wscan_count("open-port")),
         "tokio connect loop": ([LOOP, "127.0.0.1", f"1-{ports}", "1000", str(timeout * 1000)],
                                loop_open),
-        "nmap -sT -T5": (["nmap", "-sT", f"-p1-{ports}", "-T5", "-n", "-Pn", "127.0.0.1"],
-                         nmap_open),
+        # Tuned to the same budget: nmap's defaults (retries, adaptive RTT)
+        # take over four minutes here.
+        "nmap -sT -T5 (tuned)": (["nmap", "-sT", f"-p1-{ports}", "-T5", "-n", "-Pn",
+                                  "--max-retries", "0", "--min-parallelism", "1000",
+                                  "--initial-rtt-timeout", f"{timeout * 1000}ms",
+                                  "--max-rtt-timeout", f"{timeout * 1000}ms", "127.0.0.1"],
+                                 nmap_open),
     }
     if peers_available()["rustscan"]:
         tools["rustscan"] = ([RUSTSCAN, "-a", "127.0.0.1", "-r", f"1-{ports}", "-b", "1000",
@@ -245,7 +265,10 @@ def scenario_slash16(runs):
         tools["rustscan"] = ([RUSTSCAN, "-a", "127.0.0.0/16", "-p", "80", "-b", "4000", "-t",
                               "1000", "-g", "--no-banner", "--ulimit", "65536"], rustscan_open)
     return run_scenario("127.0.0.0/16, one port, 100 listeners", tools, runs, len(pairs),
-                        Namespace(servers=[("tcp", pairs)]))
+                        Namespace(servers=[("tcp", pairs)]), lenient=["rustscan"],
+                        notes=["Goal: peak RSS under 64 MB, not growing with the target "
+                               "count. wscan runs one port-plugin call per address (65,536 "
+                               "component instantiations), which is what costs here."])
 
 
 def scenario_http(runs):
@@ -260,7 +283,10 @@ def scenario_http(runs):
                                       "--script", "http-title", "127.0.1.1-250"], nmap_titles),
     }
     return run_scenario(f"The http plugin over {len(pairs):,} HTTP listeners (titles)", tools,
-                        runs, len(pairs), Namespace(servers=[("http", pairs)]))
+                        runs, len(pairs), Namespace(servers=[("http", pairs)]),
+                        once=["nmap --script http-title"],
+                        notes=["nmap runs once here: its script takes about three minutes, "
+                               "mostly waiting (under 5% CPU)."])
 
 
 def scenario_tls(runs):
@@ -275,7 +301,8 @@ def scenario_tls(runs):
                                     "ssl-cert", "127.0.2.1-150"], nmap_certs),
     }
     return run_scenario(f"The tls plugin over {len(pairs)} TLS listeners (certificates)", tools,
-                        runs, len(pairs), Namespace(servers=[("tls", pairs)]))
+                        runs, len(pairs), Namespace(servers=[("tls", pairs)]),
+                        once=["nmap --script ssl-cert"], notes=["nmap runs once here."])
 
 
 def scenario_dns(runs):
@@ -372,6 +399,9 @@ def main():
     if os.geteuid() != 0:
         sys.exit("bench: needs root (it creates network namespaces)")
     chosen = args.only.split(",") if args.only else list(SCENARIOS)
+    # Fill wscan's compile cache first: the runs measure scans, not the
+    # one-time compilation of the plugins (measured apart in the notes).
+    subprocess.run([WSCAN, "plugin", "list"], check=True, capture_output=True)
     started = time.time()
     scenarios = []
     for name in chosen:

@@ -310,6 +310,16 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_parallel(s: &str) -> Result<usize, String> {
+    let max = crate::engine::limits::MAX_PARALLEL;
+    match positive(s)? {
+        n if n <= max => Ok(n),
+        _ => Err(format!(
+            "{s:?}: at most {max} plugin calls run at once (each holds an instance slot)"
+        )),
+    }
+}
+
 fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -421,8 +431,9 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub stats: Option<PathBuf>,
 
-    /// Plugin calls running at once (each may hold many operations).
-    #[arg(long, value_name = "N", default_value = "64", value_parser = positive)]
+    /// Plugin calls running at once (each may hold many operations; at
+    /// most 1000).
+    #[arg(long, value_name = "N", default_value = "64", value_parser = parse_parallel)]
     pub parallel: usize,
 
     /// Write records to FILE instead of standard output.

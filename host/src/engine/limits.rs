@@ -1,6 +1,11 @@
 //! Per-call limits: what one `scan` call of one plugin may consume. They keep
 //! a buggy or hostile plugin from hurting the host or the rest of the scan.
 
+/// Plugin instances alive at once (the pooling allocator's slots): plugin
+/// calls running (`--parallel`, capped below it) plus loads.
+pub const MAX_INSTANCES: u32 = 1100;
+/// The most plugin calls a scan may run at once.
+pub const MAX_PARALLEL: usize = 1000;
 /// Linear memory a plugin instance may grow to.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 /// Host resources (futures, connections, probes) a call may hold at once.

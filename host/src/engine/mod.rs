@@ -145,6 +145,16 @@ impl Engine {
     pub fn new(cache_dir: Option<&Path>) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // A scan instantiates a plugin per unit, tens of thousands of times:
+        // the pooling allocator keeps memory slots mapped and reuses them,
+        // where the default maps and unmaps a reservation every time.
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(limits::MAX_INSTANCES)
+            .total_core_instances(limits::MAX_INSTANCES * 8)
+            .total_memories(limits::MAX_INSTANCES * 2)
+            .total_tables(limits::MAX_INSTANCES * 4)
+            .max_memory_size(limits::MAX_MEMORY_BYTES);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         if let Some(dir) = cache_dir {
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
@@ -376,7 +386,9 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
 fn explain_trap(e: &wasmtime::Error, state: &HostState) -> String {
     let mut msg = match e.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
-        None => format!("{e}"),
+        // A host function's error (a limit it enforces) comes wrapped in
+        // the wasm backtrace: its own words are the root cause.
+        None => e.root_cause().to_string(),
     };
     if let Some(line) = state.stderr_tail() {
         msg.push_str(": ");

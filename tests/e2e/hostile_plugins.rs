@@ -1,0 +1,127 @@
+//! Hostile plugins, each a component built with the test suite
+//! (`tests/plugins/hostile`, one misbehaviour per `hostile.mode`): a memory
+//! bomb, a flood of findings, a leak of host resources, a call to an
+//! undeclared primitive, a connect out of scope. Each is contained and
+//! recorded, and the port plugin's findings of the same scan survive.
+//! (The infinite loop and the panic are in `plugins.rs`.)
+
+use crate::support::*;
+use serde_json::Value;
+use std::process::Output;
+use std::time::Duration;
+
+/// Scan an open port with the port plugin and `hostile` in `mode`.
+fn scan(mode: &str, extra: &[&str]) -> (Output, Vec<Value>) {
+    let open = Listener::start(Behaviour::Silent);
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &open.port().to_string(),
+        "--format",
+        "jsonl",
+    ]);
+    cmd.args([
+        "--plugins",
+        "port,hostile",
+        "--plugin-arg",
+        "port.banner=false",
+    ]);
+    cmd.args(["--plugin-arg", &format!("hostile.mode={mode}")]);
+    cmd.arg("--plugin").arg(test_plugin("hostile"));
+    cmd.args(extra);
+    let out = run(cmd, Duration::from_secs(120));
+    let records = records(&out);
+    assert_eq!(
+        findings(&records, "open-port").len(),
+        1,
+        "{mode}: the port plugin's finding is lost: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, records)
+}
+
+fn hostile_error(records: &[Value]) -> String {
+    let errors = errors(records);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["plugin"]["name"], "hostile");
+    errors[0]["error"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_memory_bomb_traps_at_the_memory_limit() {
+    let (out, records) = scan("bomb", &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let error = hostile_error(&records);
+    assert!(error.starts_with("plugin trapped"), "{error}");
+    // The plugin's own last words: Rust's allocation failure.
+    assert!(error.contains("memory allocation"), "{error}");
+}
+
+#[test]
+fn a_flood_of_findings_stops_at_the_per_call_cap() {
+    let (out, records) = scan("flood", &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(findings(&records, "flood").len(), 100_000);
+    let error = hostile_error(&records);
+    assert!(error.contains("stopped after 100000 findings"), "{error}");
+    assert!(error.contains("limit"), "{error}");
+}
+
+#[test]
+fn a_resource_leak_traps_at_the_table_cap() {
+    let port = closed_port().to_string();
+    let (out, records) = scan("leak", &["--plugin-arg", &format!("hostile.port={port}")]);
+    assert_eq!(out.status.code(), Some(3));
+    let error = hostile_error(&records);
+    assert!(error.starts_with("plugin trapped"), "{error}");
+    assert!(error.contains("resource"), "{error}");
+}
+
+#[test]
+fn an_undeclared_primitive_is_refused() {
+    let (out, records) = scan("undeclared", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refused = findings(&records, "undeclared");
+    assert_eq!(refused.len(), 1, "{records:#?}");
+    assert!(
+        refused[0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("access denied"),
+        "{refused:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("capability it did not declare"), "{stderr}");
+}
+
+#[test]
+fn a_connect_out_of_scope_is_refused_and_counted() {
+    let (out, records) = scan("outside", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refused = findings(&records, "outside");
+    assert_eq!(refused.len(), 1, "{records:#?}");
+    assert!(
+        refused[0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("access denied"),
+        "{refused:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 out-of-scope operation(s) denied"),
+        "{stderr}"
+    );
+}
