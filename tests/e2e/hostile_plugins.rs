@@ -79,49 +79,30 @@ fn a_resource_leak_traps_at_the_table_cap() {
     assert!(error.contains("resource"), "{error}");
 }
 
-#[test]
-fn an_undeclared_primitive_is_refused() {
-    let (out, records) = scan("undeclared", &[]);
+/// Run `mode`, which reports what its forbidden call got as a finding of
+/// kind `mode`: it must be refused, and the scan must say `says`.
+fn refused(mode: &str, says: &str) {
+    let (out, records) = scan(mode, &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let refused = findings(&records, "undeclared");
+    let refused = findings(&records, mode);
     assert_eq!(refused.len(), 1, "{records:#?}");
-    assert!(
-        refused[0]["title"]
-            .as_str()
-            .unwrap()
-            .starts_with("access denied"),
-        "{refused:?}"
-    );
+    let outcome = refused[0]["title"].as_str().unwrap();
+    assert!(outcome.starts_with("access denied"), "{outcome}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("capability it did not declare"), "{stderr}");
+    assert!(stderr.contains(says), "{stderr}");
+}
+
+#[test]
+fn an_undeclared_primitive_is_refused() {
+    refused("undeclared", "capability it did not declare");
 }
 
 #[test]
 fn a_connect_out_of_scope_is_refused_and_counted() {
-    let (out, records) = scan("outside", &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let refused = findings(&records, "outside");
-    assert_eq!(refused.len(), 1, "{records:#?}");
-    assert!(
-        refused[0]["title"]
-            .as_str()
-            .unwrap()
-            .starts_with("access denied"),
-        "{refused:?}"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("1 out-of-scope operation(s) denied"),
-        "{stderr}"
-    );
+    refused("outside", "1 out-of-scope operation(s) denied");
 }
