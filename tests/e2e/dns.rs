@@ -21,10 +21,6 @@ fn scan(server: &DnsServer, targets: &[&str], extra: &[&str]) -> Output {
     run(cmd, Duration::from_secs(60))
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// The dns-record findings as (owner, type, value), sorted.
 fn record_set(records: &[Value]) -> Vec<(String, String, String)> {
     let mut set: Vec<(String, String, String)> = findings(records, "dns-record")

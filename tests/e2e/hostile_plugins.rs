@@ -37,7 +37,7 @@ fn scan(mode: &str, extra: &[&str]) -> (Output, Vec<Value>) {
         findings(&records, "open-port").len(),
         1,
         "{mode}: the port plugin's finding is lost: {}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
     (out, records)
 }
@@ -83,17 +83,12 @@ fn a_resource_leak_traps_at_the_table_cap() {
 /// kind `mode`: it must be refused, and the scan must say `says`.
 fn refused(mode: &str, says: &str) {
     let (out, records) = scan(mode, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let refused = findings(&records, mode);
     assert_eq!(refused.len(), 1, "{records:#?}");
     let outcome = refused[0]["title"].as_str().unwrap();
     assert!(outcome.starts_with("access denied"), "{outcome}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr(&out);
     assert!(stderr.contains(says), "{stderr}");
 }
 

@@ -36,12 +36,7 @@ fn resets_garbage_trickles_and_silence_are_each_recorded_for_what_they_are() {
     ]);
     let started = Instant::now();
     let out = run(cmd, Duration::from_secs(60));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // Banner reads are bounded by port.banner-timeout-ms (1.5 s), the
     // identification probes by --timeout: far from the hang guard.
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -85,12 +80,7 @@ fn a_tls_port_that_answers_garbage_is_a_tls_failure_for_that_unit_only() {
     cmd.arg(format!("127.0.0.1:{}", garbage.port()));
     cmd.args(["--format", "jsonl", "--timeout", "2s"]);
     let out = run(cmd, Duration::from_secs(60));
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let records = records(&out);
     let errs = errors(&records);
     assert_eq!(errs.len(), 1, "{records:#?}");

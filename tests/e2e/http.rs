@@ -9,10 +9,6 @@ use serde_json::Value;
 use std::process::Output;
 use std::time::Duration;
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn on_port<'a>(records: &'a [Value], kind: &str, port: u16) -> Vec<&'a Value> {
     findings(records, kind)
         .into_iter()

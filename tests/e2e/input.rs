@@ -10,10 +10,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn open_ports(records: &[Value]) -> BTreeSet<(String, u64)> {
     findings(records, "open-port")
         .iter()

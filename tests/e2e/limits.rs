@@ -63,12 +63,7 @@ fn a_dropped_first_syn_is_a_filtered_port_until_retries_are_allowed() {
 
     let without = dir.path().join("without.json");
     let out = scan(lost, "0", &without);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(findings(&records(&out), "open-port").is_empty());
     let s = stats(&without);
     assert_eq!(s["net"]["filtered"], 1, "{s:#}");
@@ -77,12 +72,7 @@ fn a_dropped_first_syn_is_a_filtered_port_until_retries_are_allowed() {
 
     let with = dir.path().join("with.json");
     let out = scan(retried, "2", &with);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let records = records(&out);
     let open = findings(&records, "open-port");
     assert_eq!(open.len(), 1, "{records:#?}");
@@ -129,12 +119,7 @@ fn stats_count_every_port_state_and_plugin() {
     cmd.args(["--plugin-arg", "port.banner=false"]);
     cmd.arg("--stats").arg(&file);
     let out = run(cmd, Duration::from_secs(60));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(findings(&records(&out), "open-port").len(), 2);
 
     let s = stats(&file);
@@ -162,7 +147,7 @@ fn stats_count_every_port_state_and_plugin() {
     assert!(s["elapsed_s"].as_f64().unwrap() > 0.0, "{s:#}");
 
     // The same numbers on standard error.
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr(&out);
     assert!(
         stderr.contains("5 connect(s): 2 open, 3 closed, 0 filtered, 0 unreachable port(s)"),
         "{stderr}"
@@ -193,14 +178,9 @@ fn the_rate_spaces_connections_out() {
     let started = Instant::now();
     let out = run(cmd, Duration::from_secs(60));
     let took = started.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(took >= Duration::from_millis(1000), "{took:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr(&out);
     assert!(
         stderr.contains("21 connect(s): 0 open, 21 closed"),
         "{stderr}"
@@ -219,7 +199,7 @@ fn bad_limits_are_usage_errors() {
         cmd.args(["scan", "127.0.0.1", "-p", "1", flag, value]);
         let out = run(cmd, Duration::from_secs(30));
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr(&out);
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
     let mut cmd = wscan();
@@ -233,7 +213,7 @@ fn bad_limits_are_usage_errors() {
     ]);
     let out = run(cmd, Duration::from_secs(30));
     assert_ne!(out.status.code(), Some(0));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr(&out);
     assert!(
         stderr.contains("cannot create the statistics file"),
         "{stderr}"

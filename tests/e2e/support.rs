@@ -65,6 +65,11 @@ pub fn run(mut cmd: Command, limit: Duration) -> Output {
     }
 }
 
+/// What the command wrote on standard error, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Parse every stdout line as JSON.
 pub fn records(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)

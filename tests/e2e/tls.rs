@@ -9,10 +9,6 @@ use serde_json::Value;
 use std::process::Output;
 use std::time::Duration;
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// `wscan scan www.wscan.test` against `dns`, ports of `servers`, with
 /// the dns, port and tls plugins, plus `extra`.
 fn scan_by_name(dns: &DnsServer, servers: &[&TlsServer], extra: &[&str]) -> Output {
