@@ -43,6 +43,16 @@ fn malformed_targets_ports_flags_and_durations_are_usage_errors() {
         "unexpected argument '--frobnicate'",
     );
     fails_with(&["scan"], 2, "required arguments were not provided");
+    fails_with(
+        &["scan", "127.0.0.1", "--plugin-memory", "lots"],
+        2,
+        "expected a size such as 64M",
+    );
+    fails_with(
+        &["scan", "127.0.0.1", "--plugin-memory", "8G"],
+        2,
+        "between 1 MiB and 4 GiB",
+    );
 }
 
 #[test]

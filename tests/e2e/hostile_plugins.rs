@@ -55,8 +55,20 @@ fn a_memory_bomb_traps_at_the_memory_limit() {
     assert_eq!(out.status.code(), Some(3));
     let error = hostile_error(&records);
     assert!(error.starts_with("plugin trapped"), "{error}");
-    // The plugin's own last words: Rust's allocation failure.
-    assert!(error.contains("memory allocation"), "{error}");
+    // The limit is named, with its size and the flag that sets it.
+    assert!(error.contains("plugin memory limit reached"), "{error}");
+    assert!(
+        error.contains("over the 256 MiB allowed (--plugin-memory)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn plugin_memory_sets_the_limit() {
+    let (out, records) = scan("bomb", &["--plugin-memory", "24M"]);
+    assert_eq!(out.status.code(), Some(3));
+    let error = hostile_error(&records);
+    assert!(error.contains("over the 24 MiB allowed"), "{error}");
 }
 
 #[test]

@@ -88,6 +88,11 @@ pub struct PluginRunArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub plugin_timeout: Duration,
 
+    /// Linear memory the plugin may grow to (64M, 1G...; at most 4G); past
+    /// it the call ends with an error naming the limit.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_plugin_memory)]
+    pub plugin_memory: usize,
+
     /// How names are resolved.
     #[command(flatten)]
     pub dns: DnsArgs,
@@ -320,6 +325,18 @@ fn parse_parallel(s: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_plugin_memory(s: &str) -> Result<usize, String> {
+    use crate::engine::limits::{MAX_PLUGIN_MEMORY, MIN_PLUGIN_MEMORY, parse_size, size};
+    match parse_size(s)? {
+        n if (MIN_PLUGIN_MEMORY..=MAX_PLUGIN_MEMORY).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?}: a plugin's memory limit is between {} and {} (all a 32-bit WebAssembly memory can address)",
+            size(MIN_PLUGIN_MEMORY),
+            size(MAX_PLUGIN_MEMORY)
+        )),
+    }
+}
+
 fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -398,6 +415,11 @@ pub struct ScanArgs {
     /// its unit recorded as an error.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub plugin_timeout: Duration,
+
+    /// Linear memory one plugin call may grow to (64M, 1G...; at most 4G);
+    /// a plugin past it is stopped and its unit recorded as an error.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_plugin_memory)]
+    pub plugin_memory: usize,
 
     /// How names are resolved.
     #[command(flatten)]

@@ -424,6 +424,7 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         ports: args.ports.clone(),
         timeout: args.timeout.into(),
         plugin_timeout: args.plugin_timeout.into(),
+        plugin_memory: args.plugin_memory,
         limits: crate::primitives::gate::Limits {
             concurrency: args.concurrency,
             host_concurrency: args.host_concurrency,

@@ -256,6 +256,7 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
         ports: args.ports.clone(),
         timeout: args.timeout.into(),
         plugin_timeout: args.plugin_timeout.into(),
+        plugin_memory: args.plugin_memory,
         limits: crate::primitives::gate::Limits::default(),
         resolver: args.dns.settings(),
         tls: crate::primitives::tls::TlsCore::new(&args.tls.ca_file)

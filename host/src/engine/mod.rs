@@ -114,6 +114,8 @@ pub struct CallOptions {
     pub args: Vec<(String, String)>,
     /// Wall-clock limit for the whole call.
     pub deadline: Duration,
+    /// Linear memory the call may grow to, in bytes (`--plugin-memory`).
+    pub memory: usize,
 }
 
 /// The process-wide wasmtime engine and linker.
@@ -153,7 +155,7 @@ impl Engine {
             .total_core_instances(limits::MAX_INSTANCES * 8)
             .total_memories(limits::MAX_INSTANCES * 2)
             .total_tables(limits::MAX_INSTANCES * 4)
-            .max_memory_size(limits::MAX_MEMORY_BYTES);
+            .max_memory_size(limits::MAX_PLUGIN_MEMORY);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         if let Some(dir) = cache_dir {
             let mut cache = wasmtime::CacheConfig::new();
@@ -304,7 +306,7 @@ impl Engine {
             events: None,
             counts: CallCounts::default(),
         };
-        let mut store = self.store(call, DESCRIBE_DEADLINE);
+        let mut store = self.store(call, DESCRIBE_DEADLINE, limits::DEFAULT_PLUGIN_MEMORY);
         let describe = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -345,8 +347,8 @@ impl Engine {
         })
     }
 
-    fn store(&self, call: CallContext, deadline: Duration) -> Store<HostState> {
-        let mut store = Store::new(&self.engine, HostState::new(call));
+    fn store(&self, call: CallContext, deadline: Duration, memory: usize) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(call, memory));
         store.limiter(|s| &mut s.limits);
         let until = Instant::now() + deadline;
         store.set_epoch_deadline(1);
@@ -431,7 +433,7 @@ impl LoadedPlugin {
             events: Some(events),
             counts: CallCounts::default(),
         };
-        let mut store = engine.store(call, options.deadline);
+        let mut store = engine.store(call, options.deadline, options.memory);
         let wit_subject = wit::Subject::from(subject);
         let wit_options = wit::ScanOptions {
             ports: options

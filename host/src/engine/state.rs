@@ -1,7 +1,7 @@
 //! What a `Store` carries: the resource table, an empty WASI context, limits,
 //! and the context of the call (which plugin, which scan, where results go).
 
-use super::limits::{MAX_LIVE_RESOURCES, MAX_MEMORY_BYTES, MAX_STDERR_BYTES};
+use super::limits::{CallLimiter, MAX_LIVE_RESOURCES, MAX_STDERR_BYTES};
 use crate::model::{Capability, Finding, Subject};
 use crate::primitives::NetSettings;
 use crate::primitives::dns::DnsCore;
@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -159,7 +158,7 @@ impl CallContext {
 pub struct HostState {
     pub(crate) table: ResourceTable,
     wasi: WasiCtx,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: CallLimiter,
     stderr: MemoryOutputPipe,
     /// The call this store serves.
     pub call: CallContext,
@@ -167,8 +166,9 @@ pub struct HostState {
 
 impl HostState {
     /// A fresh state for one call: no preopened files, no environment, no
-    /// sockets; stderr captured (bounded) to explain a trap.
-    pub fn new(call: CallContext) -> Self {
+    /// sockets; stderr captured (bounded) to explain a trap; at most
+    /// `memory` bytes of linear memory.
+    pub fn new(call: CallContext, memory: usize) -> Self {
         let stderr = MemoryOutputPipe::new(MAX_STDERR_BYTES);
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
             .stderr(stderr.clone())
@@ -179,12 +179,7 @@ impl HostState {
         HostState {
             table: ResourceTable::new(),
             wasi,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(MAX_MEMORY_BYTES)
-                .instances(16)
-                .tables(64)
-                .memories(16)
-                .build(),
+            limits: CallLimiter::new(memory),
             stderr,
             call,
         }

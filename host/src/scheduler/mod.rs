@@ -54,6 +54,8 @@ pub struct ScanSpec {
     pub timeout: Duration,
     /// Wall-clock limit of one plugin call.
     pub plugin_timeout: Duration,
+    /// Linear memory one plugin call may grow to, in bytes.
+    pub plugin_memory: usize,
     /// Concurrency, per-host cap, rate and retries of network operations.
     pub limits: Limits,
     /// Name servers and DNS cache.
@@ -97,6 +99,7 @@ impl ScanSpec {
             timeout: self.timeout,
             args: self.plugin_args.get(plugin).cloned().unwrap_or_default(),
             deadline: self.plugin_timeout,
+            memory: self.plugin_memory,
         }
     }
 
