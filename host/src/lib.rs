@@ -12,6 +12,7 @@
 //! - [`primitives`]: the host side of each WIT interface;
 //! - [`scheduler`]: turns targets into plugin calls and routes subjects;
 //! - [`output`]: the [`output::Sink`] trait and its writers;
+//! - [`store`]: the SQLite result store and its journal of completed units;
 //! - [`scope`]: the one policy every outbound operation is checked against.
 
 pub mod cli;
@@ -21,4 +22,5 @@ pub mod output;
 pub mod primitives;
 pub mod scheduler;
 pub mod scope;
+pub mod store;
 pub mod targets;

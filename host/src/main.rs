@@ -1,12 +1,11 @@
 //! The `wscan` binary: parse the command line, run it, map the outcome to a
 //! documented exit code (see `cli::Exit`). All work lives in the library.
 
-use clap::Parser;
 use std::process::ExitCode;
-use wscan::cli::{self, Cli, Exit, UsageError};
+use wscan::cli::{self, Exit, UsageError};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,12 +3,12 @@
 //! generated bindings to and from these in one place
 //! (`engine::convert`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
 
 /// A network service: an open port on an address.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Service {
     /// Where the service listens.
     pub ip: IpAddr,
@@ -22,8 +22,9 @@ pub struct Service {
     pub banner: Option<String>,
 }
 
-/// What a plugin scans.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What a plugin scans. (Its serde form is the result store's, not the
+/// output's: records flatten subjects through `output::SubjectRecord`.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Subject {
     /// A DNS name.
     Host(String),
@@ -39,7 +40,7 @@ pub enum Subject {
 }
 
 /// The kind of a [`Subject`], for filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SubjectKind {
     /// [`Subject::Host`]
@@ -91,6 +92,16 @@ pub enum SubjectKey {
     Service(IpAddr, u16),
 }
 
+impl fmt::Display for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubjectKey::Host(name) => f.write_str(name),
+            SubjectKey::Address(ip) => write!(f, "{ip}"),
+            SubjectKey::Service(ip, port) => write!(f, "{}", std::net::SocketAddr::new(*ip, *port)),
+        }
+    }
+}
+
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -106,7 +117,7 @@ impl fmt::Display for Subject {
 }
 
 /// How bad a finding is, from `info` to `critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Informational.

@@ -19,5 +19,6 @@ mod namespace;
 mod plugin_commands;
 mod plugins;
 mod port_scan;
+mod resume;
 mod targets;
 mod tls;

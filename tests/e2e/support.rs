@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 /// The `wscan` binary under test.
 pub fn wscan() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wscan"));
-    // No user plugin folder: the tests choose their plugins themselves.
     cmd.env_remove("WSCAN_LOG")
-        .env("XDG_DATA_HOME", "/nonexistent/wscan-tests")
+        .env("XDG_DATA_HOME", data_home())
         .stdin(Stdio::null());
     cmd
+}
+
+/// The tests' `$XDG_DATA_HOME`: it holds the result store their scans are
+/// recorded in, and no plugin folder (the tests choose their plugins).
+pub fn data_home() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wscan-data")
 }
 
 /// A test plugin component built by the host's build script.

@@ -24,9 +24,19 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_cache: bool,
 
+    /// The result store, an SQLite file every scan is recorded in
+    /// [default: $XDG_DATA_HOME/wscan/results.db].
+    #[arg(long, value_name = "PATH", global = true)]
+    pub db: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+
+    /// The command line as given, without the program name (stored with
+    /// the scan, so `--resume` can run it again).
+    #[arg(skip)]
+    pub argv: Vec<String>,
 }
 
 /// Subcommands.
@@ -39,6 +49,38 @@ pub enum Command {
     /// Inspect plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Read the result store: the scans recorded and their records.
+    #[command(subcommand)]
+    Results(ResultsCommand),
+}
+
+/// `wscan results ...`
+#[derive(Debug, Subcommand)]
+pub enum ResultsCommand {
+    /// List the scans recorded, oldest first, with their status.
+    List(ResultsListArgs),
+    /// Print the records of one scan, in the order they were found.
+    Show(ResultsShowArgs),
+}
+
+/// Flags of `wscan results list`.
+#[derive(Debug, Args)]
+pub struct ResultsListArgs {
+    /// Output format (default: table on a terminal, jsonl otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Flags of `wscan results show`.
+#[derive(Debug, Args)]
+pub struct ResultsShowArgs {
+    /// The scan's number (see `wscan results list`).
+    #[arg(value_name = "SCAN")]
+    pub scan: i64,
+
+    /// Output format (default: table on a terminal, jsonl otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 /// `wscan plugin ...`
@@ -351,8 +393,19 @@ pub struct ScanArgs {
     /// HOST:PORT and http(s) URLs (192.0.2.1, 10.0.0.0/24, ::1,
     /// 10.0.0.1-10.0.0.50, 10.0.0.1-50, www.example.com, 192.0.2.1:8080,
     /// https://www.example.com:8443/).
-    #[arg(required_unless_present = "input", value_name = "TARGET", value_parser = parse_target_arg)]
+    #[arg(required_unless_present_any = ["input", "resume"], value_name = "TARGET", value_parser = parse_target_arg)]
     pub targets: Vec<TargetArg>,
+
+    /// Continue scan SCAN (see `wscan results list`), stopped by Ctrl-C or
+    /// killed, with its own settings: units it completed are not run
+    /// again, its -o file is rewritten from the store and continued. Takes
+    /// no other scan flags but -q.
+    #[arg(long, value_name = "SCAN", conflicts_with = "no_db")]
+    pub resume: Option<i64>,
+
+    /// Do not record this scan in the result store (it cannot be resumed).
+    #[arg(long)]
+    pub no_db: bool,
 
     /// Also read targets from FILE, one per line (`#` starts a comment), or
     /// from standard input with `-i -`. Lines are read as the scan goes, in
@@ -474,6 +527,61 @@ pub struct ScanArgs {
     /// .wasm files take effect for the units that start afterwards.
     #[arg(long)]
     pub watch: bool,
+
+    /// The ids of the flags given on the command line (not defaults), so
+    /// `--resume` can refuse settings it would ignore.
+    #[arg(skip)]
+    pub given: Vec<String>,
+}
+
+impl ScanArgs {
+    /// Make the relative paths of a stored command line relative to `cwd`,
+    /// the folder it was first run in.
+    pub fn rebase(&mut self, cwd: &std::path::Path) {
+        let at = |path: &mut PathBuf| {
+            if path.is_relative() && path.as_os_str() != "-" {
+                *path = cwd.join(&*path);
+            }
+        };
+        for path in [
+            self.input.as_mut(),
+            self.exclude_file.as_mut(),
+            self.stats.as_mut(),
+            self.output.as_mut(),
+            self.sources.plugin_dir.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            at(path);
+        }
+        self.tls.ca_file.iter_mut().for_each(at);
+        self.sources.plugin.iter_mut().for_each(at);
+    }
+}
+
+/// Parse the process's command line (exiting on a usage error, as clap
+/// does), keeping the raw arguments and which scan flags were given.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let command = Cli::command();
+    let scan_args: Vec<String> = command
+        .find_subcommand("scan")
+        .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect())
+        .unwrap_or_default();
+    let matches = command.get_matches_from(&argv);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.argv = argv.into_iter().skip(1).collect();
+    if let (Command::Scan(args), Some(("scan", sub))) = (&mut cli.command, matches.subcommand()) {
+        args.given = scan_args
+            .into_iter()
+            .filter(|id| sub.value_source(id) == Some(ValueSource::CommandLine))
+            .collect();
+    }
+    cli
 }
 
 #[cfg(test)]

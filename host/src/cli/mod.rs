@@ -3,10 +3,12 @@
 
 mod args;
 mod plugin;
+mod results;
 
 pub use args::{
     Cli, Command, PluginCheckArgs, PluginCommand, PluginInfoArgs, PluginListArgs, PluginNewArgs,
-    PluginRunArgs, PluginSources, ScanArgs,
+    PluginRunArgs, PluginSources, ResultsCommand, ResultsListArgs, ResultsShowArgs, ScanArgs,
+    parse,
 };
 
 use crate::engine::registry::Registry;
@@ -36,6 +38,9 @@ pub enum Exit {
     /// 3: the scan finished, but some units failed (a plugin trapped, timed
     /// out or reported an error); they are in the output as error records.
     Partial = 3,
+    /// 130: the scan was stopped by Ctrl-C (or SIGTERM); what it found is
+    /// kept, and `wscan scan --resume SCAN` continues it.
+    Interrupted = 130,
 }
 
 /// A usage error found after parsing (an unknown plugin name, a bad
@@ -50,9 +55,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let globals = Globals {
         cache_dir: cli.cache_dir.clone(),
         no_cache: cli.no_cache,
+        db: cli.db.clone(),
+        argv: cli.argv.clone(),
     };
     match cli.command {
         Command::Scan(args) => scan(&globals, args).await,
+        Command::Results(ResultsCommand::List(args)) => results::list(&globals, args),
+        Command::Results(ResultsCommand::Show(args)) => results::show(&globals, args),
         Command::Plugin(PluginCommand::List(args)) => plugin::list(&globals, args).await,
         Command::Plugin(PluginCommand::Info(args)) => plugin::info(&globals, args).await,
         Command::Plugin(PluginCommand::Check(args)) => plugin::check(&globals, args).await,
@@ -65,6 +74,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
 struct Globals {
     cache_dir: Option<PathBuf>,
     no_cache: bool,
+    /// `--db`.
+    db: Option<PathBuf>,
+    /// The command line, stored with a scan.
+    argv: Vec<String>,
 }
 
 /// The user's per-application folders ($XDG_DATA_HOME/wscan...).
@@ -330,7 +343,14 @@ fn plugin_args(
     Ok(plugin_args)
 }
 
-async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
+async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
+    // --resume: the scan's own command line and the store it is in.
+    let mut resuming = None;
+    if let Some(id) = args.resume {
+        let (store, row, stored) = results::load_resume(globals, &args, id)?;
+        args = stored;
+        resuming = Some((store, row));
+    }
     let engine = Arc::new(globals.engine()?);
     let registry = Arc::new(load_plugins(&engine, &args.sources).await?);
     let active = registry.active();
@@ -370,6 +390,10 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
             tracing::info!("address order seed {seed} (repeat it with --seed {seed})");
             Order::Shuffled(seed)
         }
+    };
+    let seed = match order {
+        Order::Shuffled(seed) => Some(seed),
+        Order::Ordered => None,
     };
     let (mut targets, mut hosts, mut one_port) = (Vec::new(), Vec::new(), Vec::new());
     for target in &args.targets {
@@ -443,6 +467,37 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         return dry_run(&spec, &selected, args.count, args.output.as_deref());
     }
 
+    // The result store, opened before anything is sent: a new scan is
+    // recorded, a resumed one taken over.
+    let (store, scan_id, resumed) = match resuming {
+        Some((mut store, row)) => {
+            let resumed = store.resume(row.id)?;
+            if !args.quiet {
+                eprintln!(
+                    "wscan: resuming scan {}: {} unit(s) done by earlier runs are skipped; {} record(s) of units cut short are discarded and those units run again",
+                    row.id,
+                    resumed.done.len(),
+                    resumed.discarded
+                );
+            }
+            (Some(store), Some(row.id), resumed)
+        }
+        None if args.no_db => (None, None, crate::store::Resumed::default()),
+        None => {
+            let store = results::open(globals)?;
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let id = store.begin(&globals.argv, &cwd, seed)?;
+            if !args.quiet {
+                eprintln!(
+                    "wscan: scan {id}, recorded in {} (`wscan results show {id}`; `wscan scan --resume {id}` if it stops)",
+                    store.path().display()
+                );
+            }
+            (Some(store), Some(id), crate::store::Resumed::default())
+        }
+    };
+    let earlier = (resumed.findings, resumed.errors);
+
     let (out, to_terminal): (Box<dyn std::io::Write + Send>, bool) = match &args.output {
         Some(path) => {
             let file = std::fs::File::create(path)
@@ -460,6 +515,14 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         Format::Jsonl => Box::new(JsonlSink::new(out)),
         Format::Table => Box::new(TableSink::new(out)),
     };
+    // A resumed scan's output file is written again from the store: the
+    // records of completed units, without those of units cut short (they
+    // run again and write theirs anew). A new scan has none yet.
+    if let (Some(store), Some(id), Some(_)) = (&store, scan_id, &args.output) {
+        store
+            .records(id, |record| sink.write(&record))
+            .context("cannot write the stored records to the output file")?;
+    }
 
     // With --watch, the plugin folder is watched while the scan runs.
     let _watch = match (args.watch, plugin_dir(&args.sources)?) {
@@ -496,7 +559,45 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
     if to_terminal {
         sink = Box::new(crate::output::Suspended::new(sink, progress.clone()));
     }
-    let summary = scheduler::run(&spec, engine, registry.clone(), sink.as_mut(), &progress).await?;
+    let durable = match (&store, scan_id) {
+        (Some(store), Some(id)) => Some(scheduler::Durable {
+            journal: store.journal(id)?,
+            resumed,
+        }),
+        _ => None,
+    };
+    let outcome = scheduler::run(
+        &spec,
+        engine,
+        registry.clone(),
+        sink.as_mut(),
+        &progress,
+        durable,
+        stop_signal(),
+    )
+    .await;
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(e) => {
+            if let (Some(store), Some(id)) = (&store, scan_id) {
+                let _ = store.end(id, crate::store::Status::Failed, &serde_json::Value::Null);
+                eprintln!(
+                    "wscan: scan {id} stopped; what it found is stored, and `wscan scan --resume {id}{}` continues it",
+                    results::db_flag(globals)
+                );
+            }
+            return Err(e.into());
+        }
+    };
+    if let (Some(store), Some(id)) = (&store, scan_id) {
+        let status = match summary.interrupted {
+            true => crate::store::Status::Interrupted,
+            false => crate::store::Status::Completed,
+        };
+        store
+            .end(id, status, &serde_json::to_value(&summary)?)
+            .context("cannot record the scan's end in the result store")?;
+    }
     if let (Some(path), Some(mut file)) = (&args.stats, stats_file) {
         use std::io::Write;
         serde_json::to_writer_pretty(&mut file, &summary)
@@ -519,6 +620,25 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         for line in summary.lines() {
             eprintln!("{line}");
         }
+        if summary.skipped > 0 {
+            eprintln!(
+                "wscan: {} unit(s) were done by earlier runs of this scan ({} finding(s), {} error(s) stored)",
+                summary.skipped, earlier.0, earlier.1
+            );
+        }
+    }
+    // Said even with --quiet: the user stopped it and will want it back.
+    if summary.interrupted {
+        match scan_id {
+            Some(id) => eprintln!(
+                "wscan: interrupted; what was found is kept. Resume with: wscan scan --resume {id}{}",
+                results::db_flag(globals)
+            ),
+            None => eprintln!(
+                "wscan: interrupted; what was found is kept (--no-db: it cannot be resumed)"
+            ),
+        }
+        return Ok(Exit::Interrupted);
     }
     // Bad input lines are the user's to fix: said even with --quiet.
     if let Some(failure) = &summary.input_failure {
@@ -533,9 +653,31 @@ async fn scan(globals: &Globals, args: ScanArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Usage);
     }
-    Ok(if summary.errors > 0 {
+    // Errors of earlier runs count: the exit code is the whole scan's.
+    Ok(if summary.errors + earlier.1 > 0 {
         Exit::Partial
     } else {
         Exit::Success
     })
+}
+
+/// Completes on Ctrl-C or SIGTERM: the scan stops cleanly, records its
+/// state, and says how to resume.
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            if result.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        () = terminate => {}
+    }
 }

@@ -116,6 +116,9 @@ pub struct CallOptions {
     pub deadline: Duration,
     /// Linear memory the call may grow to, in bytes (`--plugin-memory`).
     pub memory: usize,
+    /// The caller's number for this call: its events carry it, so the
+    /// scheduler knows which unit a finding belongs to.
+    pub unit: u64,
 }
 
 /// The process-wide wasmtime engine and linker.
@@ -304,6 +307,7 @@ impl Engine {
             capabilities: Vec::new(),
             scan: None,
             events: None,
+            unit: 0,
             counts: CallCounts::default(),
         };
         let mut store = self.store(call, DESCRIBE_DEADLINE, limits::DEFAULT_PLUGIN_MEMORY);
@@ -431,6 +435,7 @@ impl LoadedPlugin {
             capabilities: self.info.capabilities.clone(),
             scan: Some(scan),
             events: Some(events),
+            unit: options.unit,
             counts: CallCounts::default(),
         };
         let mut store = engine.store(call, options.deadline, options.memory);

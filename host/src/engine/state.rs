@@ -34,6 +34,8 @@ pub struct PluginId {
 pub enum Event {
     /// A finding was reported.
     Finding {
+        /// The call it came from ([`super::CallOptions::unit`]).
+        unit: u64,
         /// Who reported it.
         plugin: Arc<PluginId>,
         /// What.
@@ -41,6 +43,8 @@ pub enum Event {
     },
     /// A new subject was emitted.
     Subject {
+        /// The call it came from ([`super::CallOptions::unit`]).
+        unit: u64,
         /// Who emitted it.
         plugin: Arc<PluginId>,
         /// What.
@@ -105,6 +109,8 @@ pub struct CallContext {
     pub scan: Option<Arc<ScanContext>>,
     /// Where findings and subjects go; `None` while loading.
     pub events: Option<mpsc::Sender<Event>>,
+    /// The caller's number for this call, stamped on its events.
+    pub unit: u64,
     /// Usage so far.
     pub counts: CallCounts,
 }

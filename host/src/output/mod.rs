@@ -6,7 +6,9 @@ mod record;
 mod table;
 
 pub use jsonl::JsonlSink;
-pub use record::{ErrorRecord, FindingRecord, PluginRef, Record, SubjectEmitted, SubjectRecord};
+pub use record::{
+    ErrorRecord, FindingRecord, PluginRef, Record, SubjectEmitted, SubjectRecord, now,
+};
 pub use table::TableSink;
 
 /// A sink that lifts a progress bar while it writes, so records printed to

@@ -3,12 +3,12 @@
 
 use crate::engine::PluginId;
 use crate::model::{Finding, Severity, Subject, SubjectKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::SystemTime;
 
 /// A plugin's name and version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginRef {
     /// Plugin name.
     pub name: String,
@@ -26,7 +26,7 @@ impl From<&PluginId> for PluginRef {
 }
 
 /// A subject, flattened for output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectRecord {
     /// `host`, `address` or `service`.
     pub kind: SubjectKind,
@@ -67,7 +67,7 @@ impl From<&Subject> for SubjectRecord {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FindingRecord {
     /// When it was reported, RFC 3339 UTC.
     pub time: String,
@@ -86,7 +86,7 @@ pub struct FindingRecord {
 }
 
 /// A unit of work (one plugin on one subject) that did not complete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorRecord {
     /// When it failed, RFC 3339 UTC.
     pub time: String,
@@ -102,7 +102,7 @@ pub struct ErrorRecord {
 /// `subject`), and by a scan for a subject outside its scope (as
 /// `out-of-scope`: reported, never scanned); a scan routes the others to
 /// plugins instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectEmitted {
     /// When it was emitted, RFC 3339 UTC.
     pub time: String,
@@ -113,7 +113,7 @@ pub struct SubjectEmitted {
 }
 
 /// Anything written to the output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Record {
     /// A finding.

@@ -49,6 +49,7 @@ impl Host for HostState {
         };
         self.call.counts.findings += 1;
         let event = Event::Finding {
+            unit: self.call.unit,
             plugin: self.call.plugin.clone(),
             finding,
         };
@@ -71,6 +72,7 @@ impl Host for HostState {
         self.call.counts.subjects += 1;
         let _ = events
             .send(Event::Subject {
+                unit: self.call.unit,
                 plugin: self.call.plugin.clone(),
                 subject: subject.into(),
             })

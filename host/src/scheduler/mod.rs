@@ -22,10 +22,12 @@ use crate::primitives::dns::ResolverSettings;
 use crate::primitives::gate::Limits;
 use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
+use crate::store::{Journal, Resumed, StoreError};
 use crate::targets::{Endpoint, Order, PortSpec, Shard, Target, TargetArg, TargetSpace};
 use indicatif::ProgressBar;
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -93,8 +95,9 @@ impl ScanSpec {
 
     /// What one call of `plugin` gets: the scan's ports, or those of the
     /// target that named its own.
-    fn call_options(&self, plugin: &str, ports: Option<&[(u16, u16)]>) -> CallOptions {
+    fn call_options(&self, plugin: &str, ports: Option<&[(u16, u16)]>, unit: u64) -> CallOptions {
         CallOptions {
+            unit,
             ports: ports.unwrap_or(self.ports.ranges()).to_vec(),
             timeout: self.timeout,
             args: self.plugin_args.get(plugin).cloned().unwrap_or_default(),
@@ -161,6 +164,9 @@ pub enum ScanError {
     /// The output could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// The result store could not be written.
+    #[error("cannot write to the result store: {0}")]
+    Store(#[from] StoreError),
     /// The target input could not be opened.
     #[error("cannot read targets from {from}: {error}")]
     Input {
@@ -179,9 +185,45 @@ struct Unit {
     subject: Subject,
     /// The ports of a `host:port` target, instead of the scan's.
     ports: Option<Arc<[(u16, u16)]>>,
+    /// Its identity in the result store's journal ([`unit_key`]).
+    key: Arc<str>,
+}
+
+/// What identifies a unit across runs of a scan: the plugin, the subject's
+/// key and the ports of a `host:port` target. Stable text, stored in the
+/// journal of completed units.
+fn unit_key(plugin: &str, subject: &Subject, ports: Option<&[(u16, u16)]>) -> String {
+    use std::fmt::Write;
+    let kind = match subject.kind() {
+        crate::model::SubjectKind::Host => "host",
+        crate::model::SubjectKind::Address => "address",
+        crate::model::SubjectKind::Service => "service",
+    };
+    let mut key = format!("{plugin} {kind} {}", subject.key());
+    if let Some(ports) = ports {
+        key.push_str(" ports");
+        for (i, (first, last)) in ports.iter().enumerate() {
+            let sep = if i == 0 { ' ' } else { ',' };
+            let _ = match first == last {
+                true => write!(key, "{sep}{first}"),
+                false => write!(key, "{sep}{first}-{last}"),
+            };
+        }
+    }
+    key
+}
+
+/// The result store's part in a scan: the journal every record and
+/// completed unit goes to, and what earlier runs of the scan did.
+pub struct Durable {
+    /// Where this run's records and completed units are written.
+    pub journal: Journal,
+    /// What earlier runs left (empty for a new scan).
+    pub resumed: Resumed,
 }
 
 struct Outcome {
+    unit: u64,
     plugin: Arc<PluginId>,
     subject: Subject,
     result: Result<(), CallError>,
@@ -192,6 +234,8 @@ struct Outcome {
 struct Router<'a> {
     registry: &'a Registry,
     selection: Option<&'a [String]>,
+    /// Units an earlier run completed (by [`unit_key`]): not run again.
+    done: HashSet<String>,
 }
 
 impl Router<'_> {
@@ -204,6 +248,7 @@ impl Router<'_> {
         ports: Option<&Arc<[(u16, u16)]>>,
         ready: &mut VecDeque<Unit>,
         mut seen: Option<&mut HashSet<(String, SubjectKey)>>,
+        summary: &mut Summary,
     ) {
         for active in self.registry.active().iter() {
             let info = &active.plugin.info;
@@ -219,10 +264,16 @@ impl Router<'_> {
             {
                 continue;
             }
+            let key = unit_key(&info.name, subject, ports.map(|p| &p[..]));
+            if self.done.contains(&key) {
+                summary.skipped += 1;
+                continue;
+            }
             ready.push_back(Unit {
                 plugin: info.name.clone(),
                 subject: subject.clone(),
                 ports: ports.cloned(),
+                key: key.into(),
             });
         }
     }
@@ -230,21 +281,32 @@ impl Router<'_> {
 
 /// Run `spec` with the plugins of `registry`, writing every record to
 /// `sink`. `progress` counts targets taken out of their total (a hidden bar
-/// draws nothing).
+/// draws nothing). With `durable`, records and completed units are also
+/// journaled in the result store, and units an earlier run completed are
+/// skipped. When `stop` completes (Ctrl-C), running units are cut short,
+/// what they reported so far is kept, and the scan returns, marked
+/// interrupted.
 pub async fn run(
     spec: &ScanSpec,
     engine: Arc<Engine>,
     registry: Arc<Registry>,
     sink: &mut dyn Sink,
     progress: &ProgressBar,
+    durable: Option<Durable>,
+    stop: impl Future<Output = ()>,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
     let (scope, scan) = spec.context();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
     let mut summary = Summary::default();
+    let (journal, resumed) = match durable {
+        Some(d) => (Some(d.journal), d.resumed),
+        None => (None, Resumed::default()),
+    };
     let router = Router {
         registry: &registry,
         selection: spec.plugins.as_deref(),
+        done: resumed.done,
     };
 
     let (singles, space) = spec.starts();
@@ -277,12 +339,22 @@ pub async fn run(
         router,
         scope: &scope,
         seen: HashSet::new(),
-        outside: HashSet::new(),
+        outside: resumed.outside.into_iter().collect(),
         ready: VecDeque::new(),
         pins: spec.pins(),
+        journal: journal.as_ref(),
+        inflight: HashMap::new(),
     };
+    // What the completed units of earlier runs emitted leads to units of
+    // its own, done or not.
+    for subject in resumed.emitted {
+        routing.derive(subject, &mut summary);
+    }
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let parallel = spec.parallel.max(1);
+    let mut next_unit: u64 = 0;
+    let stop = std::pin::pin!(stop);
+    let mut stop = stop;
 
     loop {
         // Fill free slots: derived units first (they finish what is already
@@ -307,7 +379,10 @@ pub async fn run(
                 tracing::debug!(plugin = %unit.plugin, subject = %unit.subject, "plugin no longer in use; unit dropped");
                 continue;
             };
-            let options = spec.call_options(&plugin.info.name, unit.ports.as_deref());
+            next_unit += 1;
+            let id = next_unit;
+            routing.inflight.insert(id, unit.key.clone());
+            let options = spec.call_options(&plugin.info.name, unit.ports.as_deref(), id);
             let (engine, scan, events) = (engine.clone(), scan.clone(), events_tx.clone());
             summary.units += 1;
             running.spawn(async move {
@@ -316,6 +391,7 @@ pub async fn run(
                     .scan(&engine, scan, events, &unit.subject, &options)
                     .await;
                 Outcome {
+                    unit: id,
                     plugin: plugin.id().clone(),
                     subject: unit.subject,
                     result,
@@ -338,9 +414,15 @@ pub async fn run(
             if input.is_none() {
                 break;
             }
-            match next_input(&mut input).await {
-                Some(item) => routing.take(item, &mut summary, progress),
-                None => input = None,
+            tokio::select! {
+                item = next_input(&mut input) => match item {
+                    Some(item) => routing.take(item, &mut summary, progress),
+                    None => input = None,
+                },
+                () = &mut stop => {
+                    summary.interrupted = true;
+                    break;
+                }
             }
             continue;
         }
@@ -354,30 +436,61 @@ pub async fn run(
                 Some(item) => routing.take(item, &mut summary, progress),
                 None => input = None,
             },
+            () = &mut stop => {
+                // Cut the running units short; what they reported is
+                // written (and kept in the store, until a resume runs
+                // them again), but they are not marked done.
+                summary.interrupted = true;
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+                while let Ok(event) = events_rx.try_recv() {
+                    routing.handle(event, sink, &mut summary)?;
+                }
+                break;
+            }
             Some(joined) = running.join_next() => {
                 let outcome = match joined {
                     Ok(outcome) => outcome,
-                    // A panic in host code for this unit: a bug, but the scan goes on.
+                    // A panic in host code for this unit: a bug, but the
+                    // scan goes on. The unit is not marked done: a resume
+                    // runs it again.
                     Err(e) => {
                         tracing::error!("a scan task failed: {e}");
                         summary.errors += 1;
                         continue;
                     }
                 };
+                // Every event of the unit was sent before its call
+                // returned: handle them first, so that the journal's mark
+                // follows all of the unit's records.
+                while let Ok(event) = events_rx.try_recv() {
+                    routing.handle(event, sink, &mut summary)?;
+                }
+                let key = routing.inflight.remove(&outcome.unit);
                 let stats = summary.plugins.entry(outcome.plugin.name.clone()).or_default();
                 stats.units += 1;
                 stats.time += outcome.elapsed;
+                let failed = outcome.result.is_err();
                 if let Err(e) = outcome.result {
                     stats.errors += 1;
                     tracing::info!(plugin = %outcome.plugin.name, subject = %outcome.subject, "unit failed: {e}");
                     summary.errors += 1;
-                    sink.write(&Record::error(&outcome.plugin, &outcome.subject, e.to_string()))?;
+                    let record = Record::error(&outcome.plugin, &outcome.subject, e.to_string());
+                    sink.write(&record)?;
+                    if let (Some(journal), Some(key)) = (routing.journal, &key) {
+                        journal.record(key, &record)?;
+                    }
+                }
+                if let (Some(journal), Some(key)) = (routing.journal, &key) {
+                    journal.done(key, failed)?;
                 }
                 progress.set_message(progress_message(&summary));
             }
         }
     }
-    if let Some((source, thread)) = reader {
+    // When stopped, the reader may be blocked on a line that never comes
+    // (standard input): it is left behind, not waited for.
+    if let Some((source, thread)) = reader.filter(|_| !summary.interrupted) {
         // The thread is done or blocked on a full channel that is gone.
         drop(input);
         match thread.join() {
@@ -389,6 +502,10 @@ pub async fn run(
         }
     }
     sink.finish()?;
+    drop(routing);
+    if let Some(journal) = journal {
+        journal.close()?;
+    }
     progress.finish_and_clear();
     summary.denied = scope.denied();
     summary.net = NetTotals::from(scan.tcp.gate().stats().as_ref());
@@ -445,6 +562,11 @@ struct Routing<'r> {
     /// Ports of `host:port` targets on names, for the addresses the names
     /// resolve to; `None` when the name was also given without a port.
     pins: Pins,
+    /// The result store's journal, if the scan has one.
+    journal: Option<&'r Journal>,
+    /// The journal key of each running unit, by the number its events
+    /// carry.
+    inflight: HashMap<u64, Arc<str>>,
 }
 
 impl Routing<'_> {
@@ -461,8 +583,13 @@ impl Routing<'_> {
         // to remember; a found address that is a target is skipped in
         // `handle` instead.
         let seen = matches!(start.subject, Subject::Host(_)).then_some(&mut self.seen);
-        self.router
-            .route(&start.subject, ports.as_ref(), &mut self.ready, seen);
+        self.router.route(
+            &start.subject,
+            ports.as_ref(),
+            &mut self.ready,
+            seen,
+            summary,
+        );
     }
 
     /// Take one line's worth of `-i` input.
@@ -480,7 +607,8 @@ impl Routing<'_> {
     }
 
     /// Write a finding; route an emitted subject, or report it once when it
-    /// is outside the scope.
+    /// is outside the scope. Both are journaled under the unit that sent
+    /// them.
     fn handle(
         &mut self,
         event: Event,
@@ -488,51 +616,82 @@ impl Routing<'_> {
         summary: &mut Summary,
     ) -> Result<(), ScanError> {
         match event {
-            Event::Finding { plugin, finding } => {
+            Event::Finding {
+                unit,
+                plugin,
+                finding,
+            } => {
                 summary.findings += 1;
                 summary
                     .plugins
                     .entry(plugin.name.clone())
                     .or_default()
                     .findings += 1;
-                sink.write(&Record::finding(&plugin, finding))?;
+                let record = Record::finding(&plugin, finding);
+                sink.write(&record)?;
+                if let (Some(journal), Some(key)) = (self.journal, self.inflight.get(&unit)) {
+                    journal.record(key, &record)?;
+                }
             }
-            Event::Subject { plugin, subject } => {
+            Event::Subject {
+                unit,
+                plugin,
+                subject,
+            } => {
                 let in_scope = match &subject {
                     Subject::Host(name) => self.scope.contains_name(name),
                     other => other.ip().is_some_and(|ip| self.scope.contains(ip)),
                 };
+                let journal = self.journal.zip(self.inflight.get(&unit));
                 if !in_scope {
                     summary.out_of_scope += 1;
                     if self.outside.insert(subject.key()) {
                         tracing::info!(plugin = %plugin.name, %subject, "subject outside the scan's scope; reported, not scanned");
-                        sink.write(&Record::out_of_scope(&plugin, &subject))?;
+                        let record = Record::out_of_scope(&plugin, &subject);
+                        sink.write(&record)?;
+                        if let Some((journal, key)) = journal {
+                            journal.record(key, &record)?;
+                            journal.emitted(key, &subject, true)?;
+                        }
                     }
                     return Ok(());
                 }
-                // A bare address the user listed is visited by the target
-                // sweep already.
-                if let Subject::Address { ip, host: None } = subject
-                    && self.scope.is_target(ip)
+                if let Some((journal, key)) = journal
+                    && !self.is_swept(&subject)
                 {
-                    return Ok(());
+                    journal.emitted(key, &subject, false)?;
                 }
-                // The addresses of a name given as host:port get its ports.
-                let ports = match &subject {
-                    Subject::Address {
-                        host: Some(name), ..
-                    } => self.pins.get(name).cloned().flatten(),
-                    _ => None,
-                };
-                self.router.route(
-                    &subject,
-                    ports.as_ref(),
-                    &mut self.ready,
-                    Some(&mut self.seen),
-                );
+                self.derive(subject, summary);
             }
         }
         Ok(())
+    }
+
+    /// Whether `subject` is a bare address the user listed: the target
+    /// sweep visits it already.
+    fn is_swept(&self, subject: &Subject) -> bool {
+        matches!(subject, Subject::Address { ip, host: None } if self.scope.is_target(*ip))
+    }
+
+    /// Queue the units of an in-scope subject a plugin emitted.
+    fn derive(&mut self, subject: Subject, summary: &mut Summary) {
+        if self.is_swept(&subject) {
+            return;
+        }
+        // The addresses of a name given as host:port get its ports.
+        let ports = match &subject {
+            Subject::Address {
+                host: Some(name), ..
+            } => self.pins.get(name).cloned().flatten(),
+            _ => None,
+        };
+        self.router.route(
+            &subject,
+            ports.as_ref(),
+            &mut self.ready,
+            Some(&mut self.seen),
+            summary,
+        );
     }
 }
 
@@ -550,7 +709,7 @@ pub async fn run_one(
     let (scope, scan) = spec.context();
     let scan_stats = scan.tcp.gate().stats().clone();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
-    let options = spec.call_options(&plugin.info.name, None);
+    let options = spec.call_options(&plugin.info.name, None, 0);
     let id = plugin.id().clone();
     let call_subject = subject.clone();
     let mut call = tokio::spawn(async move {
@@ -564,13 +723,15 @@ pub async fn run_one(
     };
     let mut write = |event: Event, summary: &mut Summary| -> Result<(), ScanError> {
         match event {
-            Event::Finding { plugin, finding } => {
+            Event::Finding {
+                plugin, finding, ..
+            } => {
                 summary.findings += 1;
                 sink.write(&Record::finding(&plugin, finding))?;
             }
-            Event::Subject { plugin, subject } => {
-                sink.write(&Record::subject(&plugin, &subject))?
-            }
+            Event::Subject {
+                plugin, subject, ..
+            } => sink.write(&Record::subject(&plugin, &subject))?,
         }
         Ok(())
     };

@@ -78,6 +78,11 @@ pub struct Summary {
     pub denied: u64,
     /// Targets taken from the target list (addresses and names).
     pub targets: u64,
+    /// Units not run because an earlier run of this scan completed them
+    /// (`--resume`).
+    pub skipped: u64,
+    /// Whether the scan was stopped (Ctrl-C, SIGTERM) before its end.
+    pub interrupted: bool,
     /// Lines of `-i` input that were not targets (skipped).
     pub bad_lines: u64,
     /// What was wrong with the first ten of them.

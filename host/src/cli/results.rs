@@ -1,0 +1,212 @@
+//! `wscan results ...`: read the result store, and the store's side of
+//! `wscan scan` (opening it, `--resume`).
+
+use super::args::{Cli, Command, ResultsListArgs, ResultsShowArgs, ScanArgs};
+use super::{Exit, Globals, UsageError, project_dirs};
+use crate::output::{Format, JsonlSink, Sink, TableSink};
+use crate::store::{RecordsError, ScanRow, Status, Store};
+use anyhow::{Context, bail};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+/// Flags that may come with `--resume`: they change how the scan is shown
+/// or where the store is, not what it does.
+const RESUME_FLAGS: &[&str] = &["resume", "quiet"];
+
+/// The store in effect: `--db`, or the user's data directory's.
+pub(super) fn db_path(globals: &Globals) -> anyhow::Result<PathBuf> {
+    match (&globals.db, project_dirs()) {
+        (Some(path), _) => Ok(path.clone()),
+        (None, Some(dirs)) => Ok(dirs.data_dir().join("results.db")),
+        (None, None) => bail!(UsageError(
+            "no data directory for the result store (HOME is not set); pass --db PATH or --no-db"
+                .into()
+        )),
+    }
+}
+
+/// Open the store in effect, for writing.
+pub(super) fn open(globals: &Globals) -> anyhow::Result<Store> {
+    let path = db_path(globals)?;
+    Store::open(&path).with_context(|| {
+        format!(
+            "cannot open the result store {}; pass --db PATH for another file, or --no-db",
+            path.display()
+        )
+    })
+}
+
+/// Open the store in effect for reading: `None` when there is none yet.
+fn open_existing(globals: &Globals) -> anyhow::Result<Option<Store>> {
+    let path = db_path(globals)?;
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Store::open(&path).with_context(|| {
+        format!("cannot open the result store {}", path.display())
+    })?))
+}
+
+/// `--db PATH` when the store is not the default one: for the commands we
+/// tell the user to run.
+pub(super) fn db_flag(globals: &Globals) -> String {
+    match &globals.db {
+        Some(path) => format!(" --db {}", path.display()),
+        None => String::new(),
+    }
+}
+
+/// `wscan scan --resume SCAN`: the scan's stored command line, its paths
+/// made relative to where it was first run, its seed; with the store and
+/// the scan's row.
+pub(super) fn load_resume(
+    globals: &Globals,
+    args: &ScanArgs,
+    id: i64,
+) -> anyhow::Result<(Store, ScanRow, ScanArgs)> {
+    let extra: Vec<String> = args
+        .given
+        .iter()
+        .filter(|id| !RESUME_FLAGS.contains(&id.as_str()))
+        .map(|id| match id.as_str() {
+            "targets" => "TARGET".to_string(),
+            other => format!("--{}", other.replace('_', "-")),
+        })
+        .collect();
+    if !extra.is_empty() {
+        bail!(UsageError(format!(
+            "--resume continues a scan with the settings it was started with; it takes no targets and no scan flags but -q (got {})",
+            extra.join(", ")
+        )));
+    }
+    let store = open(globals)?;
+    let Some(row) = store.scan(id)? else {
+        bail!(UsageError(format!(
+            "there is no scan {id} in {}; `wscan results list{}` shows the scans recorded there",
+            store.path().display(),
+            db_flag(globals)
+        )));
+    };
+    match row.status {
+        Status::Completed => bail!(UsageError(format!(
+            "scan {id} is complete: nothing to resume (`wscan results show {id}{}` prints its records)",
+            db_flag(globals)
+        ))),
+        Status::Running => bail!(UsageError(format!(
+            "scan {id} is still running (process {}); stop it first",
+            row.pid.unwrap_or_default()
+        ))),
+        Status::Interrupted | Status::Failed => {}
+    }
+    let argv = std::iter::once("wscan".to_string()).chain(row.argv.iter().cloned());
+    let cli = <Cli as clap::Parser>::try_parse_from(argv).map_err(|e| {
+        anyhow::anyhow!(
+            "the command line of scan {id} no longer parses ({}): {}",
+            row.argv.join(" "),
+            e.kind()
+        )
+    })?;
+    let Command::Scan(mut stored) = cli.command else {
+        bail!("the command line of scan {id} is not a scan");
+    };
+    if stored
+        .input
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-")
+    {
+        bail!(UsageError(format!(
+            "scan {id} read its targets from standard input, which cannot be read again; start a new scan"
+        )));
+    }
+    stored.rebase(&row.cwd);
+    if !stored.ordered {
+        stored.seed = stored.seed.or(row.seed);
+    }
+    stored.quiet = args.quiet;
+    Ok((store, row, stored))
+}
+
+fn format_or_default(format: Option<Format>) -> Format {
+    format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    })
+}
+
+/// `wscan results list`
+pub(super) fn list(globals: &Globals, args: ResultsListArgs) -> anyhow::Result<Exit> {
+    let Some(store) = open_existing(globals)? else {
+        eprintln!(
+            "wscan: no scans recorded yet ({} does not exist)",
+            db_path(globals)?.display()
+        );
+        return Ok(Exit::Success);
+    };
+    let scans = store.scans()?;
+    let mut out = std::io::stdout().lock();
+    match format_or_default(args.format) {
+        Format::Jsonl => {
+            for scan in &scans {
+                serde_json::to_writer(&mut out, scan)?;
+                writeln!(out)?;
+            }
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "{:>5} {:<11} {:<24} {:>4} {:>8} {:>6}  COMMAND",
+                "SCAN", "STATUS", "STARTED", "RUNS", "FINDINGS", "ERRORS"
+            )?;
+            for scan in &scans {
+                writeln!(
+                    out,
+                    "{:>5} {:<11} {:<24} {:>4} {:>8} {:>6}  wscan {}",
+                    scan.id,
+                    scan.status.to_string(),
+                    scan.started,
+                    scan.runs,
+                    scan.findings,
+                    scan.errors,
+                    scan.argv.join(" ")
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+/// `wscan results show SCAN`
+pub(super) fn show(globals: &Globals, args: ResultsShowArgs) -> anyhow::Result<Exit> {
+    let missing = || {
+        UsageError(format!(
+            "there is no scan {} in {}; `wscan results list{}` shows the scans recorded there",
+            args.scan,
+            db_path(globals)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            db_flag(globals)
+        ))
+    };
+    let Some(store) = open_existing(globals)? else {
+        bail!(missing());
+    };
+    if store.scan(args.scan)?.is_none() {
+        bail!(missing());
+    }
+    let out = std::io::BufWriter::new(std::io::stdout());
+    let mut sink: Box<dyn Sink> = match format_or_default(args.format) {
+        Format::Jsonl => Box::new(JsonlSink::new(out)),
+        Format::Table => Box::new(TableSink::new(out)),
+    };
+    match store.records(args.scan, |record| sink.write(&record)) {
+        Ok(()) => {}
+        Err(RecordsError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(Exit::Success);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    sink.finish()?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,194 @@
+//! The journal writer: a thread with its own SQLite connection that
+//! stores what a scan produces, in the order the scheduler hands it over.
+//!
+//! Writes are batched, one transaction per 50 ms or 10,000 operations:
+//! a commit per record would cap a scan at the disk's commit rate. The
+//! order of the channel is the order of the database, so a unit's mark
+//! ("done") is never committed before its records. A crash loses at most
+//! the last batch: units whose mark was in it are simply run again.
+
+use super::StoreError;
+use crate::model::Subject;
+use crate::output::Record;
+use rusqlite::{Connection, params};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a batch stays open.
+const BATCH_TIME: Duration = Duration::from_millis(50);
+/// Operations per batch at most.
+const BATCH_OPS: usize = 10_000;
+/// Operations queued for the writer before the scan waits for it.
+const QUEUE: usize = 65_536;
+
+enum Op {
+    Record {
+        unit: Arc<str>,
+        kind: &'static str,
+        json: String,
+    },
+    Emitted {
+        unit: Arc<str>,
+        outside: bool,
+        json: String,
+    },
+    Done {
+        unit: Arc<str>,
+        failed: bool,
+    },
+}
+
+/// The handle the scheduler writes through. Sending never touches the
+/// disk; an error means the writer has stopped, and [`Journal::close`]
+/// says why.
+pub struct Journal {
+    scan: i64,
+    tx: Option<SyncSender<Op>>,
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
+}
+
+impl Journal {
+    pub(super) fn start(conn: Connection, scan: i64) -> Result<Journal, StoreError> {
+        let (tx, rx) = sync_channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("wscan-store".into())
+            .spawn(move || write(conn, scan, rx))
+            .map_err(StoreError::Thread)?;
+        Ok(Journal {
+            scan,
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The scan this journal writes to.
+    pub fn scan(&self) -> i64 {
+        self.scan
+    }
+
+    fn send(&self, op: Op) -> Result<(), StoreError> {
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .send(op)
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Store a record written by `unit`.
+    pub fn record(&self, unit: &Arc<str>, record: &Record) -> Result<(), StoreError> {
+        let kind = match record {
+            Record::Finding(_) => "finding",
+            Record::Error(_) => "error",
+            Record::Subject(_) => "subject",
+            Record::OutOfScope(_) => "out-of-scope",
+        };
+        self.send(Op::Record {
+            unit: unit.clone(),
+            kind,
+            json: serde_json::to_string(record)?,
+        })
+    }
+
+    /// Store a subject `unit` emitted: routed on (`outside` false) or
+    /// reported as out of scope.
+    pub fn emitted(
+        &self,
+        unit: &Arc<str>,
+        subject: &Subject,
+        outside: bool,
+    ) -> Result<(), StoreError> {
+        self.send(Op::Emitted {
+            unit: unit.clone(),
+            outside,
+            json: serde_json::to_string(subject)?,
+        })
+    }
+
+    /// Mark `unit` done: everything it produced was handed over before.
+    pub fn done(&self, unit: &Arc<str>, failed: bool) -> Result<(), StoreError> {
+        self.send(Op::Done {
+            unit: unit.clone(),
+            failed,
+        })
+    }
+
+    /// Commit what is queued and stop the writer; its error, if it had one.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.shut()
+    }
+
+    fn shut(&mut self) -> Result<(), StoreError> {
+        drop(self.tx.take());
+        match self.thread.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(StoreError::WriterGone),
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Err(e) = self.shut() {
+            tracing::error!("result store: {e}");
+        }
+    }
+}
+
+fn write(mut conn: Connection, scan: i64, rx: Receiver<Op>) -> Result<(), StoreError> {
+    while let Ok(first) = rx.recv() {
+        let tx = conn.transaction()?;
+        apply(&tx, scan, first)?;
+        let until = Instant::now() + BATCH_TIME;
+        let mut ops = 1;
+        let mut closed = false;
+        while ops < BATCH_OPS {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(op) => {
+                    apply(&tx, scan, op)?;
+                    ops += 1;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        tx.commit()?;
+        if closed {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, scan: i64, op: Op) -> Result<(), StoreError> {
+    match op {
+        Op::Record { unit, kind, json } => {
+            tx.prepare_cached(
+                "INSERT INTO records (scan, unit, type, record) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![scan, &*unit, kind, json])?;
+        }
+        Op::Emitted {
+            unit,
+            outside,
+            json,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO emitted (scan, unit, outside, subject) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![scan, &*unit, outside, json])?;
+        }
+        Op::Done { unit, failed } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO units (scan, unit, failed) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![scan, &*unit, failed])?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,536 @@
+//! The result store: an SQLite database (`--db`, by default
+//! `$XDG_DATA_HOME/wscan/results.db`) holding every scan's command line,
+//! status, times and statistics, every record it wrote, and a journal of
+//! the units it completed.
+//!
+//! The journal is what makes a scan resumable: a unit's records are
+//! written as they come, tagged with the unit, and the unit is marked done
+//! once all of them are in, in the same or a later transaction. After a
+//! crash, the records of units not marked done are discarded and those
+//! units run again; the rest are never run twice. See [`journal`].
+
+pub mod journal;
+
+pub use journal::Journal;
+
+use crate::model::{Subject, SubjectKey};
+use crate::output::Record;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (the file is not a database, the disk is full...).
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value could not be read back.
+    #[error("a stored value is damaged: {0}")]
+    Damaged(#[from] serde_json::Error),
+    /// The store's folder could not be created.
+    #[error("cannot create {path}: {error}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the result store's writer: {0}")]
+    Thread(std::io::Error),
+    /// The writer thread stopped (its own error is returned by
+    /// [`Journal::close`]).
+    #[error("the result store's writer stopped")]
+    WriterGone,
+    /// The database was written by a newer wscan.
+    #[error(
+        "the database has schema version {0}; this wscan knows version {SCHEMA_VERSION} (use a newer wscan or another --db)"
+    )]
+    NewerSchema(i64),
+}
+
+/// The schema this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS scans (
+    id        INTEGER PRIMARY KEY,
+    started   TEXT NOT NULL,
+    finished  TEXT,
+    status    TEXT NOT NULL,
+    pid       INTEGER,
+    runs      INTEGER NOT NULL DEFAULT 1,
+    cwd       TEXT NOT NULL,
+    argv      TEXT NOT NULL,
+    seed      INTEGER,
+    stats     TEXT
+);
+CREATE TABLE IF NOT EXISTS units (
+    scan      INTEGER NOT NULL,
+    unit      TEXT NOT NULL,
+    failed    INTEGER NOT NULL,
+    PRIMARY KEY (scan, unit)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+    id        INTEGER PRIMARY KEY,
+    scan      INTEGER NOT NULL,
+    unit      TEXT NOT NULL,
+    type      TEXT NOT NULL,
+    record    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_unit ON records (scan, unit);
+CREATE INDEX IF NOT EXISTS records_by_type ON records (scan, type);
+CREATE TABLE IF NOT EXISTS emitted (
+    scan      INTEGER NOT NULL,
+    unit      TEXT NOT NULL,
+    outside   INTEGER NOT NULL,
+    subject   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS emitted_by_unit ON emitted (scan, unit);
+";
+
+/// Where a scan stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// A process is running it (or was, and died without a word: see
+    /// [`ScanRow::status`]).
+    Running,
+    /// Every unit ran.
+    Completed,
+    /// Stopped early (Ctrl-C, or a process that is gone): resumable.
+    Interrupted,
+    /// Stopped by an error (output that could not be written...): resumable.
+    Failed,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Interrupted => "interrupted",
+            Status::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Status {
+        match text {
+            "completed" => Status::Completed,
+            "interrupted" => Status::Interrupted,
+            "failed" => Status::Failed,
+            _ => Status::Running,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One scan, as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScanRow {
+    /// Its number, for `results show` and `--resume`.
+    pub id: i64,
+    /// When it started (its first run), RFC 3339.
+    pub started: String,
+    /// When its last run ended, if it did.
+    pub finished: Option<String>,
+    /// Where it stands; a `running` scan whose process is gone is shown as
+    /// `interrupted`.
+    pub status: Status,
+    /// The process of its last run.
+    #[serde(skip)]
+    pub pid: Option<u32>,
+    /// How many times it was started (1, plus one per resume).
+    pub runs: u32,
+    /// The folder it was started in (relative paths of its command line
+    /// are relative to it).
+    pub cwd: PathBuf,
+    /// Its command line, without the program name.
+    pub argv: Vec<String>,
+    /// The address order's seed it used.
+    pub seed: Option<u64>,
+    /// Findings stored.
+    pub findings: u64,
+    /// Failed units stored.
+    pub errors: u64,
+    /// The statistics of its last run (`--stats`' JSON).
+    pub stats: Option<serde_json::Value>,
+}
+
+impl ScanRow {
+    /// Whether the process of its last run is alive (Linux: `/proc/PID`).
+    pub fn alive(&self) -> bool {
+        self.status == Status::Running
+            && self.pid.is_some_and(|pid| {
+                pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+            })
+    }
+}
+
+/// What a resumed scan starts from.
+#[derive(Debug, Default)]
+pub struct Resumed {
+    /// Keys of the units done.
+    pub done: HashSet<String>,
+    /// In-scope subjects those units emitted, to be routed again.
+    pub emitted: Vec<Subject>,
+    /// Out-of-scope subjects already reported.
+    pub outside: Vec<SubjectKey>,
+    /// Findings stored.
+    pub findings: u64,
+    /// Failed units stored.
+    pub errors: u64,
+    /// Records thrown away: those of units cut short.
+    pub discarded: u64,
+}
+
+/// An open result store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Open `path` with the settings every connection uses: WAL (readers do
+/// not block the writer), `synchronous = NORMAL` (a commit survives the
+/// process being killed; only a power cut may lose the last ones), and a
+/// wait, not an error, when another wscan holds the write lock.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Open (creating it and its folder if need be) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|error| StoreError::Folder {
+                path: dir.to_path_buf(),
+                error,
+            })?;
+        }
+        let conn = connect(path)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema(version));
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Record a new scan, running in this process; its number.
+    pub fn begin(&self, argv: &[String], cwd: &Path, seed: Option<u64>) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO scans (started, status, pid, cwd, argv, seed) VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
+            params![
+                crate::output::now(),
+                std::process::id(),
+                cwd.to_string_lossy(),
+                serde_json::to_string(argv)?,
+                seed.map(|s| s as i64),
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Take scan `id` over for a new run in this process: its records of
+    /// units cut short are discarded, and what the run starts from is
+    /// returned.
+    pub fn resume(&mut self, id: i64) -> Result<Resumed, StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE scans SET status = 'running', pid = ?2, runs = runs + 1, finished = NULL WHERE id = ?1",
+            params![id, std::process::id()],
+        )?;
+        let mut resumed = Resumed {
+            discarded: tx.execute(
+                "DELETE FROM records WHERE scan = ?1 AND unit NOT IN (SELECT unit FROM units WHERE scan = ?1)",
+                [id],
+            )? as u64,
+            ..Resumed::default()
+        };
+        tx.execute(
+            "DELETE FROM emitted WHERE scan = ?1 AND unit NOT IN (SELECT unit FROM units WHERE scan = ?1)",
+            [id],
+        )?;
+        {
+            let mut units = tx.prepare("SELECT unit FROM units WHERE scan = ?1")?;
+            for unit in units.query_map([id], |r| r.get::<_, String>(0))? {
+                resumed.done.insert(unit?);
+            }
+            let mut emitted =
+                tx.prepare("SELECT outside, subject FROM emitted WHERE scan = ?1 ORDER BY rowid")?;
+            let rows =
+                emitted.query_map([id], |r| Ok((r.get::<_, bool>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (outside, json) = row?;
+                let subject: Subject = serde_json::from_str(&json)?;
+                if outside {
+                    resumed.outside.push(subject.key());
+                } else {
+                    resumed.emitted.push(subject);
+                }
+            }
+        }
+        (resumed.findings, resumed.errors) = counts(&tx, id)?;
+        tx.commit()?;
+        Ok(resumed)
+    }
+
+    /// Record how a run of scan `id` ended.
+    pub fn end(
+        &self,
+        id: i64,
+        status: Status,
+        stats: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE scans SET status = ?2, finished = ?3, stats = ?4 WHERE id = ?1",
+            params![id, status.as_str(), crate::output::now(), stats.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Scan `id`, if there is one.
+    pub fn scan(&self, id: i64) -> Result<Option<ScanRow>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, started, finished, status, pid, runs, cwd, argv, seed, stats FROM scans WHERE id = ?1",
+                [id],
+                raw_row,
+            )
+            .optional()?;
+        row.map(|raw| self.row(raw)).transpose()
+    }
+
+    /// Every scan, oldest first.
+    pub fn scans(&self) -> Result<Vec<ScanRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, started, finished, status, pid, runs, cwd, argv, seed, stats FROM scans ORDER BY id",
+        )?;
+        let raws = stmt
+            .query_map([], raw_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(|raw| self.row(raw)).collect()
+    }
+
+    fn row(&self, raw: RawRow) -> Result<ScanRow, StoreError> {
+        let (findings, errors) = counts(&self.conn, raw.id)?;
+        let mut row = ScanRow {
+            id: raw.id,
+            started: raw.started,
+            finished: raw.finished,
+            status: Status::parse(&raw.status),
+            pid: raw.pid,
+            runs: raw.runs,
+            cwd: PathBuf::from(raw.cwd),
+            argv: serde_json::from_str(&raw.argv)?,
+            seed: raw.seed.map(|s| s as u64),
+            findings,
+            errors,
+            stats: raw.stats.map(|s| serde_json::from_str(&s)).transpose()?,
+        };
+        if row.status == Status::Running && !row.alive() {
+            row.status = Status::Interrupted;
+        }
+        Ok(row)
+    }
+
+    /// Every record of scan `id`, in the order they were stored.
+    pub fn records(
+        &self,
+        id: i64,
+        mut each: impl FnMut(Record) -> std::io::Result<()>,
+    ) -> Result<(), RecordsError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM records WHERE scan = ?1 ORDER BY id")
+            .map_err(StoreError::from)?;
+        let mut rows = stmt.query([id]).map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            let json: String = row.get(0).map_err(StoreError::from)?;
+            let record: Record = serde_json::from_str(&json).map_err(StoreError::from)?;
+            each(record).map_err(RecordsError::Output)?;
+        }
+        Ok(())
+    }
+
+    /// A writer of scan `id`'s journal, on a thread and a connection of its
+    /// own.
+    pub fn journal(&self, id: i64) -> Result<Journal, StoreError> {
+        Journal::start(connect(&self.path)?, id)
+    }
+}
+
+/// Why [`Store::records`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing a record out failed.
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+}
+
+struct RawRow {
+    id: i64,
+    started: String,
+    finished: Option<String>,
+    status: String,
+    pid: Option<u32>,
+    runs: u32,
+    cwd: String,
+    argv: String,
+    seed: Option<i64>,
+    stats: Option<String>,
+}
+
+fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        id: r.get(0)?,
+        started: r.get(1)?,
+        finished: r.get(2)?,
+        status: r.get(3)?,
+        pid: r.get(4)?,
+        runs: r.get(5)?,
+        cwd: r.get(6)?,
+        argv: r.get(7)?,
+        seed: r.get(8)?,
+        stats: r.get(9)?,
+    })
+}
+
+/// Findings and errors stored for scan `id`.
+fn counts(conn: &Connection, id: i64) -> Result<(u64, u64), StoreError> {
+    let count = |kind: &str| -> Result<u64, StoreError> {
+        Ok(conn.query_row(
+            "SELECT count(*) FROM records WHERE scan = ?1 AND type = ?2",
+            params![id, kind],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    };
+    Ok((count("finding")?, count("error")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PluginId;
+    use crate::model::{Finding, Severity};
+
+    fn finding(ip: &str) -> Record {
+        let plugin = PluginId {
+            name: "port".into(),
+            version: "1".into(),
+        };
+        let subject = Subject::Address {
+            ip: ip.parse().unwrap(),
+            host: None,
+        };
+        Record::finding(
+            &plugin,
+            Finding {
+                kind: "open-port".into(),
+                severity: Severity::Info,
+                title: ip.into(),
+                subject,
+                data: serde_json::Map::new(),
+            },
+        )
+    }
+
+    fn titles(store: &Store, id: i64) -> Vec<String> {
+        let mut titles = Vec::new();
+        store
+            .records(id, |r| {
+                if let Record::Finding(f) = r {
+                    titles.push(f.title);
+                }
+                Ok(())
+            })
+            .unwrap();
+        titles
+    }
+
+    /// The journal's promise: after a crash, the records of units that
+    /// were not marked done are gone, the rest stay, and the subjects the
+    /// done units emitted come back to be routed again.
+    #[test]
+    fn resuming_keeps_done_units_and_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("sub/results.db")).unwrap();
+        let id = store
+            .begin(&["scan".into(), "127.0.0.1".into()], dir.path(), Some(7))
+            .unwrap();
+        let journal = store.journal(id).unwrap();
+        let (a, b): (std::sync::Arc<str>, std::sync::Arc<str>) =
+            ("port 127.0.0.1".into(), "port 127.0.0.2".into());
+        let service = Subject::Address {
+            ip: "127.0.0.9".parse().unwrap(),
+            host: Some("www.test".into()),
+        };
+        journal.record(&a, &finding("127.0.0.1")).unwrap();
+        journal.emitted(&a, &service, false).unwrap();
+        journal
+            .emitted(&a, &Subject::Host("outside.test".into()), true)
+            .unwrap();
+        journal.done(&a, false).unwrap();
+        // b is cut short: a record, no mark.
+        journal.record(&b, &finding("127.0.0.2")).unwrap();
+        journal.emitted(&b, &service, false).unwrap();
+        journal.close().unwrap();
+
+        let row = store.scan(id).unwrap().unwrap();
+        assert_eq!(row.status, Status::Running, "this process is alive");
+        assert_eq!(row.seed, Some(7));
+        assert_eq!(row.findings, 2);
+        assert_eq!(titles(&store, id), ["127.0.0.1", "127.0.0.2"]);
+
+        let resumed = store.resume(id).unwrap();
+        assert_eq!(resumed.done, HashSet::from(["port 127.0.0.1".to_string()]));
+        assert_eq!(resumed.emitted, [service]);
+        assert_eq!(resumed.outside, [SubjectKey::Host("outside.test".into())]);
+        assert_eq!((resumed.findings, resumed.discarded), (1, 1));
+        assert_eq!(titles(&store, id), ["127.0.0.1"]);
+
+        store
+            .end(id, Status::Completed, &serde_json::json!({"units": 2}))
+            .unwrap();
+        let row = store.scan(id).unwrap().unwrap();
+        assert_eq!((row.status, row.runs), (Status::Completed, 2));
+        assert_eq!(row.stats.unwrap()["units"], 2);
+        assert_eq!(store.scans().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.db");
+        std::fs::write(
+            &path,
+            "not a database, just text that is long enough to have a header",
+        )
+        .unwrap();
+        assert!(Store::open(&path).is_err());
+    }
+}
