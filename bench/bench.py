@@ -29,6 +29,10 @@ LOOP = str(ROOT / "target" / "release" / "examples" / "connect_loop")
 RUSTSCAN = shutil.which("rustscan") or str(Path.home() / ".cargo" / "bin" / "rustscan")
 NS = f"wscan-bench-{os.getpid()}"
 WORK = Path(tempfile.mkdtemp(prefix="wscan-bench-"))
+# wscan records every scan in its result store (part of what is measured);
+# the benchmark's scans go to a store of their own, not the user's, and no
+# user plugin folder is loaded.
+os.environ["XDG_DATA_HOME"] = str(WORK / "data")
 
 # Listeners on (address, port) pairs; kind "tcp" accepts and says nothing,
 # "http" answers one page, "tls" completes a handshake with a self-signed

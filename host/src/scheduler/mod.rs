@@ -204,9 +204,11 @@ fn unit_key(plugin: &str, subject: &Subject, ports: Option<&[(u16, u16)]>) -> St
         key.push_str(" ports");
         for (i, (first, last)) in ports.iter().enumerate() {
             let sep = if i == 0 { ' ' } else { ',' };
-            let _ = match first == last {
-                true => write!(key, "{sep}{first}"),
-                false => write!(key, "{sep}{first}-{last}"),
+            // Writing to a String cannot fail.
+            let _ = if first == last {
+                write!(key, "{sep}{first}")
+            } else {
+                write!(key, "{sep}{first}-{last}")
             };
         }
     }
@@ -353,8 +355,7 @@ pub async fn run(
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let parallel = spec.parallel.max(1);
     let mut next_unit: u64 = 0;
-    let stop = std::pin::pin!(stop);
-    let mut stop = stop;
+    let mut stop = std::pin::pin!(stop);
 
     loop {
         // Fill free slots: derived units first (they finish what is already
@@ -759,4 +760,35 @@ pub async fn run_one(
     summary.net = NetTotals::from(scan_stats.as_ref());
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Journal keys are stable text: a resumed scan finds its units by them.
+    #[test]
+    fn unit_keys_name_plugin_subject_and_ports() {
+        let address = Subject::Address {
+            ip: "127.0.0.1".parse().unwrap(),
+            host: Some("www.test".into()),
+        };
+        assert_eq!(unit_key("port", &address, None), "port address 127.0.0.1");
+        assert_eq!(
+            unit_key("port", &address, Some(&[(80, 80), (8000, 8100)])),
+            "port address 127.0.0.1 ports 80,8000-8100"
+        );
+        let service = Subject::Service(crate::model::Service {
+            ip: "::1".parse().unwrap(),
+            port: 443,
+            host: None,
+            name: Some("https".into()),
+            banner: None,
+        });
+        assert_eq!(unit_key("tls", &service, None), "tls service [::1]:443");
+        assert_eq!(
+            unit_key("dns", &Subject::Host("WWW.Test".into()), None),
+            "dns host www.test"
+        );
+    }
 }

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS scans (
     finished  TEXT,
     status    TEXT NOT NULL,
     pid       INTEGER,
+    pid_start INTEGER,
     runs      INTEGER NOT NULL DEFAULT 1,
     cwd       TEXT NOT NULL,
     argv      TEXT NOT NULL,
@@ -147,6 +148,10 @@ pub struct ScanRow {
     /// The process of its last run.
     #[serde(skip)]
     pub pid: Option<u32>,
+    /// When that process started (clock ticks after boot): a process with
+    /// the same number but another start is not it.
+    #[serde(skip)]
+    pub pid_start: Option<u64>,
     /// How many times it was started (1, plus one per resume).
     pub runs: u32,
     /// The folder it was started in (relative paths of its command line
@@ -165,13 +170,27 @@ pub struct ScanRow {
 }
 
 impl ScanRow {
-    /// Whether the process of its last run is alive (Linux: `/proc/PID`).
+    /// Whether the process of its last run is alive: the same number and
+    /// the same start time (Linux: `/proc/PID/stat`), so a new process that
+    /// got the number of a dead one (as in a fresh container) is not taken
+    /// for it.
     pub fn alive(&self) -> bool {
         self.status == Status::Running
-            && self.pid.is_some_and(|pid| {
-                pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
-            })
+            && match (self.pid, self.pid_start) {
+                (Some(pid), Some(start)) => process_start(pid) == Some(start),
+                _ => false,
+            }
     }
+}
+
+/// When process `pid` started, in clock ticks after boot (field 22 of
+/// `/proc/PID/stat`); `None` when there is no such process (or no /proc).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// What a resumed scan starts from.
@@ -239,10 +258,11 @@ impl Store {
     /// Record a new scan, running in this process; its number.
     pub fn begin(&self, argv: &[String], cwd: &Path, seed: Option<u64>) -> Result<i64, StoreError> {
         self.conn.execute(
-            "INSERT INTO scans (started, status, pid, cwd, argv, seed) VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
+            "INSERT INTO scans (started, status, pid, pid_start, cwd, argv, seed) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6)",
             params![
                 crate::output::now(),
                 std::process::id(),
+                process_start(std::process::id()).map(|t| t as i64),
                 cwd.to_string_lossy(),
                 serde_json::to_string(argv)?,
                 seed.map(|s| s as i64),
@@ -257,8 +277,12 @@ impl Store {
     pub fn resume(&mut self, id: i64) -> Result<Resumed, StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "UPDATE scans SET status = 'running', pid = ?2, runs = runs + 1, finished = NULL WHERE id = ?1",
-            params![id, std::process::id()],
+            "UPDATE scans SET status = 'running', pid = ?2, pid_start = ?3, runs = runs + 1, finished = NULL WHERE id = ?1",
+            params![
+                id,
+                std::process::id(),
+                process_start(std::process::id()).map(|t| t as i64)
+            ],
         )?;
         let mut resumed = Resumed {
             discarded: tx.execute(
@@ -314,7 +338,7 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT id, started, finished, status, pid, runs, cwd, argv, seed, stats FROM scans WHERE id = ?1",
+                "SELECT id, started, finished, status, pid, pid_start, runs, cwd, argv, seed, stats FROM scans WHERE id = ?1",
                 [id],
                 raw_row,
             )
@@ -325,7 +349,7 @@ impl Store {
     /// Every scan, oldest first.
     pub fn scans(&self) -> Result<Vec<ScanRow>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, started, finished, status, pid, runs, cwd, argv, seed, stats FROM scans ORDER BY id",
+            "SELECT id, started, finished, status, pid, pid_start, runs, cwd, argv, seed, stats FROM scans ORDER BY id",
         )?;
         let raws = stmt
             .query_map([], raw_row)?
@@ -341,6 +365,7 @@ impl Store {
             finished: raw.finished,
             status: Status::parse(&raw.status),
             pid: raw.pid,
+            pid_start: raw.pid_start.map(|t| t as u64),
             runs: raw.runs,
             cwd: PathBuf::from(raw.cwd),
             argv: serde_json::from_str(&raw.argv)?,
@@ -398,6 +423,7 @@ struct RawRow {
     finished: Option<String>,
     status: String,
     pid: Option<u32>,
+    pid_start: Option<i64>,
     runs: u32,
     cwd: String,
     argv: String,
@@ -412,11 +438,12 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         finished: r.get(2)?,
         status: r.get(3)?,
         pid: r.get(4)?,
-        runs: r.get(5)?,
-        cwd: r.get(6)?,
-        argv: r.get(7)?,
-        seed: r.get(8)?,
-        stats: r.get(9)?,
+        pid_start: r.get(5)?,
+        runs: r.get(6)?,
+        cwd: r.get(7)?,
+        argv: r.get(8)?,
+        seed: r.get(9)?,
+        stats: r.get(10)?,
     })
 }
 
@@ -520,6 +547,31 @@ mod tests {
         assert_eq!((row.status, row.runs), (Status::Completed, 2));
         assert_eq!(row.stats.unwrap()["units"], 2);
         assert_eq!(store.scans().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_process_is_known_by_its_number_and_start() {
+        let me = std::process::id();
+        let start = process_start(me).expect("/proc");
+        let row = |pid, pid_start| ScanRow {
+            id: 1,
+            started: String::new(),
+            finished: None,
+            status: Status::Running,
+            pid: Some(pid),
+            pid_start: Some(pid_start),
+            runs: 1,
+            cwd: PathBuf::new(),
+            argv: Vec::new(),
+            seed: None,
+            findings: 0,
+            errors: 0,
+            stats: None,
+        };
+        assert!(row(me, start).alive());
+        // The same number, another start: a process that reused it.
+        assert!(!row(me, start + 1).alive());
+        assert!(!row(u32::MAX - 1, start).alive());
     }
 
     #[test]
