@@ -629,7 +629,11 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
     }
     // Said even with --quiet: the user stopped it and will want it back.
     if summary.interrupted {
+        let from_stdin = args.input.as_deref().is_some_and(|p| p.as_os_str() == "-");
         match scan_id {
+            Some(id) if from_stdin => eprintln!(
+                "wscan: interrupted; what was found is kept in scan {id} (it read standard input, so it cannot be resumed)"
+            ),
             Some(id) => eprintln!(
                 "wscan: interrupted; what was found is kept. Resume with: wscan scan --resume {id}{}",
                 results::db_flag(globals)
