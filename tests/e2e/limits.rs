@@ -38,8 +38,7 @@ fn a_dropped_first_syn_is_a_filtered_port_until_retries_are_allowed() {
     }
     let dir = tempfile::tempdir().unwrap();
     let scan = |port: u16, retries: &str, stats_file: &std::path::Path| {
-        let mut cmd = ns.exec(env!("CARGO_BIN_EXE_wscan"));
-        cmd.env("XDG_DATA_HOME", data_home());
+        let mut cmd = ns.wscan();
         cmd.args([
             "scan",
             "127.0.0.1",

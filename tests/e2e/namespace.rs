@@ -36,6 +36,15 @@ impl Netns {
         cmd.args(["netns", "exec", &self.name, program]);
         cmd
     }
+
+    /// The `wscan` binary under test, inside the namespace, with the
+    /// tests' data folder (as [`wscan`] has it).
+    pub fn wscan(&self) -> Command {
+        let mut cmd = self.exec(env!("CARGO_BIN_EXE_wscan"));
+        cmd.env_remove("WSCAN_LOG")
+            .env("XDG_DATA_HOME", data_home());
+        cmd
+    }
 }
 
 impl Netns {
@@ -45,9 +54,15 @@ impl Netns {
         let script = format!(
             "import socket,sys,time\nss=[]\nfor p in {ports:?}:\n s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', p)); s.listen(4096); ss.append(s)\nprint('ready', flush=True)\ntime.sleep(300)\n"
         );
+        self.listeners = Some(self.python(&script));
+    }
+
+    /// Run a python3 `script` inside the namespace and wait until it prints
+    /// "ready" (its servers are listening). The caller stops it.
+    pub fn python(&self, script: &str) -> Child {
         let mut child = self
             .exec("python3")
-            .args(["-c", &script])
+            .args(["-c", script])
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3");
@@ -58,7 +73,7 @@ impl Netns {
         )
         .unwrap();
         assert_eq!(line.trim(), "ready");
-        self.listeners = Some(child);
+        child
     }
 
     /// Run iptables inside the namespace; panics when it fails.
@@ -89,7 +104,7 @@ fn all_ports_in_a_private_namespace_finds_exactly_the_listeners() {
     let mut ns = Netns::create("all-ports");
     ns.listen(&ports);
 
-    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_wscan"));
+    let mut cmd = ns.wscan();
     cmd.args([
         "scan",
         "127.0.0.1",

@@ -65,19 +65,7 @@ struct Lab {
 impl Lab {
     fn new(tag: &str) -> Lab {
         let ns = Netns::create(tag);
-        let mut servers = ns
-            .exec("python3")
-            .args(["-c", SERVERS])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(servers.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "ready");
+        let servers = ns.python(SERVERS);
         Lab {
             ns,
             servers,
@@ -91,9 +79,7 @@ impl Lab {
 
     /// `wscan [args]` in the namespace, with the lab's store.
     fn wscan(&self, args: &[&str]) -> Command {
-        let mut cmd = self.ns.exec(env!("CARGO_BIN_EXE_wscan"));
-        cmd.env("XDG_DATA_HOME", data_home())
-            .env_remove("WSCAN_LOG");
+        let mut cmd = self.ns.wscan();
         cmd.arg("--db").arg(self.db()).args(args);
         cmd
     }

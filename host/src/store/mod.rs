@@ -52,7 +52,17 @@ pub enum StoreError {
 }
 
 /// The schema this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// What brings a store of version N-1 (the index) to version N. `SCHEMA`
+/// creates the latest tables in an empty store; a store made by an older
+/// wscan is brought up to date step by step.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the first schema (an empty store).
+    "",
+    // 1 -> 2: the start time of a scan's process, to tell a reused pid.
+    "ALTER TABLE scans ADD COLUMN pid_start INTEGER;",
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS scans (
@@ -241,6 +251,11 @@ impl Store {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema(version));
+        }
+        if version > 0 {
+            for step in &MIGRATIONS[version as usize..] {
+                conn.execute_batch(step)?;
+            }
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -572,6 +587,31 @@ mod tests {
         // The same number, another start: a process that reused it.
         assert!(!row(me, start + 1).alive());
         assert!(!row(u32::MAX - 1, start).alive());
+    }
+
+    /// A store written by the first release of the store (schema 1, no
+    /// process start time) opens, keeps its scans and takes new ones.
+    #[test]
+    fn an_older_store_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&SCHEMA.replace("    pid_start INTEGER,\n", ""))
+            .unwrap();
+        old.execute(
+            "INSERT INTO scans (started, status, pid, cwd, argv) VALUES ('t', 'completed', 1, '/', '[\"scan\"]')",
+            [],
+        )
+        .unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        drop(old);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.scan(1).unwrap().unwrap().status, Status::Completed);
+        let id = store.begin(&["scan".into()], dir.path(), None).unwrap();
+        assert!(store.scan(id).unwrap().unwrap().alive());
+        // Opening again changes nothing.
+        drop(store);
+        assert_eq!(Store::open(&path).unwrap().scans().unwrap().len(), 2);
     }
 
     #[test]
