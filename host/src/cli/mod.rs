@@ -13,7 +13,7 @@ pub use args::{
 
 use crate::engine::registry::Registry;
 use crate::engine::{Engine, LoadedPlugin};
-use crate::output::{Format, JsonlSink, Sink, TableSink};
+use crate::output::Format;
 use crate::scheduler::input::{InputSource, Start};
 use crate::scheduler::{self, ScanSpec};
 use crate::targets::{Endpoint, Order, Shard, Target, TargetArg};
@@ -506,15 +506,7 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
         }
         None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
     };
-    let format = args.format.unwrap_or(if to_terminal {
-        Format::Table
-    } else {
-        Format::Jsonl
-    });
-    let mut sink: Box<dyn Sink> = match format {
-        Format::Jsonl => Box::new(JsonlSink::new(out)),
-        Format::Table => Box::new(TableSink::new(out)),
-    };
+    let mut sink = Format::or_default(args.format, to_terminal).sink(out);
     // A resumed scan's output file is written again from the store: the
     // records of completed units, without those of units cut short (they
     // run again and write theirs anew). A new scan has none yet.
@@ -580,7 +572,11 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
         Ok(summary) => summary,
         Err(e) => {
             if let (Some(store), Some(id)) = (&store, scan_id) {
-                let _ = store.end(id, crate::store::Status::Failed, &serde_json::Value::Null);
+                if let Err(end) =
+                    store.end(id, crate::store::Status::Failed, &serde_json::Value::Null)
+                {
+                    tracing::warn!("cannot record the scan's failure in the result store: {end}");
+                }
                 eprintln!(
                     "wscan: scan {id} stopped; what it found is stored, and `wscan scan --resume {id}{}` continues it",
                     results::db_flag(globals)

@@ -7,7 +7,7 @@ use crate::engine::registry::Active;
 use crate::model::range_text;
 use crate::output::Format;
 use anyhow::{Context, bail};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,11 +50,7 @@ pub(super) async fn check(globals: &Globals, args: PluginCheckArgs) -> anyhow::R
 }
 
 fn print(plugins: &[Active], format: Option<Format>) -> anyhow::Result<()> {
-    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Jsonl
-    });
+    let format = Format::for_stdout(format);
     let mut out = std::io::stdout().lock();
     for active in plugins {
         let p = &active.plugin;
@@ -265,15 +261,7 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
         plugin_args: plugin_args(&args.plugin_arg, std::slice::from_ref(&plugin))?,
         plugins: None,
     };
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Jsonl
-    });
-    let mut sink: Box<dyn crate::output::Sink> = match format {
-        Format::Jsonl => Box::new(crate::output::JsonlSink::new(std::io::stdout())),
-        Format::Table => Box::new(crate::output::TableSink::new(std::io::stdout())),
-    };
+    let mut sink = Format::for_stdout(args.format).sink(std::io::stdout());
     let summary = crate::scheduler::run_one(&spec, engine, plugin, subject, sink.as_mut()).await?;
     Ok(if summary.errors > 0 {
         Exit::Partial

@@ -3,10 +3,10 @@
 
 use super::args::{Cli, Command, ResultsListArgs, ResultsShowArgs, ScanArgs};
 use super::{Exit, Globals, UsageError, project_dirs};
-use crate::output::{Format, JsonlSink, Sink, TableSink};
+use crate::output::Format;
 use crate::store::{RecordsError, ScanRow, Status, Store};
 use anyhow::{Context, bail};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Flags that may come with `--resume`: they change how the scan is shown
@@ -126,14 +126,6 @@ pub(super) fn load_resume(
     Ok((store, row, stored))
 }
 
-fn format_or_default(format: Option<Format>) -> Format {
-    format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Jsonl
-    })
-}
-
 /// `wscan results list`
 pub(super) fn list(globals: &Globals, args: ResultsListArgs) -> anyhow::Result<Exit> {
     let Some(store) = open_existing(globals)? else {
@@ -145,7 +137,7 @@ pub(super) fn list(globals: &Globals, args: ResultsListArgs) -> anyhow::Result<E
     };
     let scans = store.scans()?;
     let mut out = std::io::stdout().lock();
-    match format_or_default(args.format) {
+    match Format::for_stdout(args.format) {
         Format::Jsonl => {
             for scan in &scans {
                 serde_json::to_writer(&mut out, scan)?;
@@ -195,11 +187,7 @@ pub(super) fn show(globals: &Globals, args: ResultsShowArgs) -> anyhow::Result<E
     if store.scan(args.scan)?.is_none() {
         bail!(missing());
     }
-    let out = std::io::BufWriter::new(std::io::stdout());
-    let mut sink: Box<dyn Sink> = match format_or_default(args.format) {
-        Format::Jsonl => Box::new(JsonlSink::new(out)),
-        Format::Table => Box::new(TableSink::new(out)),
-    };
+    let mut sink = Format::for_stdout(args.format).sink(std::io::BufWriter::new(std::io::stdout()));
     match store.records(args.scan, |record| sink.write(&record)) {
         Ok(()) => {}
         Err(RecordsError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -120,6 +120,7 @@ pub fn size(bytes: usize) -> String {
 /// `G` (or `KiB`, `MiB`, `GiB`; all powers of 1024), such as `64M`,
 /// `512MiB`, `1G`.
 pub fn parse_size(text: &str) -> Result<usize, String> {
+    let bad = || format!("{text:?}: expected a size such as 64M, 512MiB or 1G");
     let s = text.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
@@ -128,17 +129,13 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{text:?}: expected a size such as 64M, 512MiB or 1G"
-            ));
-        }
+        _ => return Err(bad()),
     };
     digits
         .parse::<usize>()
         .ok()
         .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("{text:?}: expected a size such as 64M, 512MiB or 1G"))
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]

@@ -56,3 +56,28 @@ pub enum Format {
     /// Aligned columns for people.
     Table,
 }
+
+impl Format {
+    /// The format asked for, or the default for where it goes: a table
+    /// for a terminal, JSON Lines otherwise.
+    pub fn or_default(format: Option<Format>, terminal: bool) -> Format {
+        format.unwrap_or(if terminal {
+            Format::Table
+        } else {
+            Format::Jsonl
+        })
+    }
+
+    /// [`Format::or_default`] for standard output.
+    pub fn for_stdout(format: Option<Format>) -> Format {
+        Format::or_default(format, std::io::IsTerminal::is_terminal(&std::io::stdout()))
+    }
+
+    /// A sink writing records in this format to `out`.
+    pub fn sink(self, out: impl io::Write + Send + 'static) -> Box<dyn Sink> {
+        match self {
+            Format::Jsonl => Box::new(JsonlSink::new(out)),
+            Format::Table => Box::new(TableSink::new(out)),
+        }
+    }
+}

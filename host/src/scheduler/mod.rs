@@ -193,26 +193,19 @@ struct Unit {
 /// key and the ports of a `host:port` target. Stable text, stored in the
 /// journal of completed units.
 fn unit_key(plugin: &str, subject: &Subject, ports: Option<&[(u16, u16)]>) -> String {
-    use std::fmt::Write;
     let kind = match subject.kind() {
         crate::model::SubjectKind::Host => "host",
         crate::model::SubjectKind::Address => "address",
         crate::model::SubjectKind::Service => "service",
     };
-    let mut key = format!("{plugin} {kind} {}", subject.key());
-    if let Some(ports) = ports {
-        key.push_str(" ports");
-        for (i, (first, last)) in ports.iter().enumerate() {
-            let sep = if i == 0 { ' ' } else { ',' };
-            // Writing to a String cannot fail.
-            let _ = if first == last {
-                write!(key, "{sep}{first}")
-            } else {
-                write!(key, "{sep}{first}-{last}")
-            };
+    let key = format!("{plugin} {kind} {}", subject.key());
+    match ports {
+        Some(ports) => {
+            let ports: Vec<String> = ports.iter().map(crate::model::range_text).collect();
+            format!("{key} ports {}", ports.join(","))
         }
+        None => key,
     }
-    key
 }
 
 /// The result store's part in a scan: the journal every record and
@@ -468,6 +461,7 @@ pub async fn run(
                     routing.handle(event, sink, &mut summary)?;
                 }
                 let key = routing.inflight.remove(&outcome.unit);
+                let journal = routing.journal.zip(key.as_ref());
                 let stats = summary.plugins.entry(outcome.plugin.name.clone()).or_default();
                 stats.units += 1;
                 stats.time += outcome.elapsed;
@@ -478,11 +472,11 @@ pub async fn run(
                     summary.errors += 1;
                     let record = Record::error(&outcome.plugin, &outcome.subject, e.to_string());
                     sink.write(&record)?;
-                    if let (Some(journal), Some(key)) = (routing.journal, &key) {
+                    if let Some((journal, key)) = journal {
                         journal.record(key, &record)?;
                     }
                 }
-                if let (Some(journal), Some(key)) = (routing.journal, &key) {
+                if let Some((journal, key)) = journal {
                     journal.done(key, failed)?;
                 }
                 progress.set_message(progress_message(&summary));
@@ -657,9 +651,12 @@ impl Routing<'_> {
                     }
                     return Ok(());
                 }
-                if let Some((journal, key)) = journal
-                    && !self.is_swept(&subject)
-                {
+                // A bare address the user listed is visited by the target
+                // sweep already.
+                if self.is_swept(&subject) {
+                    return Ok(());
+                }
+                if let Some((journal, key)) = journal {
                     journal.emitted(key, &subject, false)?;
                 }
                 self.derive(subject, summary);
@@ -674,11 +671,10 @@ impl Routing<'_> {
         matches!(subject, Subject::Address { ip, host: None } if self.scope.is_target(*ip))
     }
 
-    /// Queue the units of an in-scope subject a plugin emitted.
+    /// Queue the units of an in-scope subject a plugin emitted (one the
+    /// target sweep does not visit: emitted subjects are journaled only
+    /// then, so those a resume routes again are such subjects too).
     fn derive(&mut self, subject: Subject, summary: &mut Summary) {
-        if self.is_swept(&subject) {
-            return;
-        }
         // The addresses of a name given as host:port get its ports.
         let ports = match &subject {
             Subject::Address {

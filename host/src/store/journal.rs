@@ -44,7 +44,6 @@ enum Op {
 /// disk; an error means the writer has stopped, and [`Journal::close`]
 /// says why.
 pub struct Journal {
-    scan: i64,
     tx: Option<SyncSender<Op>>,
     thread: Option<JoinHandle<Result<(), StoreError>>>,
 }
@@ -57,15 +56,9 @@ impl Journal {
             .spawn(move || write(conn, scan, rx))
             .map_err(StoreError::Thread)?;
         Ok(Journal {
-            scan,
             tx: Some(tx),
             thread: Some(thread),
         })
-    }
-
-    /// The scan this journal writes to.
-    pub fn scan(&self) -> i64 {
-        self.scan
     }
 
     fn send(&self, op: Op) -> Result<(), StoreError> {

@@ -193,6 +193,12 @@ impl ScanRow {
     }
 }
 
+/// This process's number and start time, as a scan records them.
+fn this_process() -> (u32, Option<i64>) {
+    let pid = std::process::id();
+    (pid, process_start(pid).map(|t| t as i64))
+}
+
 /// When process `pid` started, in clock ticks after boot (field 22 of
 /// `/proc/PID/stat`); `None` when there is no such process (or no /proc).
 fn process_start(pid: u32) -> Option<u64> {
@@ -225,6 +231,10 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
 }
+
+/// The columns of `scans` a [`ScanRow`] is read from ([`raw_row`]).
+const SCAN_COLUMNS: &str =
+    "id, started, finished, status, pid, pid_start, runs, cwd, argv, seed, stats";
 
 /// Open `path` with the settings every connection uses: WAL (readers do
 /// not block the writer), `synchronous = NORMAL` (a commit survives the
@@ -272,12 +282,13 @@ impl Store {
 
     /// Record a new scan, running in this process; its number.
     pub fn begin(&self, argv: &[String], cwd: &Path, seed: Option<u64>) -> Result<i64, StoreError> {
+        let (pid, pid_start) = this_process();
         self.conn.execute(
             "INSERT INTO scans (started, status, pid, pid_start, cwd, argv, seed) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6)",
             params![
                 crate::output::now(),
-                std::process::id(),
-                process_start(std::process::id()).map(|t| t as i64),
+                pid,
+                pid_start,
                 cwd.to_string_lossy(),
                 serde_json::to_string(argv)?,
                 seed.map(|s| s as i64),
@@ -290,14 +301,11 @@ impl Store {
     /// units cut short are discarded, and what the run starts from is
     /// returned.
     pub fn resume(&mut self, id: i64) -> Result<Resumed, StoreError> {
+        let (pid, pid_start) = this_process();
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE scans SET status = 'running', pid = ?2, pid_start = ?3, runs = runs + 1, finished = NULL WHERE id = ?1",
-            params![
-                id,
-                std::process::id(),
-                process_start(std::process::id()).map(|t| t as i64)
-            ],
+            params![id, pid, pid_start],
         )?;
         let mut resumed = Resumed {
             discarded: tx.execute(
@@ -353,7 +361,7 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT id, started, finished, status, pid, pid_start, runs, cwd, argv, seed, stats FROM scans WHERE id = ?1",
+                &format!("SELECT {SCAN_COLUMNS} FROM scans WHERE id = ?1"),
                 [id],
                 raw_row,
             )
@@ -363,9 +371,9 @@ impl Store {
 
     /// Every scan, oldest first.
     pub fn scans(&self) -> Result<Vec<ScanRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, started, finished, status, pid, pid_start, runs, cwd, argv, seed, stats FROM scans ORDER BY id",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {SCAN_COLUMNS} FROM scans ORDER BY id"))?;
         let raws = stmt
             .query_map([], raw_row)?
             .collect::<Result<Vec<_>, _>>()?;
