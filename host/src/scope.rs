@@ -7,22 +7,32 @@
 //! to reach anything else gets `access-denied`, and the attempt is counted.
 //!
 //! Derived entries come only from the host's resolver, never from what a
-//! plugin claims, so a plugin cannot widen the scope by emitting subjects.
+//! plugin claims, so a plugin cannot widen the scope by emitting subjects;
+//! and only from the part of an answer that answers the question (the
+//! CNAME chain from the asked name), so a resolver cannot widen it with
+//! records for other names.
+//!
+//! Every address is compared in canonical form: `::ffff:192.0.2.1` is
+//! `192.0.2.1` ([`RangeSet`] and [`IpAddr::to_canonical`]).
 
-use crate::primitives::dns::{Data, Record};
 use crate::targets::{Endpoint, RangeSet, Target, TargetArg};
-use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The set of addresses and names a scan may contact.
 #[derive(Debug, Default)]
 pub struct Scope {
-    /// The user's address targets; grows as `-i` lines are read.
+    /// Every address the user named (address targets and the addresses of
+    /// `host:port` targets); grows as `-i` lines are read.
     nets: RwLock<RangeSet>,
-    exclude: Vec<IpNet>,
+    /// The address targets swept with the scan's ports: what a later
+    /// address line is deduplicated against. A `host:port` target's
+    /// address is in `nets` but not here, since only that port was asked.
+    swept: RwLock<RangeSet>,
+    exclude: Arc<RangeSet>,
     /// Lowercase, without the trailing dot.
     names: RwLock<HashSet<String>>,
     derived: RwLock<HashSet<IpAddr>>,
@@ -34,31 +44,20 @@ fn canonical(name: &str) -> String {
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
-/// IPv4-mapped IPv6 addresses are the IPv4 address for scope purposes, so
-/// ::ffff:10.0.0.1 cannot be used to slip past a v4-only scope.
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 impl Scope {
     /// A scope covering exactly the given address targets.
     pub fn from_targets(targets: &[Target]) -> Self {
-        Self::new(targets, &[], &[])
+        Self::new(targets, &[], Arc::default())
     }
 
     /// A scope covering the address targets and host names, less the
     /// exclusions (`--exclude`).
-    pub fn new(targets: &[Target], hosts: &[String], exclude: &[IpNet]) -> Self {
-        let mut nets = RangeSet::default();
-        for target in targets {
-            nets.insert(target);
-        }
+    pub fn new(targets: &[Target], hosts: &[String], exclude: Arc<RangeSet>) -> Self {
+        let nets = RangeSet::of(targets);
         Scope {
-            nets: RwLock::new(nets),
-            exclude: IpNet::aggregate(&exclude.to_vec()),
+            nets: RwLock::new(nets.clone()),
+            swept: RwLock::new(nets),
+            exclude,
             names: RwLock::new(hosts.iter().map(|h| canonical(h)).collect()),
             derived: RwLock::default(),
             denied: AtomicU64::new(0),
@@ -66,15 +65,29 @@ impl Scope {
     }
 
     /// Add a target the user gave (a line of `-i` input): its addresses,
-    /// or its name. For addresses, returns the parts that were not in the
-    /// scope yet, so a target listed twice is scanned once.
+    /// or its name. For address targets, returns the parts no earlier
+    /// address target covered, so a block listed twice is swept once (a
+    /// `host:port` target does not cover its address: only one port of it
+    /// was asked for).
     pub fn add(&self, target: &TargetArg) -> Vec<Target> {
         match target {
-            TargetArg::Addresses(t) => self.add_addresses(t),
+            TargetArg::Addresses(t) => {
+                let mut swept = self.swept.write().unwrap_or_else(|e| e.into_inner());
+                let new = swept.uncovered(t);
+                swept.insert(t);
+                drop(swept);
+                let mut nets = self.nets.write().unwrap_or_else(|e| e.into_inner());
+                nets.insert(t);
+                new
+            }
             TargetArg::Port {
                 host: Endpoint::Ip(ip),
                 ..
-            } => self.add_addresses(&Target::from(*ip)),
+            } => {
+                let mut nets = self.nets.write().unwrap_or_else(|e| e.into_inner());
+                nets.insert(&Target::from(*ip));
+                Vec::new()
+            }
             TargetArg::Host(name)
             | TargetArg::Port {
                 host: Endpoint::Name(name),
@@ -85,13 +98,6 @@ impl Scope {
                 Vec::new()
             }
         }
-    }
-
-    fn add_addresses(&self, target: &Target) -> Vec<Target> {
-        let mut nets = self.nets.write().unwrap_or_else(|e| e.into_inner());
-        let new = nets.uncovered(target);
-        nets.insert(target);
-        new
     }
 
     fn in_targets(&self, ip: IpAddr) -> bool {
@@ -116,26 +122,21 @@ impl Scope {
     }
 
     /// Take in what the host's resolver answered for `asked`: when the name
-    /// is in scope, the addresses it resolves to and the names it is an
-    /// alias of become part of the scope (exclusions still apply).
-    pub fn learn(&self, asked: &str, records: &[Record]) {
+    /// is in scope, the names it is an alias of and the addresses at the
+    /// end of its CNAME chain become part of the scope (exclusions still
+    /// apply). The caller passes only the chain ([`crate::primitives::dns::Chain`]),
+    /// never the whole answer.
+    pub fn learn(&self, asked: &str, aliases: &[String], addresses: &[IpAddr]) {
         if !self.contains_name(asked) {
             return;
         }
-        for record in records {
-            match &record.data {
-                Data::A(ip) | Data::Aaaa(ip) => {
-                    let mut derived = self.derived.write().unwrap_or_else(|e| e.into_inner());
-                    derived.insert(*ip);
-                }
-                // The answer's chain starts at the asked name; each alias
-                // target is the same host under another name.
-                Data::Cname(target) => {
-                    let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
-                    names.insert(canonical(target));
-                }
-                _ => {}
-            }
+        if !aliases.is_empty() {
+            let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+            names.extend(aliases.iter().map(|a| canonical(a)));
+        }
+        if !addresses.is_empty() {
+            let mut derived = self.derived.write().unwrap_or_else(|e| e.into_inner());
+            derived.extend(addresses.iter().map(|ip| ip.to_canonical()));
         }
     }
 
@@ -151,8 +152,8 @@ impl Scope {
 
     /// Whether `ip` is in scope, without counting.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = unmapped(ip);
-        if self.exclude.iter().any(|n| n.contains(&ip)) {
+        let ip = ip.to_canonical();
+        if self.exclude.contains(ip) {
             return false;
         }
         self.in_targets(ip) || {
@@ -164,8 +165,7 @@ impl Scope {
     /// Whether `ip` is one of the user's address targets (not excluded),
     /// as opposed to an address derived from a name.
     pub fn is_target(&self, ip: IpAddr) -> bool {
-        let ip = unmapped(ip);
-        !self.exclude.iter().any(|n| n.contains(&ip)) && self.in_targets(ip)
+        !self.exclude.contains(ip) && self.in_targets(ip)
     }
 
     /// How many operations were denied so far.
@@ -204,19 +204,16 @@ mod tests {
             .iter()
             .map(|t| t.parse().unwrap())
             .collect();
-        let s = Scope::new(&targets, &[], &["10.0.0.8/30".parse().unwrap()]);
+        let exclude = RangeSet::of(&["10.0.0.8/30".parse().unwrap()]);
+        let s = Scope::new(&targets, &[], Arc::new(exclude));
         assert!(s.contains("10.0.0.1".parse().unwrap()));
         assert!(s.contains("10.0.0.20".parse().unwrap()));
         assert!(!s.contains("10.0.0.21".parse().unwrap()));
         assert!(!s.contains("10.0.0.9".parse().unwrap()));
     }
 
-    fn record(name: &str, data: Data) -> Record {
-        Record {
-            name: name.into(),
-            ttl: 60,
-            data,
-        }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]
@@ -224,31 +221,52 @@ mod tests {
         let s = Scope::new(
             &[],
             &["WWW.wscan.test.".into()],
-            &["127.0.0.9/32".parse().unwrap()],
+            Arc::new(RangeSet::of(&["127.0.0.9".parse().unwrap()])),
         );
         assert!(s.contains_name("www.wscan.test"));
         assert!(!s.contains_name("other.wscan.test"));
-        assert!(!s.contains("127.0.0.1".parse().unwrap()));
+        assert!(!s.contains(ip("127.0.0.1")));
         s.learn(
             "www.wscan.test.",
-            &[
-                record("www.wscan.test.", Data::Cname("edge.wscan.test.".into())),
-                record("edge.wscan.test.", Data::A("127.0.0.1".parse().unwrap())),
-                record("edge.wscan.test.", Data::A("127.0.0.9".parse().unwrap())),
-            ],
+            &["edge.wscan.test.".into()],
+            &[ip("127.0.0.1"), ip("127.0.0.9")],
         );
-        assert!(s.contains("127.0.0.1".parse().unwrap()));
+        assert!(s.contains(ip("127.0.0.1")));
         assert!(s.contains_name("edge.wscan.test"));
         // Excluded stays excluded, whatever the resolver says.
-        assert!(!s.contains("127.0.0.9".parse().unwrap()));
+        assert!(!s.contains(ip("127.0.0.9")));
         // Answers for names outside the scope teach it nothing.
-        s.learn(
-            "evil.test",
-            &[record("evil.test.", Data::A("127.0.0.5".parse().unwrap()))],
-        );
-        assert!(!s.contains("127.0.0.5".parse().unwrap()));
+        s.learn("evil.test", &[], &[ip("127.0.0.5")]);
+        assert!(!s.contains(ip("127.0.0.5")));
         assert!(!s.check_name("evil.test"));
         assert_eq!(s.denied(), 1);
+    }
+
+    #[test]
+    fn an_address_line_after_a_host_port_line_is_still_swept() {
+        let s = scope(&[]);
+        assert!(s.add(&"127.0.0.5:8080".parse().unwrap()).is_empty());
+        assert!(s.contains(ip("127.0.0.5")));
+        let fresh = s.add(&"127.0.0.0/29".parse().unwrap());
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(fresh[0].len(), 8, "{fresh:?}");
+        assert!(s.add(&"127.0.0.5".parse().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn mapped_exclusions_and_targets_are_their_ipv4_addresses() {
+        let targets: Vec<Target> = ["::ffff:127.0.0.0/120", "10.0.0.1"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let exclude = RangeSet::of(&["::ffff:127.0.0.1".parse().unwrap()]);
+        let s = Scope::new(&targets, &[], Arc::new(exclude));
+        assert!(!s.contains(ip("127.0.0.1")));
+        assert!(!s.contains(ip("::ffff:127.0.0.1")));
+        assert!(s.contains(ip("127.0.0.2")));
+        assert!(s.contains(ip("::ffff:127.0.0.2")));
+        assert!(s.contains(ip("::ffff:10.0.0.1")));
+        assert!(s.is_target(ip("127.0.0.200")));
     }
 
     #[test]

@@ -115,3 +115,35 @@ fn files_that_are_not_components_are_rejected_with_the_reason() {
         "cannot read plugin /nonexistent/x.wasm",
     );
 }
+
+#[test]
+fn numeric_flags_out_of_range_are_usage_errors_before_anything_starts() {
+    let db = tempfile::tempdir().unwrap();
+    let db_path = db.path().join("results.db");
+    let db_arg = db_path.to_str().unwrap();
+    let scan = |flag: &str, value: &str| -> Vec<String> {
+        ["--db", db_arg, "scan", "127.0.0.1", "-p", "1", flag, value]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    for (flag, value, message) in [
+        // Panicked with exit 101 ("cannot convert float seconds to
+        // Duration") and left an interrupted scan in the store.
+        ("--rate", "1e-20", "between 0.001 and 100000000"),
+        ("--rate", "1e300", "between 0.001 and 100000000"),
+        ("--rate", "NaN", "between 0.001 and 100000000"),
+        ("--concurrency", "99999999999", "at most 1000000 operations"),
+        ("--host-concurrency", "0", "above zero"),
+        ("--retries", "4000000000", "from 0 to 100"),
+        ("--timeout", "1ns", "at least 1ms"),
+        ("--timeout", "30days", "at most 7 days"),
+        ("--plugin-timeout", "8days", "at most 7 days"),
+        ("--parallel", "0", "above zero"),
+    ] {
+        let args = scan(flag, value);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails_with(&args, 2, message);
+    }
+    assert!(!db_path.exists(), "a scan was recorded");
+}

@@ -79,7 +79,9 @@ fn a_host_name_is_resolved_then_its_address_port_scanned() {
     assert_eq!(open.len(), 1, "{records:#?}");
     assert_eq!(open[0]["subject"]["address"], "127.0.0.1");
     assert_eq!(open[0]["subject"]["host"], "www.wscan.test");
-    assert_eq!(open[0]["data"]["banner"], "SSH-2.0-OpenSSH_9.6");
+    let service = findings(&records, "service");
+    assert_eq!(service[0]["data"]["banner"], "SSH-2.0-OpenSSH_9.6");
+    assert_eq!(service[0]["subject"]["host"], "www.wscan.test");
     assert!(errors(&records).is_empty(), "{records:#?}");
 }
 
@@ -401,4 +403,53 @@ fn dry_run_lists_host_names_and_shards_split_them() {
     union.extend(second);
     union.sort();
     assert_eq!(union, all);
+}
+
+#[test]
+fn a_resolver_cannot_widen_the_scope_with_records_for_other_names() {
+    let server = DnsServer::start();
+    // One port, on the in-scope address and on the three injected ones.
+    let good = Listener::start_at("127.0.0.61:0", Behaviour::Silent);
+    let port = good.port();
+    let injected: Vec<Listener> = [62, 63, 64]
+        .iter()
+        .map(|last| Listener::start_at(&format!("127.0.0.{last}:{port}"), Behaviour::Silent))
+        .collect();
+    let out = scan(
+        &server,
+        &["inject.wscan.test", "injectmx.wscan.test"],
+        &[
+            "-p",
+            &port.to_string(),
+            "--plugins",
+            "dns,port",
+            "--plugin-arg",
+            "dns.types=A,MX",
+            "--plugin-arg",
+            "port.banner=false",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    let open: Vec<&str> = findings(&records, "open-port")
+        .iter()
+        .map(|f| f["subject"]["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(open, ["127.0.0.61"], "{records:#?}");
+    // The plugin handed the injected addresses on; each was reported as
+    // out of scope and never contacted.
+    let mut outside: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "out-of-scope")
+        .filter_map(|r| r["subject"]["address"].as_str())
+        .collect();
+    outside.sort();
+    assert_eq!(
+        outside,
+        ["127.0.0.62", "127.0.0.63", "127.0.0.64"],
+        "{records:#?}"
+    );
+    for listener in &injected {
+        assert_eq!(listener.accepted(), 0, "{} was contacted", listener.addr);
+    }
 }

@@ -19,6 +19,10 @@
 //!   `127.in-addr.arpa.` PTR itself ("localhost.", RFC 6761) without sending
 //!   a query, so resolver-based tests need the 192.0.2.1 (TEST-NET-1) one
 //! - `servfail` → SERVFAIL, `refused` → REFUSED, `silent` → no reply at all
+//! - hostile answers, records the question did not ask for appended: `inject`
+//!   A 127.0.0.61, whose A answer also holds `unrelated` A 127.0.0.62;
+//!   `injectmx` MX 10 `mail`, whose MX answer also holds `unrelated` A
+//!   127.0.0.63 and `injectmx` A 127.0.0.64
 //! - a name with records but none of the asked type → NOERROR, no answers, SOA
 //!   in authority; any other name in the zones → NXDOMAIN; names outside → REFUSED
 
@@ -77,6 +81,7 @@ impl DnsServer {
         let stats = Arc::new(Stats::default());
         let handler = Handler {
             zone: zone_table(),
+            injected: injected(),
             stats: stats.clone(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -195,6 +200,8 @@ fn zone_table() -> HashMap<LowerName, Vec<Record>> {
         // (its PTR queries go to this server), never connect to it.
         ("doc.wscan.test.", 300, RData::A(A::new(192, 0, 2, 1))),
         ("doc2.wscan.test.", 300, RData::A(A::new(192, 0, 2, 1))),
+        ("inject.wscan.test.", 300, RData::A(A::new(127, 0, 0, 61))),
+        ("injectmx.wscan.test.", 300, RData::MX(MX::new(10, n("mail.wscan.test.")))),
         ("1.0.0.127.in-addr.arpa.", 300, RData::PTR(PTR(www.clone()))),
         ("1.2.0.192.in-addr.arpa.", 300, RData::PTR(PTR(www))),
     ];
@@ -206,9 +213,32 @@ fn zone_table() -> HashMap<LowerName, Vec<Record>> {
     zone
 }
 
+/// Records a hostile resolver appends to the answer for (name, type):
+/// records the question did not ask for.
+fn injected() -> HashMap<(String, RecordType), Vec<Record>> {
+    let n = |s: &str| Name::from_ascii(s).expect("valid DNS name");
+    let a = |owner: &str, last: u8| {
+        Record::from_rdata(n(owner), 300, RData::A(A::new(127, 0, 0, last)))
+    };
+    HashMap::from([
+        (
+            ("inject.wscan.test.".to_string(), RecordType::A),
+            vec![a("unrelated.wscan.test.", 62)],
+        ),
+        (
+            ("injectmx.wscan.test.".to_string(), RecordType::MX),
+            vec![
+                a("unrelated.wscan.test.", 63),
+                a("injectmx.wscan.test.", 64),
+            ],
+        ),
+    ])
+}
+
 /// Answers queries from the in-memory table and records what it saw.
 struct Handler {
     zone: HashMap<LowerName, Vec<Record>>,
+    injected: HashMap<(String, RecordType), Vec<Record>>,
     stats: Arc<Stats>,
 }
 
@@ -256,6 +286,9 @@ impl Handler {
             };
             answers.push(record);
             name = LowerName::from(&target.0);
+        }
+        if let Some(extra) = self.injected.get(&(text.to_string(), qtype)) {
+            answers.extend(extra);
         }
         // NODATA: the name exists, the type does not; the SOA gives the negative TTL.
         let authority = if answers.is_empty() { soa } else { vec![] };

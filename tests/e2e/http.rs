@@ -50,12 +50,13 @@ fn one_name_yields_records_ports_pages_and_certificates() {
         "{records:#?}"
     );
     // Both ports found open on 127.0.0.1, identified by probing.
+    assert_eq!(on_port(&records, "open-port", web.port()).len(), 1);
     assert_eq!(
-        on_port(&records, "open-port", web.port())[0]["subject"]["service"],
+        on_port(&records, "service", web.port())[0]["subject"]["service"],
         "http"
     );
     assert_eq!(
-        on_port(&records, "open-port", tls.port())[0]["subject"]["service"],
+        on_port(&records, "service", tls.port())[0]["subject"]["service"],
         "https"
     );
 
@@ -195,4 +196,29 @@ fn plugin_run_gets_one_page_by_address() {
         "{:?}",
         web.requests()
     );
+}
+
+#[test]
+fn a_slow_body_keeps_the_status_headers_and_title_that_arrived() {
+    // 100 MB announced, a byte a second: the request times out in the body.
+    let slow = Listener::start(Behaviour::SlowBody);
+    let mut cmd = wscan();
+    cmd.args([
+        "plugin",
+        "run",
+        "http",
+        "--format",
+        "jsonl",
+        "--timeout",
+        "2s",
+    ]);
+    cmd.args(["--subject", &format!("127.0.0.1:{}", slow.port())]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    assert!(errors(&records).is_empty(), "{records:#?}");
+    let page = &findings(&records, "http-response")[0];
+    assert_eq!(page["data"]["status"], 200, "{page}");
+    assert_eq!(page["data"]["title"], "slow page", "{page}");
+    assert_eq!(page["data"]["body_truncated"], true, "{page}");
 }

@@ -236,3 +236,81 @@ fn shards_of_a_target_file_cover_every_unit_exactly_once() {
     };
     assert_eq!(count, all.len().to_string());
 }
+
+#[test]
+fn an_address_after_a_host_port_target_is_still_swept_with_the_ports() {
+    let (a, b) = (
+        Listener::start(Behaviour::Silent),
+        Listener::start(Behaviour::Silent),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.txt");
+    std::fs::write(&file, "127.0.0.1\n").unwrap();
+    // The command line names a's port of 127.0.0.1; the file names
+    // 127.0.0.1 itself, to be swept with -p (b's port).
+    let mut cmd = wscan();
+    cmd.args(["scan", &format!("127.0.0.1:{}", a.port()), "-i"])
+        .arg(&file);
+    cmd.args(["-p", &b.port().to_string(), "--plugins", "port"]);
+    cmd.args(["--format", "jsonl", "--plugin-arg", "port.banner=false"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        open_ports(&records(&out)),
+        BTreeSet::from([
+            ("127.0.0.1".to_string(), u64::from(a.port())),
+            ("127.0.0.1".to_string(), u64::from(b.port())),
+        ])
+    );
+    // A host:port line, then a block holding its address: the block is
+    // swept whole (the dry run lists what the scan runs).
+    std::fs::write(&file, "127.0.0.5:8080\n127.0.0.0/29\n").unwrap();
+    let units = dry_run(&file, &["--ordered", "-p", "9090"]);
+    let mut want = vec!["port 127.0.0.5 port 8080".to_string()];
+    want.extend((0..8).map(|i| format!("port 127.0.0.{i}")));
+    assert_eq!(units, want);
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_reported_and_reading_goes_on() {
+    let open = Listener::start(Behaviour::Silent);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.txt");
+    let mut bytes = Vec::new();
+    // A Latin-1 comment (fine: only the comment is not UTF-8), a Latin-1
+    // target (bad), a 10 MB line with no comment (bad), then a target.
+    bytes.extend_from_slice(b"# caf\xe9 servers\n");
+    bytes.extend_from_slice(b"caf\xe9.example.test\n");
+    bytes.extend(std::iter::repeat_n(b'a', 10 << 20));
+    bytes.extend_from_slice(b"\n127.0.0.1\n");
+    std::fs::write(&file, bytes).unwrap();
+    let mut cmd = wscan();
+    cmd.args(["scan", "-i"]).arg(&file);
+    cmd.args(["-p", &open.port().to_string(), "--plugins", "port"]);
+    cmd.args(["--format", "jsonl", "--plugin-arg", "port.banner=false"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        open_ports(&records(&out)),
+        BTreeSet::from([("127.0.0.1".to_string(), u64::from(open.port()))])
+    );
+    let err = stderr(&out);
+    assert!(err.contains("2 input line(s) were not targets"), "{err}");
+    assert!(
+        err.contains("line 2: not UTF-8 text (byte 3 of the line is 0xe9)"),
+        "{err}"
+    );
+    // The dry run reports every bad line; the long one is quoted once,
+    // shortened, and the message stays short.
+    let mut cmd = wscan();
+    cmd.args(["scan", "--dry-run", "--plugins", "port", "-i"])
+        .arg(&file);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("line 3: a line of 10485760 bytes (\"aaaa"),
+        "{err}"
+    );
+    assert!(err.len() < 2000, "{} bytes of errors", err.len());
+}

@@ -189,7 +189,7 @@ fn the_rate_spaces_connections_out() {
 #[test]
 fn bad_limits_are_usage_errors() {
     for (flag, value, says) in [
-        ("--rate", "0", "above zero"),
+        ("--rate", "0", "between 0.001 and 100000000"),
         ("--rate", "fast", "operations per second"),
         ("--retries", "many", "--retries"),
         ("--host-concurrency", "0", "above zero"),

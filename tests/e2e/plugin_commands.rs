@@ -246,10 +246,12 @@ fn plugin_run_prints_findings_and_emitted_subjects_of_one_call() {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["finding", "subject"], "{printed:#?}");
-    assert_eq!(printed[0]["data"]["banner"], "SSH-2.0-test");
+    assert_eq!(kinds, ["finding", "finding", "subject"], "{printed:#?}");
+    assert_eq!(printed[0]["kind"], "open-port");
+    assert_eq!(printed[1]["kind"], "service");
+    assert_eq!(printed[1]["data"]["banner"], "SSH-2.0-test");
     assert_eq!(
-        printed[1]["subject"],
+        printed[2]["subject"],
         serde_json::json!({"kind": "service", "address": "127.0.0.1", "port": echo.port(), "service": "ssh"})
     );
 

@@ -38,7 +38,8 @@ fn reports_exactly_the_open_ports_with_their_banners() {
         String::from_utf8_lossy(&out.stderr)
     );
     let records = records(&out);
-    assert_eq!(records.len(), 3, "{records:#?}");
+    // An open-port finding per port, and a service finding per banner.
+    assert_eq!(records.len(), 5, "{records:#?}");
 
     let by_port: BTreeMap<u64, &serde_json::Value> = findings(&records, "open-port")
         .into_iter()
@@ -60,22 +61,29 @@ fn reports_exactly_the_open_ports_with_their_banners() {
         assert!(r["time"].as_str().unwrap().ends_with('Z'));
         assert_eq!(r["data"]["protocol"], "tcp");
     }
-    let ssh_rec = by_port[&u64::from(ssh.port())];
+    // The open-port finding came before its banner: named by the port
+    // number alone (nothing, for these ephemeral ports).
+    let ssh_open = by_port[&u64::from(ssh.port())];
+    assert_eq!(ssh_open["title"], format!("open port {}/tcp", ssh.port()));
+    assert!(ssh_open["data"].get("banner").is_none(), "{ssh_open}");
+    let services: BTreeMap<u64, &serde_json::Value> = findings(&records, "service")
+        .into_iter()
+        .map(|r| (r["subject"]["port"].as_u64().unwrap(), r))
+        .collect();
+    let ssh_rec = services[&u64::from(ssh.port())];
     assert_eq!(ssh_rec["data"]["banner"], "SSH-2.0-OpenSSH_9.2p1 Debian");
     assert_eq!(ssh_rec["data"]["service"], "ssh");
     assert_eq!(ssh_rec["subject"]["service"], "ssh");
-    assert_eq!(
-        ssh_rec["title"],
-        format!("open port {}/tcp (ssh)", ssh.port())
-    );
-    let smtp_rec = by_port[&u64::from(smtp.port())];
+    assert_eq!(ssh_rec["title"], format!("{}/tcp is ssh", ssh.port()));
+    let smtp_rec = services[&u64::from(smtp.port())];
     assert_eq!(
         smtp_rec["data"]["banner"],
         "220 mail.example.test ESMTP ready"
     );
     assert_eq!(smtp_rec["data"]["service"], "smtp");
+    // Silent: open, and nothing more to say.
+    assert!(!services.contains_key(&u64::from(silent.port())));
     let silent_rec = by_port[&u64::from(silent.port())];
-    assert!(silent_rec["data"].get("banner").is_none(), "{silent_rec}");
     assert_eq!(
         silent_rec["title"],
         format!("open port {}/tcp", silent.port())
@@ -117,7 +125,7 @@ fn output_file_receives_the_records_and_stdout_stays_empty() {
 }
 
 #[test]
-fn table_format_shows_one_row_per_open_port() {
+fn table_format_shows_one_row_per_open_port_and_one_per_banner() {
     let open = Listener::start(Behaviour::Banner(b"hello\r\n"));
     let mut cmd = wscan();
     cmd.args([
@@ -131,10 +139,16 @@ fn table_format_shows_one_row_per_open_port() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].starts_with("SEVERITY"));
     assert!(
-        lines[1].contains(&format!("127.0.0.1:{}", open.port())) && lines[1].contains("\"hello\""),
+        lines[1].contains(&format!("127.0.0.1:{}", open.port())) && lines[1].contains("open-port"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains(&format!("127.0.0.1:{}", open.port()))
+            && lines[2].contains("service")
+            && lines[2].ends_with(&format!("{}/tcp sent a banner  \"hello\"", open.port())),
         "{text}"
     );
 }

@@ -359,3 +359,143 @@ fn resume_refuses_what_it_cannot_do() {
     );
     assert!(stderr(&out).contains("--no-db"), "{}", stderr(&out));
 }
+
+/// `wscan --db DB ARGS`, run to the end.
+fn with_db(db: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = wscan();
+    cmd.arg("--db").arg(db).args(args);
+    run(cmd, Duration::from_secs(60))
+}
+
+#[test]
+fn two_scans_creating_a_new_store_at_once_both_succeed() {
+    let port = closed_port().to_string();
+    for trial in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new").join("results.db");
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                let mut cmd = wscan();
+                cmd.arg("--db").arg(&db);
+                cmd.args(["scan", "127.0.0.1", "-p", &port, "--plugins", "port", "-q"]);
+                cmd.stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "trial {trial}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = with_db(&db, &["results", "list", "--format", "jsonl"]);
+        assert_eq!(records(&out).len(), 2, "trial {trial}");
+    }
+}
+
+#[test]
+fn a_read_only_store_can_be_listed_and_shown() {
+    let open = Listener::start(Behaviour::Silent);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.db");
+    let out = with_db(
+        &db,
+        &[
+            "scan",
+            "127.0.0.1",
+            "-p",
+            &open.port().to_string(),
+            "--plugins",
+            "port",
+            "-q",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The folder mounted read-only, in a mount namespace of the command's
+    // own: nothing there can be created or written, even by root.
+    let read_only = |args: &str| {
+        let script = format!(
+            "mount --bind {d} {d} && mount -o remount,bind,ro {d} && exec {wscan} --db {d}/results.db {args}",
+            d = dir.path().display(),
+            wscan = env!("CARGO_BIN_EXE_wscan"),
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "sh", "-c", &script]);
+        cmd.env("XDG_DATA_HOME", data_home());
+        run(cmd, Duration::from_secs(60))
+    };
+    let out = read_only("results list --format jsonl");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let scans = records(&out);
+    assert_eq!(scans.len(), 1, "{scans:?}");
+    assert_eq!(scans[0]["status"], "completed");
+    let out = read_only("results show 1 --format jsonl");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(findings(&records(&out), "open-port").len(), 1);
+    // The check is real: writing there fails.
+    let out = read_only(&format!("scan 127.0.0.1 -p {} -q", open.port()));
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a scan wrote to a read-only store"
+    );
+}
+
+#[test]
+fn a_killed_scan_not_yet_reaped_is_not_running() {
+    // A port that accepts and never speaks, with a long banner wait: the
+    // first run is still at it when it is killed.
+    let tarpit = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tarpit.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.db");
+    let mut cmd = wscan();
+    cmd.arg("--db").arg(&db);
+    cmd.args(["scan", "127.0.0.1", "-p", &port, "--plugins", "port", "-q"]);
+    cmd.args(["--plugin-arg", "port.banner-timeout-ms=60000"]);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let out = with_db(&db, &["results", "list", "--format", "jsonl"]);
+        if records(&out)
+            .first()
+            .is_some_and(|s| s["status"] == "running")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the scan never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGKILL, and no wait: the process is a zombie until reaped.
+    child.kill().unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    while !std::fs::read_to_string(&stat)
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .trim_start()
+        .starts_with('Z')
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = with_db(&db, &["results", "list", "--format", "jsonl"]);
+    assert_eq!(records(&out)[0]["status"], "interrupted");
+    drop(tarpit);
+    let out = with_db(&db, &["scan", "--resume", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resuming scan 1"), "{}", stderr(&out));
+    child.wait().unwrap();
+}

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -109,25 +109,36 @@ pub enum Behaviour {
     Reset,
     /// Send these bytes one per second.
     Trickle(&'static [u8]),
+    /// Read an HTTP request head, answer 200 with a titled page whose
+    /// `Content-Length` says 100 MB, then send one more byte a second.
+    SlowBody,
 }
 
 /// A listener on 127.0.0.1 that serves until dropped.
 pub struct Listener {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
 }
 
 impl Listener {
     pub fn start(behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::start_at("127.0.0.1:0", behaviour)
+    }
+
+    /// A listener on `addr` (any loopback address; port 0 for a free one).
+    pub fn start_at(addr: &str, behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind(addr).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), accepted.clone());
         thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
                         let behaviour = behaviour.clone();
                         thread::spawn(move || serve(stream, behaviour));
                     }
@@ -135,7 +146,16 @@ impl Listener {
                 }
             }
         });
-        Listener { addr, stop }
+        Listener {
+            addr,
+            stop,
+            accepted,
+        }
+    }
+
+    /// How many connections it accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     pub fn port(&self) -> u16 {
@@ -168,6 +188,26 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
                     return;
                 }
                 thread::sleep(Duration::from_secs(1));
+            }
+        }
+        Behaviour::SlowBody => {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return,
+                }
+            }
+            let start = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nServer: slowpoke/1.0\r\nContent-Length: 100000000\r\n\r\n<html><head><title>slow page</title></head><body>";
+            if stream.write_all(start.as_bytes()).is_err() {
+                return;
+            }
+            for _ in 0..60 {
+                thread::sleep(Duration::from_secs(1));
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
             }
         }
         Behaviour::Echo => {

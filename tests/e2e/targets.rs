@@ -197,3 +197,99 @@ fn overlapping_and_repeated_targets_are_scanned_once() {
         ]
     );
 }
+
+/// `wscan scan ARGS --dry-run --count --plugins port`, answered within the
+/// hang guard: the count of units.
+fn count(args: &[&str]) -> String {
+    let mut cmd = wscan();
+    cmd.args(["scan", "--dry-run", "--count", "--plugins", "port"])
+        .args(args);
+    let out = run(cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn count_of_a_huge_block_is_arithmetic_not_a_walk() {
+    // Each of these walked every address before: they never ended.
+    assert_eq!(count(&["fd00::/64"]), (1u128 << 64).to_string());
+    assert_eq!(
+        count(&[
+            "fd00::/64",
+            "--exclude",
+            "fd00::/65",
+            "--seed",
+            "3",
+            "--shard",
+            "1/2"
+        ]),
+        (1u128 << 62).to_string()
+    );
+    let all: u128 = count(&["::/0"]).parse().unwrap();
+    assert!(all > 1u128 << 127, "{all}");
+    // -i lines are counted the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.txt");
+    std::fs::write(&file, "fd00::/64\n10.0.0.0/8\n").unwrap();
+    assert_eq!(
+        count(&["-i", file.to_str().unwrap(), "--exclude", "10.0.0.0/9"]),
+        ((1u128 << 64) + (1 << 23)).to_string()
+    );
+    // And a count equals the number of units listed, shards and
+    // exclusions included.
+    for shard in ["1/3", "2/3", "3/3"] {
+        let args = [
+            "10.0.0.0/22",
+            "::ffff:10.9.0.0/120",
+            "--exclude",
+            "10.0.1.0/25,10.0.2.17,10.9.0.3",
+            "--seed",
+            "7",
+            "--shard",
+            shard,
+        ];
+        assert_eq!(count(&args), dry_run(&args).len().to_string(), "{shard}");
+    }
+}
+
+#[test]
+fn an_ipv4_mapped_exclusion_excludes_the_ipv4_address() {
+    let open = Listener::start(Behaviour::Silent);
+    let port = open.port().to_string();
+    // Exclusion written mapped, target written plain: nothing is contacted.
+    let mut cmd = wscan();
+    cmd.args(["scan", "127.0.0.1", "-p", &port, "--format", "jsonl"]);
+    cmd.args(["--exclude", "::ffff:127.0.0.1", "--plugins", "port"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(open.accepted(), 0, "an excluded address was contacted");
+    // And the other way round, through a block.
+    let units = dry_run(&[
+        "::ffff:127.0.0.0/126",
+        "--ordered",
+        "--exclude",
+        "127.0.0.1",
+    ]);
+    assert_eq!(units, ["127.0.0.0", "127.0.0.2", "127.0.0.3"]);
+}
+
+#[test]
+fn an_ipv4_mapped_target_is_scanned_as_its_ipv4_address() {
+    let open = Listener::start(Behaviour::Silent);
+    let port = open.port().to_string();
+    let mut cmd = wscan();
+    cmd.args(["scan", "::ffff:127.0.0.1", "-p", &port, "--format", "jsonl"]);
+    cmd.args(["--plugins", "port", "--plugin-arg", "port.banner=false"]);
+    let out = run(cmd, Duration::from_secs(60));
+    // It was accepted, then every operation on it refused (exit 3).
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    let open_ports = findings(&records, "open-port");
+    assert_eq!(open_ports.len(), 1, "{records:#?}");
+    assert_eq!(open_ports[0]["subject"]["address"], "127.0.0.1");
+}

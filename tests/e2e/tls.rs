@@ -56,10 +56,11 @@ fn a_name_is_resolved_its_tls_port_identified_and_its_certificate_examined() {
     let records = records(&out);
 
     // The port plugin found TLS on a port whose number says nothing.
-    let open = on_port(&records, "open-port", server.port());
-    assert_eq!(open.len(), 1, "{records:#?}");
-    assert_eq!(open[0]["subject"]["service"], "https");
-    assert_eq!(open[0]["data"]["tls"], true);
+    assert_eq!(on_port(&records, "open-port", server.port()).len(), 1);
+    let found = on_port(&records, "service", server.port());
+    assert_eq!(found.len(), 1, "{records:#?}");
+    assert_eq!(found[0]["subject"]["service"], "https");
+    assert_eq!(found[0]["data"]["tls"], true);
 
     let certs = on_port(&records, "tls-certificate", server.port());
     assert_eq!(certs.len(), 1, "{records:#?}");

@@ -313,7 +313,10 @@ impl FromStr for Duration {
             return Err(format!("{s:?} has no unit; write it like 500ms, 2s or 5m"));
         }
         match humantime::parse_duration(s) {
-            Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
+            Ok(d) if d < MIN_DURATION => Err(format!("{s:?}: must be at least 1ms")),
+            Ok(d) if d > MAX_DURATION => Err(format!(
+                "{s:?}: must be at most 7 days (a longer wait is a mistake, and would overflow the clock)"
+            )),
             Ok(d) => Ok(Duration(d)),
             Err(e) => Err(format!("{s:?}: {e}; write it like 500ms, 2s or 5m")),
         }
@@ -348,11 +351,46 @@ fn parse_plugin_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// The shortest and longest durations a flag takes.
+const MIN_DURATION: std::time::Duration = std::time::Duration::from_millis(1);
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// `--rate` bounds: one operation per 1,000 s at the slowest (a smaller
+/// rate would space operations out by more than a clock can hold), and
+/// far beyond any network's speed at the fastest.
+const MIN_RATE: f64 = 0.001;
+const MAX_RATE: f64 = 100_000_000.0;
+
+/// `--concurrency` and `--host-concurrency` at most: each operation in
+/// flight holds a socket, and the semaphore has a ceiling.
+const MAX_CONCURRENCY: usize = 1_000_000;
+
+/// `--retries` at most.
+const MAX_RETRIES: u32 = 100;
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(r) if (MIN_RATE..=MAX_RATE).contains(&r) => Ok(r),
         _ => Err(format!(
-            "{s:?}: expected a number of operations per second above zero, such as 500 or 0.5"
+            "{s:?}: expected operations per second between {MIN_RATE} and {MAX_RATE}, such as 500 or 0.5"
+        )),
+    }
+}
+
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match positive(s)? {
+        n if n <= MAX_CONCURRENCY => Ok(n),
+        _ => Err(format!(
+            "{s:?}: at most {MAX_CONCURRENCY} operations in flight (each holds a socket)"
+        )),
+    }
+}
+
+fn parse_retries(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n <= MAX_RETRIES => Ok(n),
+        _ => Err(format!(
+            "{s:?}: expected a whole number of retries from 0 to {MAX_RETRIES}"
         )),
     }
 }
@@ -483,12 +521,12 @@ pub struct ScanArgs {
     pub tls: TlsArgs,
 
     /// Network operations in flight across the whole scan.
-    #[arg(long, value_name = "N", default_value = "1000", value_parser = positive)]
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = parse_concurrency)]
     pub concurrency: usize,
 
     /// Network operations in flight against one address [default: no cap
     /// beyond --concurrency].
-    #[arg(long, value_name = "N", value_parser = positive)]
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub host_concurrency: Option<usize>,
 
     /// New connections and DNS queries per second, across the scan
@@ -498,7 +536,7 @@ pub struct ScanArgs {
 
     /// Try a connect that timed out again, up to N more times, waiting
     /// 100 ms, 200 ms, 400 ms... (with jitter) in between.
-    #[arg(long, value_name = "N", default_value = "0")]
+    #[arg(long, value_name = "N", default_value = "0", value_parser = parse_retries)]
     pub retries: u32,
 
     /// Write the scan's statistics to FILE as JSON at the end (the summary

@@ -16,7 +16,7 @@ use crate::engine::{Engine, LoadedPlugin};
 use crate::output::Format;
 use crate::scheduler::input::{InputSource, Start};
 use crate::scheduler::{self, ScanSpec};
-use crate::targets::{Endpoint, Order, Shard, Target, TargetArg};
+use crate::targets::{Endpoint, Order, RangeSet, Shard, Target, TargetArg};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -167,9 +167,10 @@ async fn load_plugins(engine: &Engine, sources: &PluginSources) -> anyhow::Resul
     Ok(Registry::new(builtins, dir_plugins, files))
 }
 
-/// `--exclude` and `--exclude-file`, as CIDR blocks.
-fn exclusions(args: &ScanArgs) -> anyhow::Result<Vec<ipnet::IpNet>> {
-    let mut nets: Vec<ipnet::IpNet> = args.exclude.iter().flat_map(Target::nets).collect();
+/// `--exclude` and `--exclude-file`, merged into one set of ranges (looked
+/// up in logarithmic time, however many lines the file has).
+fn exclusions(args: &ScanArgs) -> anyhow::Result<Arc<RangeSet>> {
+    let mut nets = RangeSet::of(&args.exclude);
     if let Some(path) = &args.exclude_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the exclude file {}", path.display()))?;
@@ -181,10 +182,10 @@ fn exclusions(args: &ScanArgs) -> anyhow::Result<Vec<ipnet::IpNet>> {
             let target: Target = line
                 .parse()
                 .map_err(|e| UsageError(format!("{}:{}: {e}", path.display(), n + 1)))?;
-            nets.extend(target.nets());
+            nets.insert(&target);
         }
     }
-    Ok(nets)
+    Ok(Arc::new(nets))
 }
 
 /// A seed for the address order when the user gives none.
@@ -247,9 +248,10 @@ fn dry_run(
     for start in &singles {
         write(start, &mut out)?;
     }
-    if count_only && singles.is_empty() && spec.input.is_none() {
-        // Counting only: no need to build each subject.
-        counted = space.iter().count() as u128 * consumers.len() as u128;
+    // Counting only: blocks are counted arithmetically, never walked, so
+    // `fd00::/64 --count` answers at once.
+    if count_only {
+        counted += space.count() * consumers.len() as u128;
     } else {
         for ip in space.iter() {
             write(
@@ -266,11 +268,20 @@ fn dry_run(
         let mut failed = None;
         // A scope of its own, as a scan has: a line already covered by the
         // targets or an earlier line is counted once.
-        let scope = crate::scope::Scope::new(&spec.targets, &spec.hosts, &spec.exclude);
-        scheduler::input::for_each(&mut reader, &mut spec.expander(), Some(&scope), |item| {
+        let scope = crate::scope::Scope::new(&spec.targets, &spec.hosts, spec.exclude.clone());
+        let mut expander = spec.expander();
+        scheduler::input::for_each_target(&mut reader, Some(&scope), |item| {
             match item {
-                Ok(start) => {
-                    if let Err(e) = write(&start, &mut out) {
+                Ok(TargetArg::Addresses(t)) if count_only => {
+                    counted += expander.count(&TargetArg::Addresses(t)) * consumers.len() as u128;
+                }
+                Ok(target) => {
+                    let mut result = Ok(());
+                    expander.expand(&target, |start| {
+                        result = write(&start, &mut out);
+                        result.is_ok()
+                    });
+                    if let Err(e) = result {
                         failed = Some(e);
                         return false;
                     }

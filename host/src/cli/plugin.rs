@@ -246,7 +246,7 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
         },
         one_port: Vec::new(),
         input: None,
-        exclude: Vec::new(),
+        exclude: Default::default(),
         order: crate::targets::Order::Ordered,
         shard: crate::targets::Shard { index: 1, count: 1 },
         ports: args.ports.clone(),

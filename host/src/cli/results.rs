@@ -42,7 +42,7 @@ fn open_existing(globals: &Globals) -> anyhow::Result<Option<Store>> {
     if !path.exists() {
         return Ok(None);
     }
-    Ok(Some(Store::open(&path).with_context(|| {
+    Ok(Some(Store::open_read_only(&path).with_context(|| {
         format!("cannot open the result store {}", path.display())
     })?))
 }

@@ -8,12 +8,14 @@ use crate::model::{
 use crate::primitives::tcp::{NetError, PortState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// A WIT address as a `std` one.
+/// A WIT address as a `std` one, in canonical form: an IPv4-mapped IPv6
+/// address from a plugin (`::ffff:192.0.2.1`) is the IPv4 address, so the
+/// scope, the exclusions and the deduplication of subjects see one form.
 pub fn to_ip(address: wit::IpAddress) -> IpAddr {
     match address {
         wit::IpAddress::Ipv4((a, b, c, d)) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
         wit::IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => {
-            IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
+            IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h)).to_canonical()
         }
     }
 }

@@ -5,10 +5,10 @@
 
 use crate::model::Subject;
 use crate::scope::Scope;
-use crate::targets::{Endpoint, Order, Shard, TargetArg, TargetError, TargetSpace};
-use ipnet::IpNet;
-use std::io::BufRead;
+use crate::targets::{Endpoint, Order, RangeSet, Shard, TargetArg, TargetError, TargetSpace};
+use std::io::{BufRead, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where `-i` reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +64,39 @@ impl Start {
     }
 }
 
+/// The longest line read as a target. A target is at most a few hundred
+/// bytes (a URL); a longer line is reported, quoted shortened, and skipped
+/// without holding it in memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Why a line is not a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineProblem {
+    /// The text is not a target.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A byte that is not UTF-8 before any `#` comment.
+    #[error(
+        "not UTF-8 text (byte {offset} of the line is {byte:#04x}); targets are ASCII: save the file as UTF-8 or remove the line"
+    )]
+    NotUtf8 {
+        /// 0-based offset of the first bad byte.
+        offset: usize,
+        /// The byte.
+        byte: u8,
+    },
+    /// A line longer than [`MAX_LINE`] with no comment mark early on.
+    #[error(
+        "a line of {len} bytes ({start:?}...) is not a target (a target line is at most {MAX_LINE} bytes)"
+    )]
+    TooLong {
+        /// The line's length in bytes.
+        len: u64,
+        /// Its first characters.
+        start: String,
+    },
+}
+
 /// A line that is not a target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {error}")]
@@ -71,14 +104,14 @@ pub struct LineError {
     /// 1-based line number.
     pub line: u64,
     /// Why.
-    pub error: TargetError,
+    pub error: LineProblem,
 }
 
 /// Turns input lines into this shard's start subjects, in input order; a
 /// block or range is walked in the scan's order (`--seed`, `--ordered`).
 #[derive(Debug)]
 pub struct Expander {
-    exclude: Vec<IpNet>,
+    exclude: Arc<RangeSet>,
     order: Order,
     shard: Shard,
     /// Lines that are one unit (names, `host:port`), counted for sharding.
@@ -90,7 +123,7 @@ pub struct Expander {
 
 impl Expander {
     /// An expander for a scan with these exclusions, order and shard.
-    pub fn new(exclude: Vec<IpNet>, order: Order, shard: Shard) -> Self {
+    pub fn new(exclude: Arc<RangeSet>, order: Order, shard: Shard) -> Self {
         Expander {
             exclude,
             order,
@@ -107,8 +140,22 @@ impl Expander {
         mine
     }
 
-    fn excluded(&self, ip: std::net::IpAddr) -> bool {
-        self.exclude.iter().any(|n| n.contains(&ip))
+    /// How many starts [`Expander::expand`] would give for `target`,
+    /// without walking a block's addresses.
+    pub fn count(&mut self, target: &TargetArg) -> u128 {
+        match target {
+            TargetArg::Addresses(t) => {
+                TargetSpace::new(vec![*t], self.exclude.clone(), self.order, self.shard).count()
+            }
+            _ => {
+                let mut n = 0;
+                self.expand(target, |_| {
+                    n += 1;
+                    true
+                });
+                n
+            }
+        }
     }
 
     /// Call `each` with every start of `target` this shard takes; stops
@@ -134,7 +181,7 @@ impl Expander {
             } => {
                 if !self.taken.insert((Endpoint::Ip(*ip), *port))
                     || !self.take_single()
-                    || self.excluded(*ip)
+                    || self.exclude.contains(*ip)
                 {
                     return true;
                 }
@@ -166,30 +213,85 @@ impl Expander {
 /// One item of a streamed input.
 pub type Item = Result<Start, LineError>;
 
+/// Read one line into `buf`, without its newline (at most [`MAX_LINE`] + 1
+/// bytes of it; the rest of a longer line is read and dropped). Returns the
+/// line's whole length, or `None` at the end of the input.
+fn next_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<u64>> {
+    buf.clear();
+    let read = (&mut *reader)
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', buf)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        return Ok(Some(buf.len() as u64));
+    }
+    let mut len = read as u64;
+    if buf.len() > MAX_LINE {
+        loop {
+            let chunk = reader.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            match chunk.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    reader.consume(end + 1);
+                    len += end as u64;
+                    break;
+                }
+                None => {
+                    let n = chunk.len();
+                    reader.consume(n);
+                    len += n as u64;
+                }
+            }
+        }
+    }
+    Ok(Some(len))
+}
+
+/// The target text of a line: what comes before `#`, trimmed; `Ok("")`
+/// for a blank or comment line. Bytes after `#` may be anything (a Latin-1
+/// comment does not make the line bad).
+fn line_text(buf: &[u8], len: u64) -> Result<&str, LineProblem> {
+    let hash = buf.iter().position(|&b| b == b'#');
+    let before = &buf[..hash.unwrap_or(buf.len())];
+    if hash.is_none() && len > MAX_LINE as u64 {
+        let start = String::from_utf8_lossy(&before[..before.len().min(60)]).into_owned();
+        return Err(LineProblem::TooLong { len, start });
+    }
+    match std::str::from_utf8(before) {
+        Ok(text) => Ok(text.trim()),
+        Err(e) => Err(LineProblem::NotUtf8 {
+            offset: e.valid_up_to(),
+            byte: before[e.valid_up_to()],
+        }),
+    }
+}
+
 /// Read `reader` line by line, adding each target to `scope` (when given)
-/// before its starts are handed to `each`, with this shard's starts or a
-/// line's error. Blank lines and `#` comments are skipped. Stops early
+/// and handing `each` the line's targets not seen before (a block already
+/// swept is not handed again), or the line's error. Blank lines and `#`
+/// comments are skipped; a bad line (not a target, not UTF-8, too long) is
+/// handed as an error with its number, and reading goes on. Stops early
 /// when `each` returns `false`.
-pub fn for_each(
+pub fn for_each_target(
     reader: &mut dyn BufRead,
-    expander: &mut Expander,
     scope: Option<&Scope>,
-    mut each: impl FnMut(Item) -> bool,
+    mut each: impl FnMut(Result<TargetArg, LineError>) -> bool,
 ) -> std::io::Result<()> {
-    let mut line = String::new();
+    let mut buf = Vec::new();
     let mut number = 0u64;
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
+    while let Some(len) = next_line(reader, &mut buf)? {
         number += 1;
-        let text = line.split('#').next().unwrap_or("").trim();
-        if text.is_empty() {
-            continue;
-        }
-        let target = match text.parse::<TargetArg>() {
-            Ok(target) => target,
+        let target = match line_text(&buf, len).and_then(|text| match text {
+            "" => Ok(None),
+            text => Ok(Some(text.parse::<TargetArg>()?)),
+        }) {
+            Ok(None) => continue,
+            Ok(Some(target)) => target,
             Err(error) => {
                 if !each(Err(LineError {
                     line: number,
@@ -200,8 +302,6 @@ pub fn for_each(
                 continue;
             }
         };
-        // Addresses already in the scope were or will be visited: only
-        // the new part of a line is expanded.
         let fresh = match (scope, &target) {
             (Some(scope), TargetArg::Addresses(_)) => scope
                 .add(&target)
@@ -214,12 +314,26 @@ pub fn for_each(
             }
             (None, _) => vec![target],
         };
-        for target in &fresh {
-            if !expander.expand(target, |start| each(Ok(start))) {
+        for target in fresh {
+            if !each(Ok(target)) {
                 return Ok(());
             }
         }
     }
+    Ok(())
+}
+
+/// [`for_each_target`], each target expanded into this shard's starts.
+pub fn for_each(
+    reader: &mut dyn BufRead,
+    expander: &mut Expander,
+    scope: Option<&Scope>,
+    mut each: impl FnMut(Item) -> bool,
+) -> std::io::Result<()> {
+    for_each_target(reader, scope, |item| match item {
+        Ok(target) => expander.expand(&target, |start| each(Ok(start))),
+        Err(e) => each(Err(e)),
+    })
 }
 
 /// [`for_each`] on a thread of its own, sending to the scan over `tx`.
@@ -242,8 +356,11 @@ mod tests {
     use super::*;
 
     fn starts(lines: &str, shard: Shard) -> Vec<String> {
-        let mut expander =
-            Expander::new(vec!["10.0.0.2/32".parse().unwrap()], Order::Ordered, shard);
+        let mut expander = Expander::new(
+            Arc::new(RangeSet::of(&["10.0.0.2/32".parse().unwrap()])),
+            Order::Ordered,
+            shard,
+        );
         let mut out = Vec::new();
         for line in lines.lines() {
             let target: TargetArg = line.parse().unwrap();
@@ -289,5 +406,43 @@ mod tests {
         let mut whole = whole;
         whole.sort();
         assert_eq!(union, whole);
+    }
+
+    fn read_all(bytes: &[u8]) -> Vec<Result<String, String>> {
+        let mut reader: &[u8] = bytes;
+        let mut out = Vec::new();
+        for_each_target(&mut reader, None, |item| {
+            out.push(match item {
+                Ok(TargetArg::Host(h)) => Ok(h),
+                Ok(other) => Ok(format!("{other:?}")),
+                Err(e) => Err(e.to_string()),
+            });
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn bad_bytes_and_long_lines_are_line_errors_and_reading_goes_on() {
+        let mut input = b"# caf\xe9\na.test # caf\xe9\nb\xff.test\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE * 3));
+        input.extend_from_slice(b"\n# long comments are fine: ");
+        input.extend(std::iter::repeat_n(b'y', MAX_LINE * 2));
+        input.extend_from_slice(b"\nc.test");
+        let got = read_all(&input);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], Ok("a.test".into()));
+        assert_eq!(
+            got[1],
+            Err("line 3: not UTF-8 text (byte 1 of the line is 0xff); targets are ASCII: save the file as UTF-8 or remove the line".into())
+        );
+        let long = got[2].as_ref().unwrap_err();
+        assert!(
+            long.starts_with("line 4: a line of 196608 bytes (\"xxx"),
+            "{long}"
+        );
+        assert!(long.len() < 200, "{long}");
+        assert_eq!(got[3], Ok("c.test".into()));
     }
 }

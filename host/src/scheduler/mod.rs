@@ -22,10 +22,9 @@ use crate::primitives::dns::ResolverSettings;
 use crate::primitives::gate::Limits;
 use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
-use crate::store::{Journal, Resumed, StoreError};
-use crate::targets::{Endpoint, Order, PortSpec, Shard, Target, TargetArg, TargetSpace};
+use crate::store::{DoneUnits, Journal, Resumed, StoreError};
+use crate::targets::{Endpoint, Order, PortSpec, RangeSet, Shard, Target, TargetArg, TargetSpace};
 use indicatif::ProgressBar;
-use ipnet::IpNet;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
@@ -45,7 +44,7 @@ pub struct ScanSpec {
     /// Where more targets are read from, line by line (`-i`).
     pub input: Option<InputSource>,
     /// What not to scan, ever (`--exclude`).
-    pub exclude: Vec<IpNet>,
+    pub exclude: Arc<RangeSet>,
     /// The order addresses are visited in.
     pub order: Order,
     /// Which share of the addresses this run takes.
@@ -77,7 +76,7 @@ impl ScanSpec {
     /// The scope (targets less exclusions) and the shared context of the
     /// scan's calls.
     fn context(&self) -> (Arc<Scope>, Arc<ScanContext>) {
-        let scope = Arc::new(Scope::new(&self.targets, &self.hosts, &self.exclude));
+        let scope = Arc::new(Scope::new(&self.targets, &self.hosts, self.exclude.clone()));
         for (host, port) in &self.one_port {
             scope.add(&TargetArg::Port {
                 host: host.clone(),
@@ -230,7 +229,7 @@ struct Router<'a> {
     registry: &'a Registry,
     selection: Option<&'a [String]>,
     /// Units an earlier run completed (by [`unit_key`]): not run again.
-    done: HashSet<String>,
+    done: DoneUnits,
 }
 
 impl Router<'_> {
@@ -306,7 +305,7 @@ pub async fn run(
 
     let (singles, space) = spec.starts();
     progress.set_length(
-        u64::try_from(space.share())
+        u64::try_from(space.count())
             .unwrap_or(u64::MAX)
             .saturating_add(singles.len() as u64),
     );

@@ -15,8 +15,7 @@ pub use journal::Journal;
 
 use crate::model::{Subject, SubjectKey};
 use crate::output::Record;
-use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::HashSet;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -193,6 +192,15 @@ impl ScanRow {
     }
 }
 
+/// The state letter in a `/proc/PID/stat` line (field 3: R, S, D, Z...).
+fn process_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
 /// This process's number and start time, as a scan records them.
 fn this_process() -> (u32, Option<i64>) {
     let pid = std::process::id();
@@ -200,20 +208,63 @@ fn this_process() -> (u32, Option<i64>) {
 }
 
 /// When process `pid` started, in clock ticks after boot (field 22 of
-/// `/proc/PID/stat`); `None` when there is no such process (or no /proc).
+/// `/proc/PID/stat`); `None` when there is no such process (or no /proc),
+/// or when it has ended: a zombie (state Z, killed but not yet reaped by
+/// its parent) or a dying one (X) runs nothing.
 fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    if matches!(process_state(&stat), Some('Z' | 'X')) {
+        return None;
+    }
     // The command name (field 2) may hold spaces and parentheses: count
     // from the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The units earlier runs of a scan completed, looked up in the store one
+/// key at a time rather than loaded: resuming a /8 needs no memory for its
+/// millions of completed units (loading them cost about 180 bytes each).
+#[derive(Debug, Default)]
+pub struct DoneUnits {
+    /// A connection of its own (`None`: a new scan, nothing done).
+    conn: Option<Connection>,
+    scan: i64,
+    count: u64,
+}
+
+impl DoneUnits {
+    /// How many units earlier runs completed.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether no unit was completed before.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether an earlier run completed the unit `key`. A store that
+    /// cannot be read answers `false`: the unit runs again, which costs
+    /// time, never a finding.
+    pub fn contains(&self, key: &str) -> bool {
+        let Some(conn) = self.conn.as_ref().filter(|_| self.count > 0) else {
+            return false;
+        };
+        conn.prepare_cached("SELECT 1 FROM units WHERE scan = ?1 AND unit = ?2")
+            .and_then(|mut stmt| stmt.exists(params![self.scan, key]))
+            .unwrap_or_else(|e| {
+                tracing::warn!("cannot look up unit {key:?} in the result store: {e}");
+                false
+            })
+    }
+}
+
 /// What a resumed scan starts from.
 #[derive(Debug, Default)]
 pub struct Resumed {
-    /// Keys of the units done.
-    pub done: HashSet<String>,
+    /// The units done.
+    pub done: DoneUnits,
     /// In-scope subjects those units emitted, to be routed again.
     pub emitted: Vec<Subject>,
     /// Out-of-scope subjects already reported.
@@ -242,10 +293,34 @@ const SCAN_COLUMNS: &str =
 /// wait, not an error, when another wscan holds the write lock.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.busy_timeout(BUSY_WAIT)?;
+    // Turning a new store to WAL takes an exclusive lock, and SQLite does
+    // not always call the busy handler for it: two wscans creating one
+    // store at once would see "database is locked". Wait it out here.
+    retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
+}
+
+/// How long a connection waits for another wscan's lock.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
+
+/// Run `op` again while the store is busy or locked, up to [`BUSY_WAIT`].
+fn retry_busy<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    loop {
+        match op() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..20)));
+            }
+            other => return other,
+        }
+    }
 }
 
 impl Store {
@@ -257,18 +332,75 @@ impl Store {
                 error,
             })?;
         }
-        let conn = connect(path)?;
+        let mut conn = connect(path)?;
+        // One writer creates or migrates the schema; another wscan opening
+        // the store at the same moment waits, then finds it up to date.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema(version));
+        }
+        if version < SCHEMA_VERSION {
+            if version > 0 {
+                for step in &MIGRATIONS[version as usize..] {
+                    tx.execute_batch(step)?;
+                }
+            }
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        tx.commit()?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Open the store at `path` for reading only (`results list/show`):
+    /// nothing is created or written, so a store on a read-only mount, or
+    /// one this user may not write, can be read. A store of an older schema
+    /// is read as it is when it cannot be brought up to date.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        // A store that can be written is opened as usual: it may need its
+        // schema brought up to date first.
+        match Store::open(path) {
+            Ok(store) => return Ok(store),
+            Err(e) => tracing::debug!("{}: {e}; reading it read-only", path.display()),
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        let plain = Connection::open_with_flags(path, flags).and_then(|conn| {
+            conn.busy_timeout(BUSY_WAIT)?;
+            // Reading a WAL store needs its -shm file, which SQLite
+            // cannot create on a read-only mount: tell which.
+            conn.query_row("SELECT count(*) FROM scans", [], |_| Ok(()))?;
+            Ok(conn)
+        });
+        let conn = match plain {
+            Ok(conn) => conn,
+            // Nothing can write a store on a read-only mount, so it may be
+            // read as immutable (no locks, no -shm).
+            Err(_) => {
+                let uri = url::Url::from_file_path(std::path::absolute(path).map_err(|error| {
+                    StoreError::Folder {
+                        path: path.to_path_buf(),
+                        error,
+                    }
+                })?)
+                .map(|mut u| {
+                    u.set_query(Some("immutable=1"));
+                    u.to_string()
+                })
+                .map_err(|()| StoreError::Folder {
+                    path: path.to_path_buf(),
+                    error: std::io::Error::other("not a file path"),
+                })?;
+                Connection::open_with_flags(uri, flags)?
+            }
+        };
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema(version));
         }
-        if version > 0 {
-            for step in &MIGRATIONS[version as usize..] {
-                conn.execute_batch(step)?;
-            }
-        }
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -318,11 +450,15 @@ impl Store {
             "DELETE FROM emitted WHERE scan = ?1 AND unit NOT IN (SELECT unit FROM units WHERE scan = ?1)",
             [id],
         )?;
+        let count: i64 = tx.query_row("SELECT count(*) FROM units WHERE scan = ?1", [id], |r| {
+            r.get(0)
+        })?;
+        resumed.done = DoneUnits {
+            conn: Some(connect(&self.path)?),
+            scan: id,
+            count: count as u64,
+        };
         {
-            let mut units = tx.prepare("SELECT unit FROM units WHERE scan = ?1")?;
-            for unit in units.query_map([id], |r| r.get::<_, String>(0))? {
-                resumed.done.insert(unit?);
-            }
             let mut emitted =
                 tx.prepare("SELECT outside, subject FROM emitted WHERE scan = ?1 ORDER BY rowid")?;
             let rows =
@@ -557,7 +693,10 @@ mod tests {
         assert_eq!(titles(&store, id), ["127.0.0.1", "127.0.0.2"]);
 
         let resumed = store.resume(id).unwrap();
-        assert_eq!(resumed.done, HashSet::from(["port 127.0.0.1".to_string()]));
+        assert_eq!(resumed.done.len(), 1);
+        assert!(resumed.done.contains("port 127.0.0.1"));
+        assert!(!resumed.done.contains("port 127.0.0.2"));
+        assert!(!crate::store::DoneUnits::default().contains("port 127.0.0.1"));
         assert_eq!(resumed.emitted, [service]);
         assert_eq!(resumed.outside, [SubjectKey::Host("outside.test".into())]);
         assert_eq!((resumed.findings, resumed.discarded), (1, 1));

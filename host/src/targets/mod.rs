@@ -54,6 +54,16 @@ pub enum TargetError {
     Range(String),
 }
 
+/// `input` as an error quotes it: whole when short, else its first 60
+/// characters and its length, so a 10 MB line makes a one-line message.
+pub fn excerpt(input: &str) -> String {
+    const KEEP: usize = 60;
+    match input.char_indices().nth(KEEP) {
+        None => input.to_string(),
+        Some((end, _)) => format!("{}... ({} bytes)", &input[..end], input.len()),
+    }
+}
+
 /// One target as given: an address, a CIDR block or a range, kept as the
 /// inclusive range of addresses it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,12 +94,9 @@ impl FromStr for Target {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let s = input.trim();
-        let malformed = || TargetError::Malformed(input.to_string());
+        let malformed = || TargetError::Malformed(excerpt(input));
         if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(Target {
-                first: ip,
-                last: ip,
-            });
+            return Ok(Target::from(ip));
         }
         if let Some((addr, prefix)) = s.split_once('/') {
             let ip: IpAddr = addr.parse().map_err(|_| malformed())?;
@@ -100,16 +107,13 @@ impl FromStr for Target {
             };
             let len: u8 = prefix.parse().map_err(|_| malformed())?;
             let net = IpNet::new(ip, len).map_err(|_| TargetError::Prefix {
-                input: input.to_string(),
+                input: excerpt(input),
                 prefix: prefix.to_string(),
                 family,
                 max,
             })?;
             // 10.0.0.7/24 means the whole block, as in nmap.
-            return Ok(Target {
-                first: net.network(),
-                last: net.broadcast(),
-            });
+            return Ok(Target::canonical(net.network(), net.broadcast()));
         }
         if let Some((a, b)) = s.split_once('-') {
             let first: IpAddr = a.trim().parse().map_err(|_| malformed())?;
@@ -123,9 +127,9 @@ impl FromStr for Target {
                 _ => b.parse().map_err(|_| malformed())?,
             };
             if first.is_ipv4() != last.is_ipv4() || to_u128(first) > to_u128(last) {
-                return Err(TargetError::Range(input.to_string()));
+                return Err(TargetError::Range(excerpt(input)));
             }
-            return Ok(Target { first, last });
+            return Ok(Target::canonical(first, last));
         }
         Err(malformed())
     }
@@ -133,6 +137,7 @@ impl FromStr for Target {
 
 impl From<IpAddr> for Target {
     fn from(ip: IpAddr) -> Self {
+        let ip = ip.to_canonical();
         Target {
             first: ip,
             last: ip,
@@ -140,7 +145,62 @@ impl From<IpAddr> for Target {
     }
 }
 
+/// The IPv4-mapped block, `::ffff:0.0.0.0/96`, as numbers.
+const MAPPED_FIRST: u128 = 0xffff << 32;
+const MAPPED_LAST: u128 = MAPPED_FIRST | 0xffff_ffff;
+
 impl Target {
+    /// The range `first..=last` (same family, in order) in canonical form:
+    /// a range of IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) is the
+    /// IPv4 range it carries, so that a target, an exclusion and an
+    /// address a plugin names compare equal however they were written.
+    fn canonical(first: IpAddr, last: IpAddr) -> Self {
+        Target {
+            first: first.to_canonical(),
+            last: last.to_canonical(),
+        }
+        .checked_family()
+        .unwrap_or(Target { first, last })
+    }
+
+    /// `Some(self)` when both ends are of one family (a range that only
+    /// partly covers the mapped block keeps its IPv6 form; see
+    /// [`Target::canonical_pieces`]).
+    fn checked_family(self) -> Option<Self> {
+        (self.first.is_ipv4() == self.last.is_ipv4()).then_some(self)
+    }
+
+    /// This target split so that each piece is in canonical form: the part
+    /// of an IPv6 range inside `::ffff:0:0/96` becomes the IPv4 range it
+    /// maps; the parts before and after stay IPv6. Most targets are one
+    /// piece.
+    pub fn canonical_pieces(&self) -> impl Iterator<Item = Target> + use<> {
+        let (a, b) = (to_u128(self.first), to_u128(self.last));
+        let v6 = |x: u128, y: u128| Target {
+            first: IpAddr::V6(x.into()),
+            last: IpAddr::V6(y.into()),
+        };
+        let v4 = |x: u128, y: u128| Target {
+            first: IpAddr::V4((x as u32).into()),
+            last: IpAddr::V4((y as u32).into()),
+        };
+        let pieces: [Option<Target>; 3] = if self.first.is_ipv4() {
+            [Some(*self), None, None]
+        } else {
+            [
+                (a < MAPPED_FIRST).then(|| v6(a, b.min(MAPPED_FIRST - 1))),
+                (a <= MAPPED_LAST && b >= MAPPED_FIRST).then(|| {
+                    v4(
+                        a.max(MAPPED_FIRST) - MAPPED_FIRST,
+                        b.min(MAPPED_LAST) - MAPPED_FIRST,
+                    )
+                }),
+                (b > MAPPED_LAST).then(|| v6(a.max(MAPPED_LAST + 1), b)),
+            ]
+        };
+        pieces.into_iter().flatten()
+    }
+
     /// The CIDR blocks that exactly cover this target.
     pub fn nets(&self) -> Vec<IpNet> {
         match (self.first, self.last) {
@@ -227,9 +287,12 @@ impl std::fmt::Display for Endpoint {
 }
 
 /// Disjoint inclusive address ranges, merged as they are added: the user's
-/// targets, one entry per run of adjacent addresses, looked up in
-/// logarithmic time however many lines a target file had.
-#[derive(Debug, Default)]
+/// targets or exclusions, one entry per run of adjacent addresses, looked
+/// up in logarithmic time however many lines a target file had.
+///
+/// Addresses are kept in canonical form ([`Target::canonical_pieces`]):
+/// `::ffff:192.0.2.1` is `192.0.2.1`, on the way in and when looked up.
+#[derive(Debug, Default, Clone)]
 pub struct RangeSet {
     /// IPv4 and IPv6 apart: first address -> last address.
     v4: BTreeMap<u128, u128>,
@@ -241,15 +304,32 @@ fn key(ip: IpAddr) -> (bool, u128) {
 }
 
 impl RangeSet {
-    /// The parts of `target` not in the set yet, in address order.
+    /// A set holding `targets`.
+    pub fn of<'a>(targets: impl IntoIterator<Item = &'a Target>) -> Self {
+        let mut set = RangeSet::default();
+        for target in targets {
+            set.insert(target);
+        }
+        set
+    }
+
+    /// The parts of `target` not in the set yet, in address order (the
+    /// IPv4-mapped part of an IPv6 range comes back as IPv4).
     pub fn uncovered(&self, target: &Target) -> Vec<Target> {
+        let mut pieces = Vec::new();
+        for piece in target.canonical_pieces() {
+            self.uncovered_piece(&piece, &mut pieces);
+        }
+        pieces
+    }
+
+    fn uncovered_piece(&self, target: &Target, pieces: &mut Vec<Target>) {
         let ((v4, first), (_, last)) = (key(target.first), key(target.last));
         let map = if v4 { &self.v4 } else { &self.v6 };
         let piece = |a: u128, b: u128| Target {
             first: from_u128(a, target.first),
             last: from_u128(b, target.first),
         };
-        let mut pieces = Vec::new();
         let mut next = first;
         // Ranges that start before `first` may still cover its beginning.
         let before = map.range(..first).next_back().map(|(&s, &e)| (s, e));
@@ -264,12 +344,11 @@ impl RangeSet {
                 pieces.push(piece(next, start - 1));
             }
             if end >= last {
-                return pieces;
+                return;
             }
             next = end + 1;
         }
         pieces.push(piece(next, last));
-        pieces
     }
 
     fn family(&mut self, v4: bool) -> &mut BTreeMap<u128, u128> {
@@ -278,6 +357,12 @@ impl RangeSet {
 
     /// Add `target`'s addresses.
     pub fn insert(&mut self, target: &Target) {
+        for piece in target.canonical_pieces() {
+            self.insert_piece(&piece);
+        }
+    }
+
+    fn insert_piece(&mut self, target: &Target) {
         let ((v4, mut first), (_, mut last)) = (key(target.first), key(target.last));
         let map = self.family(v4);
         // Swallow every range that overlaps or touches [first, last].
@@ -304,13 +389,48 @@ impl RangeSet {
         self.v4.len() + self.v6.len()
     }
 
+    /// Whether the set holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ranges() == 0
+    }
+
     /// Whether `ip` is in the set.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let (v4, n) = key(ip);
+        let (v4, n) = key(ip.to_canonical());
         let map = if v4 { &self.v4 } else { &self.v6 };
         map.range(..=n)
             .next_back()
             .is_some_and(|(_, &end)| n <= end)
+    }
+
+    /// The runs of `target`'s addresses the set holds, as inclusive
+    /// offsets from the target's first address: found from the ranges
+    /// that overlap it, never by walking its addresses.
+    pub fn runs_in(&self, target: &Target) -> Vec<(u128, u128)> {
+        let base = to_u128(target.first);
+        let mut runs = Vec::new();
+        for piece in target.canonical_pieces() {
+            // A mapped piece is IPv4 here; its offset is its IPv6 form's.
+            let lift = match (piece.first, target.first) {
+                (IpAddr::V4(_), IpAddr::V6(_)) => MAPPED_FIRST,
+                _ => 0,
+            };
+            let at = to_u128(piece.first) + lift - base;
+            runs.extend(self.overlaps(&piece).map(|(a, b)| (at + a, at + b)));
+        }
+        runs
+    }
+
+    /// [`RangeSet::runs_in`] for one canonical piece.
+    fn overlaps(&self, target: &Target) -> impl Iterator<Item = (u128, u128)> + '_ {
+        let ((v4, first), (_, last)) = (key(target.first), key(target.last));
+        let map = if v4 { &self.v4 } else { &self.v6 };
+        let before = map.range(..first).next_back().map(|(&s, &e)| (s, e));
+        before
+            .into_iter()
+            .chain(map.range(first..=last).map(|(&s, &e)| (s, e)))
+            .filter(move |&(_, end)| end >= first)
+            .map(move |(start, end)| (start.max(first) - first, end.min(last) - first))
     }
 }
 
@@ -349,7 +469,7 @@ pub enum TargetArg {
 /// The error for a malformed `host:port` or URL.
 fn bad_port_target(input: &str, why: &str) -> TargetError {
     TargetError::Port {
-        input: input.to_string(),
+        input: excerpt(input),
         why: why.to_string(),
     }
 }
@@ -361,7 +481,7 @@ fn parse_port_target(input: &str) -> Option<Result<TargetArg, TargetError>> {
     let endpoint = |host: &str| -> Result<Endpoint, TargetError> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(Endpoint::Ip(ip));
+            return Ok(Endpoint::Ip(ip.to_canonical()));
         }
         host_name(host)
             .map(Endpoint::Name)
@@ -420,7 +540,7 @@ impl FromStr for TargetArg {
             // a bad prefix or a backwards range keeps its own error.
             Err(TargetError::Malformed(_)) => host_name(input)
                 .map(TargetArg::Host)
-                .ok_or_else(|| TargetError::Malformed(input.to_string())),
+                .ok_or_else(|| TargetError::Malformed(excerpt(input))),
             Err(e) => Err(e),
         }
     }
@@ -437,7 +557,7 @@ pub fn parse_subject(input: &str) -> Result<crate::model::Subject, String> {
             return Err(format!("invalid subject {input:?}: port 0"));
         }
         return Ok(Subject::Service(Service {
-            ip: addr.ip(),
+            ip: addr.ip().to_canonical(),
             port: addr.port(),
             host: None,
             name: None,
@@ -445,7 +565,10 @@ pub fn parse_subject(input: &str) -> Result<crate::model::Subject, String> {
         }));
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(Subject::Address { ip, host: None });
+        return Ok(Subject::Address {
+            ip: ip.to_canonical(),
+            host: None,
+        });
     }
     host_name(s).map(Subject::Host).ok_or_else(|| {
         format!("invalid subject {input:?}: expected ADDRESS:PORT (a service), an address, or a host name")

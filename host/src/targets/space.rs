@@ -3,9 +3,9 @@
 //! targets (as ZMap does, so load spreads across networks), generated one
 //! address at a time in constant memory.
 
-use super::Target;
-use ipnet::IpNet;
+use super::{RangeSet, Target};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// How to walk the target space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,8 +16,10 @@ pub enum Order {
     Shuffled(u64),
 }
 
-/// `--shard I/N`: this run takes every Nth address of the walk, from the
-/// Ith (1-based). N runs with I = 1..N cover every address exactly once.
+/// `--shard I/N`: this run takes every Nth address of the targets, from the
+/// Ith (1-based), and visits them in the scan's order. N runs with I = 1..N
+/// cover every address exactly once. (A share defined on the targets, not
+/// on the walk, can be counted without walking.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     /// 1-based index.
@@ -52,14 +54,14 @@ pub struct TargetSpace {
     /// its target by binary search.
     starts: Vec<u128>,
     total: u128,
-    exclude: Vec<IpNet>,
+    exclude: Arc<RangeSet>,
     order: Order,
     shard: Shard,
 }
 
 impl TargetSpace {
     /// The space of `targets` without `exclude`.
-    pub fn new(targets: Vec<Target>, exclude: Vec<IpNet>, order: Order, shard: Shard) -> Self {
+    pub fn new(targets: Vec<Target>, exclude: Arc<RangeSet>, order: Order, shard: Shard) -> Self {
         let mut starts = Vec::with_capacity(targets.len());
         let mut total: u128 = 0;
         for t in &targets {
@@ -70,7 +72,7 @@ impl TargetSpace {
             targets,
             starts,
             total,
-            exclude: IpNet::aggregate(&exclude),
+            exclude,
             order,
             shard,
         }
@@ -81,24 +83,40 @@ impl TargetSpace {
         self.total
     }
 
-    /// About how many addresses this shard visits: its share of the total,
-    /// exclusions not subtracted (counting those exactly would mean walking
-    /// the space). For progress display.
-    pub fn share(&self) -> u128 {
-        self.total.div_ceil(u128::from(self.shard.count))
+    /// How many addresses this shard visits, exclusions subtracted:
+    /// arithmetic on the targets and the excluded ranges that overlap
+    /// them, in time independent of the blocks' sizes (`::/0` included).
+    pub fn count(&self) -> u128 {
+        let (r, n) = (
+            u128::from(self.shard.index - 1),
+            u128::from(self.shard.count),
+        );
+        // Indices below `x` that are `r` modulo `n`.
+        let below = |x: u128| if x <= r { 0 } else { (x - r - 1) / n + 1 };
+        // Indices in `from..=to` (inclusive) that are this shard's.
+        let mine = |from: u128, to: u128| below(to.saturating_add(1)) - below(from);
+        let mut count: u128 = 0;
+        for (target, &start) in self.targets.iter().zip(&self.starts) {
+            let last = start.saturating_add(target.len() - 1);
+            let excluded: u128 = self
+                .exclude
+                .runs_in(target)
+                .into_iter()
+                .map(|(a, b)| mine(start.saturating_add(a), start.saturating_add(b)))
+                .sum();
+            count = count.saturating_add(mine(start, last) - excluded);
+        }
+        count
     }
 
     /// The `i`th address of the targets, in the order written.
     fn nth(&self, i: u128) -> IpAddr {
         let t = self.starts.partition_point(|&s| s <= i) - 1;
-        self.targets[t].nth(i - self.starts[t])
+        self.targets[t].nth(i - self.starts[t]).to_canonical()
     }
 
-    fn excluded(&self, ip: IpAddr) -> bool {
-        self.exclude.iter().any(|n| n.contains(&ip))
-    }
-
-    /// Walk the space lazily.
+    /// Walk the space lazily: this shard's indices, in the scan's order,
+    /// less exclusions.
     pub fn iter(&self) -> impl Iterator<Item = IpAddr> + Send + '_ {
         let indices: Box<dyn Iterator<Item = u128> + Send> = match self.order {
             Order::Ordered => Box::new(0..self.total),
@@ -109,10 +127,9 @@ impl TargetSpace {
             u128::from(self.shard.count),
         );
         indices
-            .enumerate()
-            .filter(move |(position, _)| (*position as u128) % count == index)
-            .map(|(_, i)| self.nth(i))
-            .filter(|ip| !self.excluded(*ip))
+            .filter(move |i| i % count == index)
+            .map(|i| self.nth(i))
+            .filter(|ip| !self.exclude.contains(*ip))
     }
 }
 
@@ -230,7 +247,7 @@ mod tests {
         let ts = targets(&["10.0.0.0/24", "192.0.2.10-20", "2001:db8::/126"]);
         let all: HashSet<IpAddr> = TargetSpace::new(
             ts.clone(),
-            vec![],
+            Arc::default(),
             Order::Ordered,
             Shard { index: 1, count: 1 },
         )
@@ -242,7 +259,7 @@ mod tests {
             for index in 1..=count {
                 let space = TargetSpace::new(
                     ts.clone(),
-                    vec![],
+                    Arc::default(),
                     Order::Shuffled(9),
                     Shard { index, count },
                 );
@@ -255,13 +272,10 @@ mod tests {
 
     #[test]
     fn exclusions_are_skipped() {
-        let ex: Vec<IpNet> = vec![
-            "10.0.0.0/25".parse().unwrap(),
-            "10.0.0.200/32".parse().unwrap(),
-        ];
+        let ex = RangeSet::of(&targets(&["10.0.0.0/25", "10.0.0.200/32"]));
         let space = TargetSpace::new(
             targets(&["10.0.0.0/24"]),
-            ex,
+            Arc::new(ex),
             Order::Shuffled(3),
             Shard { index: 1, count: 1 },
         );
@@ -275,12 +289,68 @@ mod tests {
     fn huge_spaces_start_at_once() {
         let space = TargetSpace::new(
             targets(&["::/0"]),
-            vec![],
+            Arc::default(),
             Order::Shuffled(1),
             Shard { index: 1, count: 1 },
         );
         assert_eq!(space.total(), u128::MAX);
         assert_eq!(space.iter().take(3).count(), 3);
+    }
+
+    #[test]
+    fn counts_match_the_walk_for_every_shard_and_exclusion() {
+        let ts = targets(&[
+            "10.0.0.0/24",
+            "192.0.2.10-20",
+            "::ffff:198.51.100.0/126",
+            "2001:db8::/120",
+        ]);
+        let ex = Arc::new(RangeSet::of(&targets(&[
+            "10.0.0.3-10.0.0.77",
+            "192.0.2.15",
+            "198.51.100.2",
+            "2001:db8::80/121",
+            "172.16.0.0/12",
+        ])));
+        for count in [1u64, 2, 3, 7] {
+            for index in 1..=count {
+                for order in [Order::Ordered, Order::Shuffled(5)] {
+                    let space =
+                        TargetSpace::new(ts.clone(), ex.clone(), order, Shard { index, count });
+                    assert_eq!(
+                        space.count(),
+                        space.iter().count() as u128,
+                        "shard {index}/{count} {order:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn count_never_walks_a_huge_block() {
+        let ex = Arc::new(RangeSet::of(&targets(&["fd00::/65"])));
+        let counts: Vec<u128> = (1..=3)
+            .map(|index| {
+                let shard = Shard { index, count: 3 };
+                TargetSpace::new(
+                    targets(&["fd00::/64"]),
+                    ex.clone(),
+                    Order::Shuffled(1),
+                    shard,
+                )
+                .count()
+            })
+            .collect();
+        // 2^63 addresses left, split three ways.
+        assert_eq!(counts.iter().sum::<u128>(), 1u128 << 63);
+        assert!(
+            counts.iter().all(|&c| c.abs_diff((1u128 << 63) / 3) <= 1),
+            "{counts:?}"
+        );
+        let shard = Shard { index: 1, count: 1 };
+        let all = TargetSpace::new(targets(&["::/0"]), Arc::default(), Order::Ordered, shard);
+        assert!(all.count() > 1u128 << 127);
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! wscan's built-in `port` plugin: a TCP connect scan of the requested ports
-//! on each address, a short banner read on every open port, an `open-port`
-//! finding per open port, and a `service` subject for the plugins downstream.
+//! on each address, an `open-port` finding per open port the moment its
+//! connect succeeds, then a short banner read (and, on a silent port of an
+//! unknown number, identification) whose result is a `service` finding and
+//! a `service` subject for the plugins downstream.
+//!
+//! The open port is reported before its details are sought so that a slow
+//! or silent service (a tarpit that accepts and never speaks) cannot make
+//! the plugin's deadline arrive before the port is known: a deadline stops
+//! the details, never the ports already found.
 
 mod identify;
 mod service;
@@ -64,14 +71,15 @@ impl Plugin for Port {
         let mut probe =
             tcp::probe(ip, &options.ports, None).map_err(|e| format!("probe {ip}: {e}"))?;
 
-        // Banner reads start as soon as a port is found open, while the sweep
-        // goes on; each runs as its own task on the plugin's reactor.
+        // Each open port is reported at once; its banner read starts while
+        // the sweep goes on, as its own task on the plugin's reactor.
         let mut grabs = Vec::new();
         while let Some(batch) = probe.next().await {
             for result in batch {
                 if result.state == tcp::PortState::Open {
                     let host = target.host.clone();
-                    grabs.push(wscan_sdk::spawn(open_port(ip, result.port, host, settings)));
+                    report_open(ip, result.port, host.clone());
+                    grabs.push(wscan_sdk::spawn(details(ip, result.port, host, settings)));
                 }
             }
         }
@@ -90,8 +98,36 @@ struct Settings {
     identify: bool,
 }
 
-/// Read a banner from an open port, then report it and hand it on.
-async fn open_port(ip: IpAddr, port: u16, host: Option<String>, settings: Settings) {
+/// Report `port` open, named by its number alone (the banner may say more
+/// later, in a `service` finding).
+fn report_open(ip: IpAddr, port: u16, host: Option<String>) {
+    let name = service::guess(port, None);
+    let title = match name {
+        Some(name) => format!("open port {port}/tcp ({name})"),
+        None => format!("open port {port}/tcp"),
+    };
+    let mut data = json!({ "port": port, "protocol": "tcp" });
+    if let Some(name) = name {
+        data["service"] = json!(name);
+    }
+    let subject = Subject::Service(Service {
+        host,
+        name: name.map(str::to_string),
+        ..Service::new(ip, port)
+    });
+    if let Err(e) =
+        report::finding(Finding::new("open-port", Severity::Info, title, subject).data(data))
+    {
+        log::warn(&format!(
+            "{ip}:{port}: finding not reported: {}",
+            e.message()
+        ));
+    }
+}
+
+/// Read a banner from an open port (and identify a silent one), report what
+/// was learned as a `service` finding, and hand the service on.
+async fn details(ip: IpAddr, port: u16, host: Option<String>, settings: Settings) {
     let banner = if settings.banner {
         grab_banner(ip, port, settings).await
     } else {
@@ -110,28 +146,40 @@ async fn open_port(ip: IpAddr, port: u16, host: Option<String>, settings: Settin
         banner: banner.clone(),
         ..Service::new(ip, port)
     };
-    let title = match name {
-        Some(name) => format!("open port {port}/tcp ({name})"),
-        None => format!("open port {port}/tcp"),
-    };
-    let mut data = json!({ "port": port, "protocol": "tcp" });
-    if let Some(name) = name {
-        data["service"] = json!(name);
-    }
-    if let Some(banner) = &banner {
-        data["banner"] = json!(banner);
-    }
-    if tls {
-        data["tls"] = json!(true);
-    }
     let subject = Subject::Service(service);
-    if let Err(e) = report::finding(
-        Finding::new("open-port", Severity::Info, title, subject.clone()).data(data),
-    ) {
-        log::warn(&format!("{ip}:{port}: finding not reported: {e}"));
+    // Only what the open-port finding did not say already: a banner, or a
+    // name the number alone did not give.
+    if banner.is_some() || tls || name != service::guess(port, None) {
+        // The banner is in `data` (the table output shows it too).
+        let mut data = json!({ "port": port, "protocol": "tcp" });
+        let mut title = match name {
+            Some(name) => format!("{port}/tcp is {name}"),
+            None => format!("{port}/tcp sent a banner"),
+        };
+        if let Some(name) = name {
+            data["service"] = json!(name);
+        }
+        if tls {
+            data["tls"] = json!(true);
+            title.push_str(" over TLS");
+        }
+        if let Some(banner) = &banner {
+            data["banner"] = json!(banner);
+        }
+        if let Err(e) = report::finding(
+            Finding::new("service", Severity::Info, title, subject.clone()).data(data),
+        ) {
+            log::warn(&format!(
+                "{ip}:{port}: finding not reported: {}",
+                e.message()
+            ));
+        }
     }
     if let Err(e) = report::subject(subject) {
-        log::warn(&format!("{ip}:{port}: service not handed on: {e}"));
+        log::warn(&format!(
+            "{ip}:{port}: service not handed on: {}",
+            e.message()
+        ));
     }
 }
 

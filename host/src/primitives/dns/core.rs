@@ -161,6 +161,70 @@ pub enum DnsError {
     Other(String),
 }
 
+/// What an answer says about the name that was asked: the names on its
+/// CNAME chain and the addresses at the chain's end. Records for any other
+/// name, and records of another type than the question's, are not part of
+/// it, whatever a resolver put in the answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chain {
+    /// The names the asked name is an alias of, in chain order
+    /// (lowercase, no trailing dot).
+    pub aliases: Vec<String>,
+    /// The addresses of the asked type owned by a name on the chain.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// A DNS name compared as DNS compares it: case-insensitively, with or
+/// without the trailing dot.
+fn same_name(a: &str, b: &str) -> bool {
+    a.strip_suffix('.')
+        .unwrap_or(a)
+        .eq_ignore_ascii_case(b.strip_suffix('.').unwrap_or(b))
+}
+
+impl Chain {
+    /// Follow the CNAME chain from `asked` through `records` (an answer to
+    /// a query of `kind`), taking the addresses its names own when `kind`
+    /// is A or AAAA. A chain is at most as long as the answer, so a
+    /// looping chain ends.
+    pub fn of(asked: &str, kind: Kind, records: &[Record]) -> Chain {
+        let mut chain = Chain::default();
+        let on_chain = |name: &str, aliases: &[String]| {
+            same_name(name, asked) || aliases.iter().any(|a| same_name(a, name))
+        };
+        // Each pass extends the chain by at least one name, or stops.
+        for _ in 0..records.len() {
+            let next = records.iter().find_map(|r| match &r.data {
+                Data::Cname(target)
+                    if on_chain(&r.name, &chain.aliases) && !on_chain(target, &chain.aliases) =>
+                {
+                    Some(
+                        target
+                            .strip_suffix('.')
+                            .unwrap_or(target)
+                            .to_ascii_lowercase(),
+                    )
+                }
+                _ => None,
+            });
+            match next {
+                Some(alias) => chain.aliases.push(alias),
+                None => break,
+            }
+        }
+        for record in records {
+            let ip = match (&record.data, kind) {
+                (Data::A(ip), Kind::A) | (Data::Aaaa(ip), Kind::Aaaa) => ip.to_canonical(),
+                _ => continue,
+            };
+            if on_chain(&record.name, &chain.aliases) && !chain.addresses.contains(&ip) {
+                chain.addresses.push(ip);
+            }
+        }
+        chain
+    }
+}
+
 /// The scan's resolver. Cheap to clone: clones share connections and cache.
 #[derive(Clone)]
 pub struct DnsCore {
@@ -361,6 +425,59 @@ fn data(rdata: &RData) -> Option<Data> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(name: &str, data: Data) -> Record {
+        Record {
+            name: name.into(),
+            ttl: 60,
+            data,
+        }
+    }
+
+    fn a(name: &str, ip: &str) -> Record {
+        record(name, Data::A(ip.parse().unwrap()))
+    }
+
+    fn cname(name: &str, target: &str) -> Record {
+        record(name, Data::Cname(target.into()))
+    }
+
+    #[test]
+    fn only_the_chain_from_the_asked_name_counts() {
+        let answer = [
+            // Out of order, as a server may send them.
+            a("EDGE.wscan.test.", "127.0.0.1"),
+            cname("www.wscan.test.", "mid.wscan.test."),
+            cname("mid.wscan.test.", "edge.wscan.test."),
+            // Injected: another name, and a chain that does not start here.
+            a("unrelated.wscan.test.", "10.66.0.2"),
+            cname("other.wscan.test.", "far.wscan.test."),
+            a("far.wscan.test.", "10.66.0.3"),
+            // Another type than the question's.
+            record("www.wscan.test.", Data::Aaaa("::1".parse().unwrap())),
+        ];
+        let chain = Chain::of("WWW.wscan.test", Kind::A, &answer);
+        assert_eq!(chain.aliases, ["mid.wscan.test", "edge.wscan.test"]);
+        assert_eq!(chain.addresses, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        // An A record inside an MX answer is not an answer to the question.
+        let mx = [
+            a("www.wscan.test.", "10.66.0.4"),
+            a("unrelated.wscan.test.", "10.66.0.5"),
+        ];
+        assert_eq!(Chain::of("www.wscan.test", Kind::Mx, &mx), Chain::default());
+    }
+
+    #[test]
+    fn a_looping_chain_ends_and_mapped_addresses_are_canonical() {
+        let answer = [
+            cname("a.test.", "b.test."),
+            cname("b.test.", "a.test."),
+            record("b.test.", Data::Aaaa("::ffff:127.0.0.7".parse().unwrap())),
+        ];
+        let chain = Chain::of("a.test", Kind::Aaaa, &answer);
+        assert_eq!(chain.aliases, ["b.test"]);
+        assert_eq!(chain.addresses, ["127.0.0.7".parse::<IpAddr>().unwrap()]);
+    }
 
     #[test]
     fn response_codes_are_told_apart() {

@@ -1,6 +1,6 @@
 //! Glue: the generated `dns` host traits over [`super::core`].
 
-use super::core::{Data, DnsError, Kind, Record};
+use super::core::{Chain, Data, DnsError, Kind, Record};
 use crate::engine::bindings::ErrorCode;
 use crate::engine::bindings::wscan::plugin::dns as wit;
 use crate::engine::bindings::wscan::plugin::types::IpAddress;
@@ -115,10 +115,13 @@ impl wit::Host for HostState {
             Ok(scan) => {
                 let (dns, scope) = (scan.dns.clone(), scan.scope.clone());
                 Pending::spawn(async move {
-                    let records = dns.lookup(&name, kind.into()).await?;
+                    let kind = kind.into();
+                    let records = dns.lookup(&name, kind).await?;
                     // What the resolver says an in-scope name is becomes
-                    // part of the scope, before the plugin sees it.
-                    scope.learn(&name, &records);
+                    // part of the scope, before the plugin sees it; only
+                    // the chain from the asked name, never other records.
+                    let chain = Chain::of(&name, kind, &records);
+                    scope.learn(&name, &chain.aliases, &chain.addresses);
                     Ok(records)
                 })
             }

@@ -4,5 +4,5 @@
 pub mod core;
 pub mod host;
 
-pub use self::core::{Data, DnsCore, DnsError, Kind, Record, ResolverSettings};
+pub use self::core::{Chain, Data, DnsCore, DnsError, Kind, Record, ResolverSettings};
 pub use host::FutureRecords;

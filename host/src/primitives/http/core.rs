@@ -42,7 +42,8 @@ pub struct HttpResponse {
     pub headers: Vec<(String, String)>,
     /// Up to the cap.
     pub body: Vec<u8>,
-    /// Whether the body went past the cap.
+    /// Whether the body went past the cap, or was cut short (timeout,
+    /// broken connection) after the head arrived.
     pub truncated: bool,
     /// The address and port reached.
     pub remote: SocketAddr,
@@ -169,7 +170,20 @@ impl HttpCore {
         });
         let mut body = Vec::new();
         let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // The head arrived: a body cut short by the timeout or a
+                // broken connection (a slow 100 MB body, a tarpit) keeps
+                // what came, marked truncated, instead of losing the
+                // status, headers and title with it.
+                Err(e) => {
+                    tracing::debug!("{}: body cut short: {}", request.url, classify(e));
+                    truncated = true;
+                    break;
+                }
+            };
             let room = request.max_body.saturating_sub(body.len());
             if chunk.len() > room {
                 body.extend_from_slice(&chunk[..room]);

@@ -6,7 +6,7 @@ use crate::engine::bindings::wscan::plugin::http as wit;
 use crate::engine::convert::{from_ip, to_ip};
 use crate::engine::state::HostState;
 use crate::model::Capability;
-use crate::primitives::dns::{Data, Kind};
+use crate::primitives::dns::{Chain, Kind};
 use crate::primitives::pending::{Pending, take};
 use std::net::IpAddr;
 use wasmtime::component::Resource;
@@ -92,13 +92,12 @@ impl wit::Host for HostState {
                                 Destination::Address(ip) => ip,
                                 Destination::Name(name) => {
                                     let records = dns.lookup(&name, Kind::A).await?;
-                                    scope.learn(&name, &records);
-                                    records
-                                        .iter()
-                                        .find_map(|r| match r.data {
-                                            Data::A(ip) if scope.contains(ip) => Some(ip),
-                                            _ => None,
-                                        })
+                                    let chain = Chain::of(&name, Kind::A, &records);
+                                    scope.learn(&name, &chain.aliases, &chain.addresses);
+                                    chain
+                                        .addresses
+                                        .into_iter()
+                                        .find(|ip| scope.contains(*ip))
                                         .ok_or(ErrorCode::AccessDenied)?
                                 }
                             };
