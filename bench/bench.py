@@ -8,10 +8,14 @@ interleaved; BENCHMARKS.md gets the median, min-max, peak RSS and the ratio
 to wscan, and each result is checked (a tool that misses what the testbed
 holds fails the run rather than posting a fast time).
 
-Usage: bench.py [--runs N] [--only NAME,NAME]
+Usage: bench.py [--runs N] [--only NAME,NAME] [--baseline WSCAN]
+
+--baseline names an older wscan binary: the memory scenarios then time it
+beside this one ("wscan (baseline)"), to show a change's effect.
 """
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -352,6 +356,61 @@ zone:
                                "and massdns are not in the registries this machine reaches."])
 
 
+BASELINE = None  # set by --baseline
+
+
+def with_baseline(tools, argv):
+    """tools plus the --baseline binary running the same command."""
+    if BASELINE:
+        tools["wscan (baseline)"] = ([BASELINE] + argv[0][1:], argv[1])
+    return tools
+
+
+def scenario_names(runs):
+    # The bookkeeping of -i host names: what the scan keeps per name (scope,
+    # deduplication), measured without resolving them.
+    n = 1_000_000
+    names = WORK / "million-names.txt"
+    if not names.exists():
+        names.write_text("".join(f"h{i}.bench.test\n" for i in range(n)))
+    argv = ([WSCAN, "scan", "-i", str(names), "--plugins", "dns", "--dry-run", "--count"],
+            lambda out: int(out.strip() or 0))
+    tools = with_baseline({"wscan": argv}, argv)
+    return run_scenario(f"Memory: `-i` of {n:,} host names (`--dry-run --count`)", tools,
+                        runs, n, Namespace(),
+                        notes=["What grows with the number of names: the scope's name set "
+                               "and the deduplication of repeated lines."])
+
+
+def scenario_resume(runs):
+    # A /16 whose 65,536 units are all done, resumed: what the resumed run
+    # holds for the units earlier runs completed.
+    store = WORK / "resume-store"
+    db, stats = store / "results.db", store / "stats.json"
+    if not db.exists():
+        store.mkdir(exist_ok=True)
+        with Namespace():
+            sh("ip", "netns", "exec", NS, WSCAN, "--db", str(db), "scan", "127.0.0.0/16",
+               "-p", "80", "--plugins", "port", "-q", "--format", "jsonl", "-o", "/dev/null",
+               "--stats", str(stats))
+    # Marked interrupted before each run, as a crash would leave it.
+    mark = ("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+            "c.execute(\"UPDATE scans SET status='interrupted' WHERE id=1\"); c.commit()")
+    script = (f"{sys.executable} -c \"{mark}\" {db} && \"$0\" --db {db} scan --resume 1 -q "
+              f"&& cat {stats}")
+    # The resumed run's own statistics (its stored --stats) say how many
+    # units it skipped as done.
+    argv = (["sh", "-c", script, WSCAN], lambda out: json.loads(out)["skipped"])
+    tools = {"wscan": argv}
+    if BASELINE:
+        tools["wscan (baseline)"] = (["sh", "-c", script, BASELINE], argv[1])
+    return run_scenario("Memory: resuming a /16 scan whose 65,536 units are all done", tools,
+                        runs, 65536, Namespace(),
+                        notes=["Each run marks the stored scan interrupted, then resumes it: "
+                               "every unit is skipped as done. What is measured is what the "
+                               "resumed run holds for the completed units."])
+
+
 def scenario_generation(runs):
     tools = {
         "wscan": ([WSCAN, "scan", "0.0.0.0/0", "-p", "80", "--plugins", "port", "--dry-run",
@@ -372,6 +431,8 @@ SCENARIOS = {
     "tls": (scenario_tls, 3),
     "dns": (scenario_dns, 3),
     "generation": (scenario_generation, 1),
+    "names": (scenario_names, 3),
+    "resume": (scenario_resume, 3),
 }
 
 
@@ -399,7 +460,11 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="runs of the all-ports scenario; "
                     "the slower scenarios run min(3, runs) times")
     ap.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    ap.add_argument("--baseline", help="an older wscan binary, timed beside this one in the "
+                    "memory scenarios")
     args = ap.parse_args()
+    global BASELINE
+    BASELINE = args.baseline
     if os.geteuid() != 0:
         sys.exit("bench: needs root (it creates network namespaces)")
     chosen = args.only.split(",") if args.only else list(SCENARIOS)
@@ -425,7 +490,9 @@ def main():
            f"Machine: {machine()}.", "",
            f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
            f"`bench/run --runs {args.runs}`"
-           + (f" `--only {args.only}`" if args.only else "") + f", {took / 60:.1f} minutes.", ""]
+           + (f" `--only {args.only}`" if args.only else "")
+           + (f" `--baseline {args.baseline}`" if args.baseline else "")
+           + f", {took / 60:.1f} minutes.", ""]
     for sc in scenarios:
         out += [f"## {sc['title']}", ""]
         if "wscan" in sc["results"]:

@@ -16,7 +16,7 @@
 //! `192.0.2.1` ([`RangeSet`] and [`IpAddr::to_canonical`]).
 
 use crate::targets::{Endpoint, RangeSet, Target, TargetArg};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::RwLock;
@@ -34,15 +34,27 @@ pub struct Scope {
     swept: RwLock<RangeSet>,
     exclude: Arc<RangeSet>,
     /// Lowercase, without the trailing dot.
-    names: RwLock<HashSet<String>>,
+    names: RwLock<HashMap<Box<str>, u8>>,
     derived: RwLock<HashSet<IpAddr>>,
     denied: AtomicU64,
 }
 
 /// A name as the scope keys it: lowercase, no trailing dot.
-fn canonical(name: &str) -> String {
-    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+fn canonical(name: &str) -> Box<str> {
+    name.strip_suffix('.')
+        .unwrap_or(name)
+        .to_ascii_lowercase()
+        .into_boxed_str()
 }
+
+/// How a name came into the scope (bits of the `names` map's value): one
+/// map holds every name once, for the scope check and for telling a
+/// repeated `-i` line.
+const ALIAS: u8 = 0;
+/// Given as a host name target (scanned with the scan's ports).
+const GIVEN_HOST: u8 = 1;
+/// Given in a `host:port` target or URL.
+const GIVEN_PORT: u8 = 2;
 
 impl Scope {
     /// A scope covering exactly the given address targets.
@@ -58,18 +70,19 @@ impl Scope {
             nets: RwLock::new(nets.clone()),
             swept: RwLock::new(nets),
             exclude,
-            names: RwLock::new(hosts.iter().map(|h| canonical(h)).collect()),
+            names: RwLock::new(hosts.iter().map(|h| (canonical(h), GIVEN_HOST)).collect()),
             derived: RwLock::default(),
             denied: AtomicU64::new(0),
         }
     }
 
-    /// Add a target the user gave (a line of `-i` input): its addresses,
-    /// or its name. For address targets, returns the parts no earlier
-    /// address target covered, so a block listed twice is swept once (a
-    /// `host:port` target does not cover its address: only one port of it
-    /// was asked for).
-    pub fn add(&self, target: &TargetArg) -> Vec<Target> {
+    /// Add a target the user gave (a line of `-i` input) and return what
+    /// is new in it, to be expanded: the parts of an address target no
+    /// earlier address target covered (a block listed twice is swept once;
+    /// a `host:port` target does not cover its address, since only one port
+    /// of it was asked for), a host name not given before, or the
+    /// `host:port` target itself (the expander tells repeated ones).
+    pub fn add(&self, target: &TargetArg) -> Vec<TargetArg> {
         match target {
             TargetArg::Addresses(t) => {
                 let mut swept = self.swept.write().unwrap_or_else(|e| e.into_inner());
@@ -78,7 +91,7 @@ impl Scope {
                 drop(swept);
                 let mut nets = self.nets.write().unwrap_or_else(|e| e.into_inner());
                 nets.insert(t);
-                new
+                new.into_iter().map(TargetArg::Addresses).collect()
             }
             TargetArg::Port {
                 host: Endpoint::Ip(ip),
@@ -86,18 +99,30 @@ impl Scope {
             } => {
                 let mut nets = self.nets.write().unwrap_or_else(|e| e.into_inner());
                 nets.insert(&Target::from(*ip));
-                Vec::new()
+                vec![target.clone()]
             }
-            TargetArg::Host(name)
-            | TargetArg::Port {
+            TargetArg::Host(name) => {
+                let fresh = self.mark(name, GIVEN_HOST);
+                fresh.then(|| target.clone()).into_iter().collect()
+            }
+            TargetArg::Port {
                 host: Endpoint::Name(name),
                 ..
             } => {
-                let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
-                names.insert(canonical(name));
-                Vec::new()
+                self.mark(name, GIVEN_PORT);
+                vec![target.clone()]
             }
         }
+    }
+
+    /// Put `name` in the scope as `how`; whether it was not given that way
+    /// before.
+    fn mark(&self, name: &str, how: u8) -> bool {
+        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        let bits = names.entry(canonical(name)).or_insert(ALIAS);
+        let fresh = *bits & how == 0;
+        *bits |= how;
+        fresh
     }
 
     fn in_targets(&self, ip: IpAddr) -> bool {
@@ -118,7 +143,7 @@ impl Scope {
     /// Whether `name` is in scope, without counting.
     pub fn contains_name(&self, name: &str) -> bool {
         let names = self.names.read().unwrap_or_else(|e| e.into_inner());
-        names.contains(&canonical(name))
+        names.contains_key(&canonical(name))
     }
 
     /// Take in what the host's resolver answered for `asked`: when the name
@@ -132,7 +157,9 @@ impl Scope {
         }
         if !aliases.is_empty() {
             let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
-            names.extend(aliases.iter().map(|a| canonical(a)));
+            for alias in aliases {
+                names.entry(canonical(alias)).or_insert(ALIAS);
+            }
         }
         if !addresses.is_empty() {
             let mut derived = self.derived.write().unwrap_or_else(|e| e.into_inner());
@@ -162,10 +189,34 @@ impl Scope {
         }
     }
 
-    /// Whether `ip` is one of the user's address targets (not excluded),
-    /// as opposed to an address derived from a name.
+    /// Whether `ip` is swept with the scan's ports: in one of the user's
+    /// address targets (not excluded), as opposed to an address derived
+    /// from a name or named only by a `host:port` target.
     pub fn is_target(&self, ip: IpAddr) -> bool {
-        !self.exclude.contains(ip) && self.in_targets(ip)
+        let swept = self.swept.read().unwrap_or_else(|e| e.into_inner());
+        !self.exclude.contains(ip) && swept.contains(ip)
+    }
+
+    /// Take back into the scope what an earlier run of the scan derived:
+    /// an in-scope subject it emitted (checked against the scope then, and
+    /// journaled as in scope), replayed by `--resume`. Without it, the
+    /// addresses a completed dns unit found would be refused to the units
+    /// that run again, since that dns unit does not run again.
+    pub fn restore(&self, subject: &crate::model::Subject) {
+        use crate::model::Subject;
+        let (ip, name) = match subject {
+            Subject::Host(name) => (None, Some(name)),
+            Subject::Address { ip, host } => (Some(*ip), host.as_ref()),
+            Subject::Service(s) => (Some(s.ip), s.host.as_ref()),
+        };
+        if let Some(ip) = ip {
+            let mut derived = self.derived.write().unwrap_or_else(|e| e.into_inner());
+            derived.insert(ip.to_canonical());
+        }
+        if let Some(name) = name {
+            let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+            names.entry(canonical(name)).or_insert(ALIAS);
+        }
     }
 
     /// How many operations were denied so far.
@@ -245,12 +296,39 @@ mod tests {
     #[test]
     fn an_address_line_after_a_host_port_line_is_still_swept() {
         let s = scope(&[]);
-        assert!(s.add(&"127.0.0.5:8080".parse().unwrap()).is_empty());
+        let port: TargetArg = "127.0.0.5:8080".parse().unwrap();
+        assert_eq!(s.add(&port), [port.clone()]);
         assert!(s.contains(ip("127.0.0.5")));
-        let fresh = s.add(&"127.0.0.0/29".parse().unwrap());
-        assert_eq!(fresh.len(), 1);
-        assert_eq!(fresh[0].len(), 8, "{fresh:?}");
+        let block: TargetArg = "127.0.0.0/29".parse().unwrap();
+        assert_eq!(s.add(&block), [block]);
         assert!(s.add(&"127.0.0.5".parse().unwrap()).is_empty());
+        // A subject a plugin emits for a host:port target's address is not
+        // "already swept" when only that port was.
+        let other = scope(&[]);
+        other.add(&"127.0.0.7:8080".parse().unwrap());
+        assert!(other.contains(ip("127.0.0.7")) && !other.is_target(ip("127.0.0.7")));
+    }
+
+    #[test]
+    fn a_repeated_name_is_new_once_and_an_alias_or_port_target_does_not_hide_it() {
+        let s = Scope::new(&[], &["a.test".into()], Arc::default());
+        let name = |n: &str| n.parse::<TargetArg>().unwrap();
+        assert!(
+            s.add(&name("A.test.")).is_empty(),
+            "given on the command line"
+        );
+        s.learn("a.test", &["alias.test".into()], &[]);
+        assert!(s.contains_name("alias.test"));
+        assert_eq!(s.add(&name("alias.test")).len(), 1);
+        assert!(s.add(&name("alias.test")).is_empty());
+        assert_eq!(s.add(&name("b.test:443")).len(), 1);
+        assert_eq!(
+            s.add(&name("b.test:443")).len(),
+            1,
+            "the expander tells these"
+        );
+        assert_eq!(s.add(&name("b.test")).len(), 1);
+        assert!(s.add(&name("b.test")).is_empty());
     }
 
     #[test]

@@ -230,7 +230,7 @@ fn dry_run(
             crate::model::Subject::Host(_) => &host_consumers,
             _ => &consumers,
         };
-        units += names.len() as u128;
+        units = units.saturating_add(names.len() as u128);
         if !count_only {
             for plugin in names {
                 match (&start.subject, &start.ports, start.pin) {
@@ -251,7 +251,8 @@ fn dry_run(
     // Counting only: blocks are counted arithmetically, never walked, so
     // `fd00::/64 --count` answers at once.
     if count_only {
-        counted += space.count() * consumers.len() as u128;
+        // Saturating: `::/0` times two plugins does not fit a u128.
+        counted = counted.saturating_add(space.count().saturating_mul(consumers.len() as u128));
     } else {
         for ip in space.iter() {
             write(
@@ -273,7 +274,8 @@ fn dry_run(
         scheduler::input::for_each_target(&mut reader, Some(&scope), |item| {
             match item {
                 Ok(TargetArg::Addresses(t)) if count_only => {
-                    counted += expander.count(&TargetArg::Addresses(t)) * consumers.len() as u128;
+                    let n = expander.count(&TargetArg::Addresses(t));
+                    counted = counted.saturating_add(n.saturating_mul(consumers.len() as u128));
                 }
                 Ok(target) => {
                     let mut result = Ok(());
@@ -299,7 +301,7 @@ fn dry_run(
         }
     }
     if count_only {
-        writeln!(out, "{}", units + counted)?;
+        writeln!(out, "{}", units.saturating_add(counted))?;
     }
     out.flush()?;
     if !bad_lines.is_empty() {

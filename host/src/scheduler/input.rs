@@ -116,8 +116,12 @@ pub struct Expander {
     shard: Shard,
     /// Lines that are one unit (names, `host:port`), counted for sharding.
     singles: u64,
-    /// Names and `host:port` targets already taken, so each runs once
-    /// (addresses are deduplicated by the scope, which holds them anyway).
+    /// Addresses of the lines before, so shards number a file's addresses
+    /// as one space.
+    addresses: u128,
+    /// `host:port` targets already taken, so each runs once (addresses
+    /// and host names are deduplicated by the scope, which holds them
+    /// anyway: a name is not kept twice).
     taken: std::collections::HashSet<(Endpoint, u16)>,
 }
 
@@ -129,6 +133,7 @@ impl Expander {
             order,
             shard,
             singles: 0,
+            addresses: 0,
             taken: Default::default(),
         }
     }
@@ -140,13 +145,19 @@ impl Expander {
         mine
     }
 
+    /// The space of an address line, numbered after the lines before.
+    fn space(&mut self, target: &crate::targets::Target) -> TargetSpace {
+        let space = TargetSpace::new(vec![*target], self.exclude.clone(), self.order, self.shard)
+            .after(self.addresses);
+        self.addresses = self.addresses.saturating_add(space.total());
+        space
+    }
+
     /// How many starts [`Expander::expand`] would give for `target`,
     /// without walking a block's addresses.
     pub fn count(&mut self, target: &TargetArg) -> u128 {
         match target {
-            TargetArg::Addresses(t) => {
-                TargetSpace::new(vec![*t], self.exclude.clone(), self.order, self.shard).count()
-            }
+            TargetArg::Addresses(t) => self.space(t).count(),
             _ => {
                 let mut n = 0;
                 self.expand(target, |_| {
@@ -162,18 +173,12 @@ impl Expander {
     /// early (returning `false`) when `each` does.
     pub fn expand(&mut self, target: &TargetArg, mut each: impl FnMut(Start) -> bool) -> bool {
         match target {
-            TargetArg::Addresses(t) => {
-                let space =
-                    TargetSpace::new(vec![*t], self.exclude.clone(), self.order, self.shard);
-                space
-                    .iter()
-                    .all(|ip| each(Start::new(Subject::Address { ip, host: None })))
-            }
+            TargetArg::Addresses(t) => self
+                .space(t)
+                .iter()
+                .all(|ip| each(Start::new(Subject::Address { ip, host: None }))),
             TargetArg::Host(name) => {
-                // Port 0: the name itself, with the scan's ports.
-                !self.taken.insert((Endpoint::Name(name.clone()), 0))
-                    || !self.take_single()
-                    || each(Start::new(Subject::Host(name.clone())))
+                !self.take_single() || each(Start::new(Subject::Host(name.clone())))
             }
             TargetArg::Port {
                 host: Endpoint::Ip(ip),
@@ -302,17 +307,9 @@ pub fn for_each_target(
                 continue;
             }
         };
-        let fresh = match (scope, &target) {
-            (Some(scope), TargetArg::Addresses(_)) => scope
-                .add(&target)
-                .into_iter()
-                .map(TargetArg::Addresses)
-                .collect(),
-            (Some(scope), _) => {
-                scope.add(&target);
-                vec![target]
-            }
-            (None, _) => vec![target],
+        let fresh = match scope {
+            Some(scope) => scope.add(&target),
+            None => vec![target],
         };
         for target in fresh {
             if !each(Ok(target)) {
@@ -392,6 +389,16 @@ mod tests {
                 "www.example.test pin 8443",
             ]
         );
+    }
+
+    #[test]
+    fn shards_split_a_file_of_single_addresses_evenly() {
+        let lines: String = (1..=9).map(|i| format!("10.1.0.{i}\n")).collect();
+        let lines = lines.trim_end();
+        for i in 1..=3 {
+            let mine = starts(lines, Shard { index: i, count: 3 });
+            assert_eq!(mine.len(), 3, "shard {i}/3: {mine:?}");
+        }
     }
 
     #[test]

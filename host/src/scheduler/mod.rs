@@ -342,6 +342,7 @@ pub async fn run(
     // What the completed units of earlier runs emitted leads to units of
     // its own, done or not.
     for subject in resumed.emitted {
+        scope.restore(&subject);
         routing.derive(subject, &mut summary);
     }
     let mut running: JoinSet<Outcome> = JoinSet::new();
@@ -543,6 +544,15 @@ fn add_pin(pins: &mut Pins, name: &str, port: Option<u16>) {
     }
 }
 
+/// [`add_pin`] for a start: a name started without a port needs no entry
+/// unless it was pinned before (no entry means the scan's ports), so a
+/// file of a million names does not keep a million pins.
+fn pin_start(pins: &mut Pins, name: &str, port: Option<u16>) {
+    if port.is_some() || pins.contains_key(name) {
+        add_pin(pins, name, port);
+    }
+}
+
 /// Where subjects go: the plugins' filters, what was already scanned, what
 /// lies outside the scope, and the units ready to start.
 struct Routing<'r> {
@@ -569,7 +579,7 @@ impl Routing<'_> {
         summary.targets += 1;
         progress.inc(1);
         if let Subject::Host(name) = &start.subject {
-            add_pin(&mut self.pins, name, start.pin);
+            pin_start(&mut self.pins, name, start.pin);
         }
         let ports: Option<Arc<[(u16, u16)]>> = start.ports.map(Arc::from);
         // Names are few: remember them, so a plugin that finds one again (a

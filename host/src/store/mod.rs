@@ -48,6 +48,12 @@ pub enum StoreError {
         "the database has schema version {0}; this wscan knows version {SCHEMA_VERSION} (use a newer wscan or another --db)"
     )]
     NewerSchema(i64),
+    /// A store of an older schema that cannot be written, so cannot be
+    /// brought up to date.
+    #[error(
+        "the database has schema version {0}, older than this wscan's ({SCHEMA_VERSION}), and cannot be written to bring it up to date; copy it somewhere writable, or open it once with write access"
+    )]
+    OlderReadOnly(i64),
 }
 
 /// The schema this build writes (`PRAGMA user_version`).
@@ -359,7 +365,7 @@ impl Store {
     /// Open the store at `path` for reading only (`results list/show`):
     /// nothing is created or written, so a store on a read-only mount, or
     /// one this user may not write, can be read. A store of an older schema
-    /// is read as it is when it cannot be brought up to date.
+    /// that cannot be brought up to date is an error that says so.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         // A store that can be written is opened as usual: it may need its
         // schema brought up to date first.
@@ -400,6 +406,9 @@ impl Store {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema(version));
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::OlderReadOnly(version));
         }
         Ok(Store {
             conn,

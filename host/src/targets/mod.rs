@@ -170,10 +170,12 @@ impl Target {
         (self.first.is_ipv4() == self.last.is_ipv4()).then_some(self)
     }
 
-    /// This target split so that each piece is in canonical form: the part
-    /// of an IPv6 range inside `::ffff:0:0/96` becomes the IPv4 range it
-    /// maps; the parts before and after stay IPv6. Most targets are one
-    /// piece.
+    /// This target split so that each piece is in canonical form. An IPv6
+    /// range wholly inside `::ffff:0:0/96` is the IPv4 range it maps. An
+    /// IPv6 range that only partly covers that block (`::/80`, `::/0`)
+    /// means its IPv6 addresses: the mapped part is left out, so that an
+    /// IPv6 block never stands for the IPv4 Internet, as a target or as an
+    /// exclusion. Most targets are one piece.
     pub fn canonical_pieces(&self) -> impl Iterator<Item = Target> + use<> {
         let (a, b) = (to_u128(self.first), to_u128(self.last));
         let v6 = |x: u128, y: u128| Target {
@@ -189,12 +191,8 @@ impl Target {
         } else {
             [
                 (a < MAPPED_FIRST).then(|| v6(a, b.min(MAPPED_FIRST - 1))),
-                (a <= MAPPED_LAST && b >= MAPPED_FIRST).then(|| {
-                    v4(
-                        a.max(MAPPED_FIRST) - MAPPED_FIRST,
-                        b.min(MAPPED_LAST) - MAPPED_FIRST,
-                    )
-                }),
+                (a >= MAPPED_FIRST && b <= MAPPED_LAST)
+                    .then(|| v4(a - MAPPED_FIRST, b - MAPPED_FIRST)),
                 (b > MAPPED_LAST).then(|| v6(a.max(MAPPED_LAST + 1), b)),
             ]
         };
@@ -693,6 +691,29 @@ mod tests {
         set.insert(&all);
         assert!(set.uncovered(&t("255.255.255.255")).is_empty());
         assert_eq!(text(set.uncovered(&t("::/128"))), ["::-::"]);
+    }
+
+    #[test]
+    fn an_ipv6_block_never_stands_for_the_ipv4_internet() {
+        let t = |s: &str| s.parse::<Target>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Wholly mapped: the IPv4 addresses it carries.
+        assert_eq!(t("::ffff:10.0.0.0/120"), t("10.0.0.0/24"));
+        assert_eq!(t("::ffff:10.0.0.1"), t("10.0.0.1"));
+        // Partly: its IPv6 addresses only, as a target or an exclusion.
+        for block in ["::/80", "::/0", "::fffe:0:0-::1:0:0:0"] {
+            let set = RangeSet::of(&[t(block)]);
+            assert!(!set.contains(ip("10.0.0.1")), "{block}");
+            assert!(!set.contains(ip("::ffff:10.0.0.1")), "{block}");
+            assert!(set.contains(ip("::fffe:0:1")), "{block}");
+            let pieces: Vec<Target> = t(block).canonical_pieces().collect();
+            assert!(
+                pieces.iter().all(|p| p.first.is_ipv6()),
+                "{block}: {pieces:?}"
+            );
+        }
+        assert_eq!(t("::/80").canonical_pieces().count(), 1);
+        assert_eq!(t("::/0").canonical_pieces().count(), 2);
     }
 
     #[test]

@@ -57,11 +57,17 @@ pub struct TargetSpace {
     exclude: Arc<RangeSet>,
     order: Order,
     shard: Shard,
+    /// This shard's residue of the target index: `index - 1`, less the
+    /// offset of a space that continues another ([`TargetSpace::after`]).
+    residue: u128,
 }
 
 impl TargetSpace {
-    /// The space of `targets` without `exclude`.
+    /// The space of `targets` without `exclude`. Targets are taken in
+    /// canonical pieces ([`Target::canonical_pieces`]), so the walk, the
+    /// count and the scope agree on IPv4-mapped addresses.
     pub fn new(targets: Vec<Target>, exclude: Arc<RangeSet>, order: Order, shard: Shard) -> Self {
+        let targets: Vec<Target> = targets.iter().flat_map(Target::canonical_pieces).collect();
         let mut starts = Vec::with_capacity(targets.len());
         let mut total: u128 = 0;
         for t in &targets {
@@ -75,7 +81,17 @@ impl TargetSpace {
             exclude,
             order,
             shard,
+            residue: u128::from(shard.index - 1),
         }
+    }
+
+    /// This space numbered as the continuation of `before` addresses of
+    /// earlier spaces (the lines of `-i` input before this one), so the
+    /// shards split a file of one address per line as they split a block.
+    pub fn after(mut self, before: u128) -> Self {
+        let n = u128::from(self.shard.count);
+        self.residue = (u128::from(self.shard.index - 1) + n - before % n) % n;
+        self
     }
 
     /// Addresses of all targets, exclusions and shards not applied.
@@ -87,10 +103,7 @@ impl TargetSpace {
     /// arithmetic on the targets and the excluded ranges that overlap
     /// them, in time independent of the blocks' sizes (`::/0` included).
     pub fn count(&self) -> u128 {
-        let (r, n) = (
-            u128::from(self.shard.index - 1),
-            u128::from(self.shard.count),
-        );
+        let (r, n) = (self.residue, u128::from(self.shard.count));
         // Indices below `x` that are `r` modulo `n`.
         let below = |x: u128| if x <= r { 0 } else { (x - r - 1) / n + 1 };
         // Indices in `from..=to` (inclusive) that are this shard's.
@@ -122,10 +135,7 @@ impl TargetSpace {
             Order::Ordered => Box::new(0..self.total),
             Order::Shuffled(seed) => Box::new(Permutation::new(self.total, seed)),
         };
-        let (index, count) = (
-            u128::from(self.shard.index - 1),
-            u128::from(self.shard.count),
-        );
+        let (index, count) = (self.residue, u128::from(self.shard.count));
         indices
             .filter(move |i| i % count == index)
             .map(|i| self.nth(i))
@@ -293,7 +303,8 @@ mod tests {
             Order::Shuffled(1),
             Shard { index: 1, count: 1 },
         );
-        assert_eq!(space.total(), u128::MAX);
+        // Every IPv6 address but the IPv4-mapped block (2^32 of them).
+        assert_eq!(space.total(), u128::MAX - (1u128 << 32) + 1);
         assert_eq!(space.iter().take(3).count(), 3);
     }
 
