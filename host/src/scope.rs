@@ -297,7 +297,7 @@ mod tests {
     fn an_address_line_after_a_host_port_line_is_still_swept() {
         let s = scope(&[]);
         let port: TargetArg = "127.0.0.5:8080".parse().unwrap();
-        assert_eq!(s.add(&port), [port.clone()]);
+        assert_eq!(s.add(&port), std::slice::from_ref(&port));
         assert!(s.contains(ip("127.0.0.5")));
         let block: TargetArg = "127.0.0.0/29".parse().unwrap();
         assert_eq!(s.add(&block), [block]);
