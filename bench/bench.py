@@ -170,6 +170,16 @@ def nmap_certs(out):
     return len(re.findall(r"ssl-cert: Subject: commonName=bench.test", out))
 
 
+BASELINE = None  # set by --baseline
+
+
+def with_baseline(tools, argv):
+    """tools plus the --baseline binary running the same command."""
+    if BASELINE:
+        tools["wscan (baseline)"] = ([BASELINE] + argv[0][1:], argv[1])
+    return tools
+
+
 def run_scenario(title, tools, runs, expect, testbed, notes=(), lenient=(), once=()):
     """tools: name -> (argv, counter). Every run of every tool must count
     `expect` results; a tool in `lenient` is timed anyway, and what it got
@@ -343,27 +353,16 @@ zone:
 """)
     names = WORK / "names.txt"
     names.write_text("".join(f"h{i}.bench.test\n" for i in range(n)))
-    tools = {
-        "wscan": ([WSCAN, "scan", "-i", str(names), "--plugins", "dns", "--resolver",
-                   "127.0.0.1", "--format", "jsonl", "-q", "--plugin-arg", "dns.types=A",
-                   "--parallel", "256"], wscan_count("dns-record")),
-    }
+    argv = ([WSCAN, "scan", "-i", str(names), "--plugins", "dns", "--resolver",
+             "127.0.0.1", "--format", "jsonl", "-q", "--plugin-arg", "dns.types=A",
+             "--parallel", "256"], wscan_count("dns-record"))
+    tools = with_baseline({"wscan": argv}, argv)
     nsd = shutil.which("nsd") or "/usr/sbin/nsd"
     return run_scenario(f"The dns plugin resolving {n:,} names (A) against a local nsd",
                         tools, runs, n,
                         Namespace(daemons=[[nsd, "-d", "-c", str(zone_dir / "nsd.conf")]]),
                         notes=["No peer: nmap resolves target names one by one, and dnsx "
                                "and massdns are not in the registries this machine reaches."])
-
-
-BASELINE = None  # set by --baseline
-
-
-def with_baseline(tools, argv):
-    """tools plus the --baseline binary running the same command."""
-    if BASELINE:
-        tools["wscan (baseline)"] = ([BASELINE] + argv[0][1:], argv[1])
-    return tools
 
 
 def scenario_names(runs):

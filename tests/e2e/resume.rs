@@ -373,7 +373,7 @@ fn two_scans_creating_a_new_store_at_once_both_succeed() {
     for trial in 0..6 {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("new").join("results.db");
-        let children: Vec<_> = (0..2)
+        let children: Vec<_> = (0..4)
             .map(|_| {
                 let mut cmd = wscan();
                 cmd.arg("--db").arg(&db);
@@ -394,7 +394,7 @@ fn two_scans_creating_a_new_store_at_once_both_succeed() {
             );
         }
         let out = with_db(&db, &["results", "list", "--format", "jsonl"]);
-        assert_eq!(records(&out).len(), 2, "trial {trial}");
+        assert_eq!(records(&out).len(), 4, "trial {trial}");
     }
 }
 
