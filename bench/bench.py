@@ -180,10 +180,12 @@ def with_baseline(tools, argv):
     return tools
 
 
-def run_scenario(title, tools, runs, expect, testbed, notes=(), lenient=(), once=()):
+def run_scenario(title, tools, runs, expect, testbed, notes=(), lenient=(), once=(),
+                 verdict=None):
     """tools: name -> (argv, counter). Every run of every tool must count
     `expect` results; a tool in `lenient` is timed anyway, and what it got
     wrong is noted. A tool in `once` runs once (nmap's scripts take minutes).
+    `verdict(results)` says whether the scenario's goal was met, as a note.
     """
     results, failures, wrong = {}, {}, {}
     with testbed:
@@ -206,6 +208,8 @@ def run_scenario(title, tools, runs, expect, testbed, notes=(), lenient=(), once
                     continue
                 results.setdefault(name, []).append((secs, rss))
                 print(f"  {title} run {i + 1}/{runs}: {name}: {secs:.2f}s {rss:.0f} MB", flush=True)
+    if verdict and results:
+        notes = list(notes) + [verdict(results)]
     notes = list(notes) + [
         f"{name} reported {', '.join(map(str, counts))} where the testbed holds {expect} "
         f"(in {len(counts)} of its runs; timed anyway)." for name, counts in wrong.items()]
@@ -393,9 +397,11 @@ def scenario_resume(runs):
                "-p", "80", "--plugins", "port", "-q", "--format", "jsonl", "-o", "/dev/null",
                "--stats", str(stats))
     # Marked interrupted before each run, as a crash would leave it.
-    mark = ("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
-            "c.execute(\"UPDATE scans SET status='interrupted' WHERE id=1\"); c.commit()")
-    script = (f"{sys.executable} -c \"{mark}\" {db} && \"$0\" --db {db} scan --resume 1 -q "
+    mark = store / "mark.py"
+    mark.write_text("import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\n"
+                    "c.execute(\"UPDATE scans SET status = 'interrupted' WHERE id = 1\")\n"
+                    "c.commit()\n")
+    script = (f"{sys.executable} {mark} {db} && \"$0\" --db {db} scan --resume 1 -q "
               f"&& cat {stats}")
     # The resumed run's own statistics (its stored --stats) say how many
     # units it skipped as done.
@@ -411,15 +417,32 @@ def scenario_resume(runs):
 
 
 def scenario_generation(runs):
-    tools = {
-        "wscan": ([WSCAN, "scan", "0.0.0.0/0", "-p", "80", "--plugins", "port", "--dry-run",
-                   "--count"], lambda out: int(out.strip() or 0)),
-    }
-    return run_scenario("Target generation: `--dry-run --count` over 0.0.0.0/0, one port",
-                        tools, runs, 2 ** 32, Namespace(),
-                        notes=["4,294,967,296 addresses generated (seeded permutation, "
-                               "exclusion check, shard filter) and counted; goal: 10 million "
-                               "per second or more."])
+    # --count is arithmetic (no walk): the walk is measured by listing the
+    # units of a /8, counted by wc.
+    script = "\"$0\" scan 10.0.0.0/8 -p 80 --plugins port --dry-run --exclude 10.9.0.0/16 | wc -l"
+    units = 2 ** 24 - 2 ** 16
+    tools = {"wscan": (["sh", "-c", script, WSCAN], lambda out: int(out.strip() or 0))}
+
+    def verdict(results):
+        rate = units / statistics.median(s for s, _ in results["wscan"]) / 1e6
+        return (f"Goal {'met' if rate >= 10 else 'missed'}: {rate:.1f} million units per "
+                "second (goal: 10 million).")
+
+    return run_scenario("Target generation: `--dry-run` over 10.0.0.0/8 less a /16, one port",
+                        tools, runs, units, Namespace(), verdict=verdict,
+                        notes=["16,711,680 units generated (seeded permutation, exclusion "
+                               "check, shard filter), printed and counted by `wc -l`."])
+
+
+def scenario_count(runs):
+    # --count computes instead of walking: a /64 is counted at once.
+    tools = {"wscan": ([WSCAN, "scan", "fd00::/64", "-p", "80", "--plugins", "port",
+                        "--dry-run", "--count", "--exclude", "fd00::/65", "--seed", "1",
+                        "--shard", "1/2"], lambda out: int(out.strip() or 0))}
+    return run_scenario("`--dry-run --count` over fd00::/64 less a /65, shard 1 of 2", tools,
+                        runs, 2 ** 62, Namespace(),
+                        notes=["2^62 units counted arithmetically (exclusions and the shard "
+                               "included), without generating them."])
 
 
 SCENARIOS = {
@@ -430,6 +453,7 @@ SCENARIOS = {
     "tls": (scenario_tls, 3),
     "dns": (scenario_dns, 3),
     "generation": (scenario_generation, 1),
+    "count": (scenario_count, 3),
     "names": (scenario_names, 3),
     "resume": (scenario_resume, 3),
 }

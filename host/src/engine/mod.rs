@@ -163,6 +163,11 @@ impl Engine {
         if let Some(dir) = cache_dir {
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
+            // wasmtime's cache worker recompresses an artifact used 256
+            // times at zstd level 20, inside whichever process uses it
+            // next: a scan then peaks at about 165 MB more (seen in
+            // bench/run). A scan is not the place for it: never.
+            cache.with_optimized_compression_usage_counter_threshold(u64::MAX);
             config.cache(Some(wasmtime::Cache::new(cache)?));
         }
         let engine = wasmtime::Engine::new(&config)?;
