@@ -33,6 +33,9 @@ pub struct Scope {
     /// address is in `nets` but not here, since only that port was asked.
     swept: RwLock<RangeSet>,
     exclude: Arc<RangeSet>,
+    /// The `host:port` targets given (command line and `-i`), so that one
+    /// given twice, in either place, is scanned once.
+    ports: RwLock<HashSet<(Endpoint, u16)>>,
     /// Lowercase, without the trailing dot.
     names: RwLock<HashMap<Box<str>, u8>>,
     derived: RwLock<HashSet<IpAddr>>,
@@ -70,6 +73,7 @@ impl Scope {
             nets: RwLock::new(nets.clone()),
             swept: RwLock::new(nets),
             exclude,
+            ports: RwLock::default(),
             names: RwLock::new(hosts.iter().map(|h| (canonical(h), GIVEN_HOST)).collect()),
             derived: RwLock::default(),
             denied: AtomicU64::new(0),
@@ -80,8 +84,8 @@ impl Scope {
     /// is new in it, to be expanded: the parts of an address target no
     /// earlier address target covered (a block listed twice is swept once;
     /// a `host:port` target does not cover its address, since only one port
-    /// of it was asked for), a host name not given before, or the
-    /// `host:port` target itself (the expander tells repeated ones).
+    /// of it was asked for), a host name not given before, or a `host:port`
+    /// target not given before.
     pub fn add(&self, target: &TargetArg) -> Vec<TargetArg> {
         match target {
             TargetArg::Addresses(t) => {
@@ -95,11 +99,12 @@ impl Scope {
             }
             TargetArg::Port {
                 host: Endpoint::Ip(ip),
-                ..
+                port,
             } => {
                 let mut nets = self.nets.write().unwrap_or_else(|e| e.into_inner());
                 nets.insert(&Target::from(*ip));
-                vec![target.clone()]
+                drop(nets);
+                self.take_port(Endpoint::Ip(*ip), *port, target)
             }
             TargetArg::Host(name) => {
                 let fresh = self.mark(name, GIVEN_HOST);
@@ -107,11 +112,21 @@ impl Scope {
             }
             TargetArg::Port {
                 host: Endpoint::Name(name),
-                ..
+                port,
             } => {
                 self.mark(name, GIVEN_PORT);
-                vec![target.clone()]
+                self.take_port(Endpoint::Name(name.clone()), *port, target)
             }
+        }
+    }
+
+    /// `[target]` the first time a `host:port` target is given, else none.
+    fn take_port(&self, host: Endpoint, port: u16, target: &TargetArg) -> Vec<TargetArg> {
+        let mut ports = self.ports.write().unwrap_or_else(|e| e.into_inner());
+        if ports.insert((host, port)) {
+            vec![target.clone()]
+        } else {
+            Vec::new()
         }
     }
 
@@ -322,11 +337,8 @@ mod tests {
         assert_eq!(s.add(&name("alias.test")).len(), 1);
         assert!(s.add(&name("alias.test")).is_empty());
         assert_eq!(s.add(&name("b.test:443")).len(), 1);
-        assert_eq!(
-            s.add(&name("b.test:443")).len(),
-            1,
-            "the expander tells these"
-        );
+        assert!(s.add(&name("B.test:443")).is_empty(), "given before");
+        assert_eq!(s.add(&name("b.test:8443")).len(), 1);
         assert_eq!(s.add(&name("b.test")).len(), 1);
         assert!(s.add(&name("b.test")).is_empty());
     }

@@ -314,3 +314,39 @@ fn a_line_that_is_not_utf8_is_reported_and_reading_goes_on() {
     );
     assert!(err.len() < 2000, "{} bytes of errors", err.len());
 }
+
+#[test]
+fn a_host_port_target_given_on_the_command_line_and_in_a_file_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.txt");
+    std::fs::write(
+        &file,
+        "127.0.0.1:8080\nwww.a.test:443\n127.0.0.1:8080\nWWW.a.test:443\nwww.a.test:8443\n",
+    )
+    .unwrap();
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1:8080",
+        "--dry-run",
+        "--plugins",
+        "dns,port",
+        "-i",
+    ])
+    .arg(&file);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let units: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        units,
+        [
+            "port 127.0.0.1 port 8080",
+            "dns www.a.test port 443",
+            "dns www.a.test port 8443"
+        ]
+    );
+}

@@ -269,7 +269,7 @@ fn dry_run(
         let mut failed = None;
         // A scope of its own, as a scan has: a line already covered by the
         // targets or an earlier line is counted once.
-        let scope = crate::scope::Scope::new(&spec.targets, &spec.hosts, spec.exclude.clone());
+        let scope = spec.scope();
         let mut expander = spec.expander();
         scheduler::input::for_each_target(&mut reader, Some(&scope), |item| {
             match item {

@@ -119,10 +119,6 @@ pub struct Expander {
     /// Addresses of the lines before, so shards number a file's addresses
     /// as one space.
     addresses: u128,
-    /// `host:port` targets already taken, so each runs once (addresses
-    /// and host names are deduplicated by the scope, which holds them
-    /// anyway: a name is not kept twice).
-    taken: std::collections::HashSet<(Endpoint, u16)>,
 }
 
 impl Expander {
@@ -134,7 +130,6 @@ impl Expander {
             shard,
             singles: 0,
             addresses: 0,
-            taken: Default::default(),
         }
     }
 
@@ -184,10 +179,7 @@ impl Expander {
                 host: Endpoint::Ip(ip),
                 port,
             } => {
-                if !self.taken.insert((Endpoint::Ip(*ip), *port))
-                    || !self.take_single()
-                    || self.exclude.contains(*ip)
-                {
+                if !self.take_single() || self.exclude.contains(*ip) {
                     return true;
                 }
                 each(Start {
@@ -203,8 +195,7 @@ impl Expander {
                 host: Endpoint::Name(name),
                 port,
             } => {
-                !self.taken.insert((Endpoint::Name(name.clone()), *port))
-                    || !self.take_single()
+                !self.take_single()
                     || each(Start {
                         subject: Subject::Host(name.clone()),
                         ports: None,

@@ -76,13 +76,7 @@ impl ScanSpec {
     /// The scope (targets less exclusions) and the shared context of the
     /// scan's calls.
     fn context(&self) -> (Arc<Scope>, Arc<ScanContext>) {
-        let scope = Arc::new(Scope::new(&self.targets, &self.hosts, self.exclude.clone()));
-        for (host, port) in &self.one_port {
-            scope.add(&TargetArg::Port {
-                host: host.clone(),
-                port: *port,
-            });
-        }
+        let scope = Arc::new(self.scope());
         let settings = NetSettings {
             timeout: self.timeout,
             limits: self.limits,
@@ -90,6 +84,20 @@ impl ScanSpec {
             tls: self.tls.clone(),
         };
         (scope.clone(), Arc::new(ScanContext::new(scope, settings)))
+    }
+
+    /// The scope of the command line's targets, less exclusions: what
+    /// `-i` lines are added to (and deduplicated against), for the scan as
+    /// for `--dry-run`.
+    pub fn scope(&self) -> Scope {
+        let scope = Scope::new(&self.targets, &self.hosts, self.exclude.clone());
+        for (host, port) in &self.one_port {
+            scope.add(&TargetArg::Port {
+                host: host.clone(),
+                port: *port,
+            });
+        }
+        scope
     }
 
     /// What one call of `plugin` gets: the scan's ports, or those of the
