@@ -170,10 +170,15 @@ impl Scope {
         if !self.contains_name(asked) {
             return;
         }
+        self.derive(aliases, addresses);
+    }
+
+    /// Put names and addresses derived from the user's targets in scope.
+    fn derive(&self, aliases: &[impl AsRef<str>], addresses: &[IpAddr]) {
         if !aliases.is_empty() {
             let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
             for alias in aliases {
-                names.entry(canonical(alias)).or_insert(ALIAS);
+                names.entry(canonical(alias.as_ref())).or_insert(ALIAS);
             }
         }
         if !addresses.is_empty() {
@@ -224,14 +229,9 @@ impl Scope {
             Subject::Address { ip, host } => (Some(*ip), host.as_ref()),
             Subject::Service(s) => (Some(s.ip), s.host.as_ref()),
         };
-        if let Some(ip) = ip {
-            let mut derived = self.derived.write().unwrap_or_else(|e| e.into_inner());
-            derived.insert(ip.to_canonical());
-        }
-        if let Some(name) = name {
-            let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
-            names.entry(canonical(name)).or_insert(ALIAS);
-        }
+        let names: Vec<&str> = name.map(String::as_str).into_iter().collect();
+        let addresses: Vec<IpAddr> = ip.into_iter().collect();
+        self.derive(&names, &addresses);
     }
 
     /// How many operations were denied so far.

@@ -385,7 +385,8 @@ impl Store {
             Ok(conn) => conn,
             // Nothing can write a store on a read-only mount, so it may be
             // read as immutable (no locks, no -shm).
-            Err(_) => {
+            Err(e) => {
+                tracing::debug!("{}: {e}; reading it as immutable", path.display());
                 let uri = url::Url::from_file_path(std::path::absolute(path).map_err(|error| {
                     StoreError::Folder {
                         path: path.to_path_buf(),

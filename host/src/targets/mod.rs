@@ -154,20 +154,15 @@ impl Target {
     /// a range of IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) is the
     /// IPv4 range it carries, so that a target, an exclusion and an
     /// address a plugin names compare equal however they were written.
+    /// A range that only partly covers the mapped block keeps its IPv6
+    /// form (see [`Target::canonical_pieces`]).
     fn canonical(first: IpAddr, last: IpAddr) -> Self {
-        Target {
-            first: first.to_canonical(),
-            last: last.to_canonical(),
+        let (a, b) = (first.to_canonical(), last.to_canonical());
+        if a.is_ipv4() == b.is_ipv4() {
+            Target { first: a, last: b }
+        } else {
+            Target { first, last }
         }
-        .checked_family()
-        .unwrap_or(Target { first, last })
-    }
-
-    /// `Some(self)` when both ends are of one family (a range that only
-    /// partly covers the mapped block keeps its IPv6 form; see
-    /// [`Target::canonical_pieces`]).
-    fn checked_family(self) -> Option<Self> {
-        (self.first.is_ipv4() == self.last.is_ipv4()).then_some(self)
     }
 
     /// This target split so that each piece is in canonical form. An IPv6
@@ -401,26 +396,10 @@ impl RangeSet {
             .is_some_and(|(_, &end)| n <= end)
     }
 
-    /// The runs of `target`'s addresses the set holds, as inclusive
-    /// offsets from the target's first address: found from the ranges
-    /// that overlap it, never by walking its addresses.
-    pub fn runs_in(&self, target: &Target) -> Vec<(u128, u128)> {
-        let base = to_u128(target.first);
-        let mut runs = Vec::new();
-        for piece in target.canonical_pieces() {
-            // A mapped piece is IPv4 here; its offset is its IPv6 form's.
-            let lift = match (piece.first, target.first) {
-                (IpAddr::V4(_), IpAddr::V6(_)) => MAPPED_FIRST,
-                _ => 0,
-            };
-            let at = to_u128(piece.first) + lift - base;
-            runs.extend(self.overlaps(&piece).map(|(a, b)| (at + a, at + b)));
-        }
-        runs
-    }
-
-    /// [`RangeSet::runs_in`] for one canonical piece.
-    fn overlaps(&self, target: &Target) -> impl Iterator<Item = (u128, u128)> + '_ {
+    /// The runs of `target`'s addresses (one canonical piece) the set
+    /// holds, as inclusive offsets from its first address: found from the
+    /// ranges that overlap it, never by walking its addresses.
+    pub(crate) fn overlaps(&self, target: &Target) -> impl Iterator<Item = (u128, u128)> + '_ {
         let ((v4, first), (_, last)) = (key(target.first), key(target.last));
         let map = if v4 { &self.v4 } else { &self.v6 };
         let before = map.range(..first).next_back().map(|(&s, &e)| (s, e));

@@ -113,8 +113,7 @@ impl TargetSpace {
             let last = start.saturating_add(target.len() - 1);
             let excluded: u128 = self
                 .exclude
-                .runs_in(target)
-                .into_iter()
+                .overlaps(target)
                 .map(|(a, b)| mine(start.saturating_add(a), start.saturating_add(b)))
                 .sum();
             count = count.saturating_add(mine(start, last) - excluded);
@@ -125,7 +124,8 @@ impl TargetSpace {
     /// The `i`th address of the targets, in the order written.
     fn nth(&self, i: u128) -> IpAddr {
         let t = self.starts.partition_point(|&s| s <= i) - 1;
-        self.targets[t].nth(i - self.starts[t]).to_canonical()
+        // Canonical already: the targets are canonical pieces.
+        self.targets[t].nth(i - self.starts[t])
     }
 
     /// Walk the space lazily: this shard's indices, in the scan's order,

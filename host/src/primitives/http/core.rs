@@ -131,7 +131,7 @@ impl HttpCore {
             .trim_end_matches(']')
             .to_string();
         if let Ok(ip) = host.parse::<IpAddr>()
-            && ip != request.connect_to
+            && ip.to_canonical() != request.connect_to.to_canonical()
         {
             return Err(HttpError::InvalidArgument(format!(
                 "URL {} names address {ip}, but the request is to {}",

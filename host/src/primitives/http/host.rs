@@ -66,7 +66,9 @@ impl wit::Host for HostState {
                 let destination = match req.connect_to {
                     Some(ip) => Destination::Address(to_ip(ip)),
                     None => match host.parse::<IpAddr>() {
-                        Ok(ip) => Destination::Address(ip),
+                        // Canonical, as every address a plugin names: the
+                        // scope and the per-host limits see one form.
+                        Ok(ip) => Destination::Address(ip.to_canonical()),
                         Err(_) => Destination::Name(host.clone()),
                     },
                 };
