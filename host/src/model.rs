@@ -7,6 +7,20 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
 
+mod args;
+
+pub use args::{ArgError, ArgInfo, ArgKind, ArgValue, check_declared};
+
+/// `input` as an error quotes it: whole when short, else its first 60
+/// characters and its length, so a 10 MB line makes a one-line message.
+pub fn excerpt(input: &str) -> String {
+    const KEEP: usize = 60;
+    match input.char_indices().nth(KEEP) {
+        None => input.to_string(),
+        Some((end, _)) => format!("{}... ({} bytes)", &input[..end], input.len()),
+    }
+}
+
 /// A network service: an open port on an address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Service {
@@ -223,17 +237,6 @@ impl SubjectFilter {
     }
 }
 
-/// One argument a plugin accepts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ArgInfo {
-    /// The key, as in `--plugin-arg PLUGIN.KEY=VALUE`.
-    pub name: String,
-    /// What it does.
-    pub description: String,
-    /// The value used when it is not given.
-    pub default: Option<String>,
-}
-
 /// What a plugin's `describe()` returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PluginInfo {
@@ -249,6 +252,18 @@ pub struct PluginInfo {
     pub capabilities: Vec<Capability>,
     /// Arguments it accepts.
     pub args: Vec<ArgInfo>,
+}
+
+impl PluginInfo {
+    /// Check the user's `(key, text)` arguments for this plugin and give
+    /// every declared argument that has a value (the user's, else its
+    /// default), parsed. A key given twice takes the later value.
+    pub fn resolve_args(
+        &self,
+        given: &[(String, String)],
+    ) -> Result<Vec<(String, ArgValue)>, ArgError> {
+        args::resolve(&self.name, &self.args, given)
+    }
 }
 
 #[cfg(test)]

@@ -105,37 +105,16 @@ impl PluginInfo {
         self
     }
 
-    /// Declare an argument (`--plugin-arg NAME.KEY=VALUE`).
-    pub fn arg(mut self, name: &str, description: &str, default: Option<&str>) -> Self {
-        self.args.push(ArgInfo {
-            name: name.to_string(),
-            description: description.to_string(),
-            default: default.map(str::to_string),
-        });
+    /// Declare an argument (`--plugin-arg NAME.KEY=VALUE`), built with
+    /// [`ArgInfo::boolean`], [`ArgInfo::integer`] and the like. The host
+    /// checks every value the user gives against it before a scan starts.
+    pub fn arg(mut self, arg: ArgInfo) -> Self {
+        self.args.push(arg);
         self
     }
 }
 
 impl ScanOptions {
-    /// The value of argument `name`, if the user gave one.
-    pub fn arg(&self, name: &str) -> Option<&str> {
-        self.args
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The value of argument `name` parsed as `T`, or `default` when absent.
-    /// A value that does not parse is an error naming the argument.
-    pub fn arg_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
-        match self.arg(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("argument {name}: cannot parse {v:?}")),
-        }
-    }
-
     /// The scan's per-operation timeout.
     pub fn timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(u64::from(self.timeout_ms))
@@ -257,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn options_parse_arguments_with_defaults() {
+    fn options_give_ports_and_timeout() {
         let options = ScanOptions {
             ports: vec![
                 PortRange {
@@ -270,17 +249,8 @@ mod tests {
                 },
             ],
             timeout_ms: 1500,
-            args: vec![
-                ("banner".into(), "false".into()),
-                ("bytes".into(), "x".into()),
-            ],
+            args: Vec::new(),
         };
-        assert!(!options.arg_or("banner", true).unwrap());
-        assert_eq!(options.arg_or("missing", 7u32).unwrap(), 7);
-        assert_eq!(
-            options.arg_or::<u32>("bytes", 1).unwrap_err(),
-            "argument bytes: cannot parse \"x\""
-        );
         assert_eq!(options.port_list().collect::<Vec<_>>(), [20, 21, 22, 80]);
         assert_eq!(options.timeout(), std::time::Duration::from_millis(1500));
         assert!(options.ports[0].contains(21) && !options.ports[0].contains(23));

@@ -51,6 +51,7 @@ pub mod bindings {
     });
 }
 
+mod args;
 mod convert;
 pub mod dns;
 pub mod http;
@@ -65,8 +66,8 @@ pub use plugin::{__run_scan, Plugin};
 
 /// The shared types of the plugin contract.
 pub use bindings::wscan::plugin::types::{
-    AddressSubject, ArgInfo, Capability, ErrorCode, Finding, PluginInfo, PortRange, ScanOptions,
-    Service, Severity, Subject, SubjectFilter, SubjectKind,
+    AddressSubject, ArgInfo, ArgKind, ArgValue, Capability, ErrorCode, Finding, PluginInfo,
+    PortRange, ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind,
 };
 pub use convert::{from_ip, to_ip};
 pub use futures;
@@ -77,9 +78,9 @@ pub use wstd::{task, time};
 /// The most used items, for `use wscan_sdk::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        AddressSubject, ArgInfo, Capability, ErrorCode, Finding, Plugin, PluginInfo, PortRange,
-        ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind, dns, http, log,
-        report, tcp, tls,
+        AddressSubject, ArgInfo, ArgValue, Capability, ErrorCode, Finding, Plugin, PluginInfo,
+        PortRange, ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind, dns, http,
+        log, report, tcp, tls,
     };
 }
 

@@ -79,6 +79,85 @@ fn unknown_plugins_and_arguments_are_usage_errors() {
     );
 }
 
+/// Issue 12, item 9: a bad `--plugin-arg` value used to start the scan and
+/// fail every unit (exit 3). Every kind of argument is checked first.
+#[test]
+fn bad_plugin_argument_values_are_usage_errors_before_anything_is_sent() {
+    let listener = Listener::start(Behaviour::Banner(b"SSH-2.0-test\r\n"));
+    let port = listener.port().to_string();
+    let hostile = test_plugin("hostile");
+    let hostile = hostile.to_str().unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--plugin-arg", "port.banner=maybe"],
+            "--plugin-arg port.banner=maybe: expected a boolean: true or false",
+        ),
+        (
+            &["--plugin-arg", "port.banner-bytes=0"],
+            "port.banner-bytes=0: expected a whole number from 1 to 65536",
+        ),
+        (
+            &["--plugin-arg", "port.banner-bytes=lots"],
+            "port.banner-bytes=lots: expected a whole number",
+        ),
+        (
+            &["--plugin-arg", "port.banner-timeout=5"],
+            "port.banner-timeout=5: expected a duration with a unit from 1ms to 5m",
+        ),
+        (
+            &["--plugin-arg", "port.banner-timeout=1h"],
+            "expected a duration with a unit from 1ms to 5m",
+        ),
+        (
+            &["--plugin-arg", "dns.types=A,SPF"],
+            "dns.types=A,SPF: expected comma-separated words, each one of A, AAAA, CNAME",
+        ),
+        (
+            &["--plugin", hostile, "--plugin-arg", "hostile.mode=explode"],
+            "hostile.mode=explode: expected one of bomb, flood, leak, undeclared, outside",
+        ),
+    ];
+    let db = tempfile::tempdir().unwrap();
+    let db_path = db.path().join("results.db");
+    let db_arg = db_path.to_str().unwrap();
+    for (extra, message) in cases {
+        let mut args = vec!["--db", db_arg, "scan", "127.0.0.1", "-p", &port];
+        args.extend_from_slice(extra);
+        fails_with(&args, 2, message);
+    }
+    assert_eq!(
+        listener.accepted(),
+        0,
+        "a bad value must be refused before any connect"
+    );
+    assert!(!db_path.exists(), "a scan was recorded");
+    // A good value of each kind runs (and is what makes the port speak).
+    let mut cmd = wscan();
+    cmd.args(["scan", "127.0.0.1", "-p", &port, "--plugins", "port"]);
+    cmd.args(["--plugin-arg", "port.banner=YES"]);
+    cmd.args(["--plugin-arg", "port.banner-bytes=4"]);
+    cmd.args(["--plugin-arg", "port.banner-timeout=2s"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    let services = findings(&records, "service");
+    assert_eq!(services.len(), 1, "{records:?}");
+    assert_eq!(services[0]["data"]["banner"], "SSH-", "{records:?}");
+}
+
+#[test]
+fn a_plugin_built_for_an_older_contract_is_refused_with_the_fix() {
+    let old = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/panicker-wit-0.1.0.wasm"
+    );
+    fails_with(
+        &["scan", "127.0.0.1", "--plugin", old],
+        1,
+        "was built for wscan:plugin@0.1.0, but this wscan runs plugins of wscan:plugin@0.2.0: rebuild it with wscan-sdk 0.2",
+    );
+}
+
 #[test]
 fn files_that_are_not_components_are_rejected_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

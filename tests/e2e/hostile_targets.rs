@@ -37,7 +37,7 @@ fn resets_garbage_trickles_and_silence_are_each_recorded_for_what_they_are() {
     let started = Instant::now();
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    // Banner reads are bounded by port.banner-timeout-ms (1.5 s), the
+    // Banner reads are bounded by port.banner-timeout (1.5 s), the
     // identification probes by --timeout: far from the hang guard.
     assert!(started.elapsed() < Duration::from_secs(30));
     let records = records(&out);
@@ -118,7 +118,7 @@ fn open_ports_of_a_tarpit_are_reported_before_the_plugin_deadline() {
         "port",
     ]);
     cmd.args(["--format", "jsonl", "--plugin-timeout", "2s"]);
-    cmd.args(["--plugin-arg", "port.banner-timeout-ms=20000"]);
+    cmd.args(["--plugin-arg", "port.banner-timeout=20s"]);
     let out = run(cmd, Duration::from_secs(60));
     // The deadline stops the banner reads: an error for the unit...
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));

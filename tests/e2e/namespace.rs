@@ -115,7 +115,7 @@ fn all_ports_in_a_private_namespace_finds_exactly_the_listeners() {
         "--format",
         "jsonl",
     ]);
-    cmd.args(["--plugin-arg", "port.banner-timeout-ms=200"]);
+    cmd.args(["--plugin-arg", "port.banner-timeout=200ms"]);
     let out = run(cmd, Duration::from_secs(120));
     assert_eq!(
         out.status.code(),

@@ -126,9 +126,14 @@ fn plugin_check_and_info_describe_one_plugin() {
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("port 0.1.0 (built-in)"), "{text}");
+    assert!(text.starts_with("port 0.2.0 (built-in)"), "{text}");
+    // The arguments' table: key, type, default, description.
     assert!(
-        text.contains("--plugin-arg port.banner-timeout-ms=..."),
+        text.contains("arguments (--plugin-arg port.KEY=VALUE):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("banner-timeout  duration 1ms..5m  1500ms   how long to wait for a banner"),
         "{text}"
     );
 
@@ -233,7 +238,7 @@ fn plugin_run_prints_findings_and_emitted_subjects_of_one_call() {
         "jsonl",
     ]);
     cmd.args(["-p", &format!("{},{}", echo.port(), closed_port())]);
-    cmd.args(["--plugin-arg", "port.banner-timeout-ms=500"]);
+    cmd.args(["--plugin-arg", "port.banner-timeout=500ms"]);
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(
         out.status.code(),
@@ -287,7 +292,7 @@ fn plugin_check_explains_components_of_another_world_and_describe_traps() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("does not fit the wscan:plugin@0.1.0 world"),
+        stderr.contains("does not fit the wscan:plugin@0.2.0 world"),
         "{stderr}"
     );
 

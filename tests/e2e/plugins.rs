@@ -21,7 +21,7 @@ fn sdk_plugin_chains_from_port_and_its_findings_come_out() {
         "--plugin-arg",
         "greeter.greeting=hi there",
         "--plugin-arg",
-        "port.banner-timeout-ms=200",
+        "port.banner-timeout=200ms",
     ]);
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(

@@ -29,7 +29,7 @@ fn reports_exactly_the_open_ports_with_their_banners() {
         "--format",
         "jsonl",
     ]);
-    cmd.args(["--plugin-arg", "port.banner-timeout-ms=500"]);
+    cmd.args(["--plugin-arg", "port.banner-timeout=500ms"]);
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(
         out.status.code(),
@@ -54,7 +54,7 @@ fn reports_exactly_the_open_ports_with_their_banners() {
 
     for r in &records {
         assert_eq!(r["plugin"]["name"], "port");
-        assert_eq!(r["plugin"]["version"], "0.1.0");
+        assert_eq!(r["plugin"]["version"], "0.2.0");
         assert_eq!(r["severity"], "info");
         assert_eq!(r["subject"]["kind"], "service");
         assert_eq!(r["subject"]["address"], "127.0.0.1");

@@ -89,7 +89,7 @@ impl Lab {
     fn scan(&self, output: &Path) -> Command {
         let mut cmd = self.wscan(&["scan", "127.0.0.0/26", "-p", "22,80,443"]);
         cmd.args(["--plugins", "port,http", "--rate", "80", "--parallel", "4"]);
-        cmd.args(["--plugin-arg", "port.banner-timeout-ms=300"]);
+        cmd.args(["--plugin-arg", "port.banner-timeout=300ms"]);
         cmd.args(["--format", "jsonl", "-o"]).arg(output);
         cmd
     }
@@ -457,7 +457,7 @@ fn a_killed_scan_not_yet_reaped_is_not_running() {
     let mut cmd = wscan();
     cmd.arg("--db").arg(&db);
     cmd.args(["scan", "127.0.0.1", "-p", &port, "--plugins", "port", "-q"]);
-    cmd.args(["--plugin-arg", "port.banner-timeout-ms=60000"]);
+    cmd.args(["--plugin-arg", "port.banner-timeout=60s"]);
     let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())

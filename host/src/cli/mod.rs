@@ -318,33 +318,19 @@ fn dry_run(
     Ok(Exit::Success)
 }
 
-/// Check `--plugin-arg` values against what the selected plugins declare,
-/// and group them by plugin.
+/// Check `--plugin-arg` keys and values against what the selected plugins
+/// declare (a bad one is a usage error before anything is sent), and group
+/// them by plugin.
 fn plugin_args(
     given: &[args::PluginArg],
     selected: &[Arc<LoadedPlugin>],
 ) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
     let mut plugin_args: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for arg in given {
-        let Some(plugin) = selected.iter().find(|p| p.info.name == arg.plugin) else {
+        if !selected.iter().any(|p| p.info.name == arg.plugin) {
             bail!(UsageError(format!(
                 "--plugin-arg {}.{}: no selected plugin is named {:?}",
                 arg.plugin, arg.key, arg.plugin
-            )));
-        };
-        if !plugin.info.args.iter().any(|a| a.name == arg.key) {
-            let known: Vec<&str> = plugin.info.args.iter().map(|a| a.name.as_str()).collect();
-            bail!(UsageError(format!(
-                "--plugin-arg {}.{}: plugin {} takes no argument {:?} (it takes: {})",
-                arg.plugin,
-                arg.key,
-                arg.plugin,
-                arg.key,
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
             )));
         }
         plugin_args
@@ -352,7 +338,14 @@ fn plugin_args(
             .or_default()
             .push((arg.key.clone(), arg.value.clone()));
     }
-
+    for plugin in selected {
+        let given = plugin_args
+            .get(&plugin.info.name)
+            .map_or(&[][..], Vec::as_slice);
+        if let Err(e) = plugin.info.resolve_args(given) {
+            bail!(UsageError(format!("--plugin-arg {e}")));
+        }
+    }
     Ok(plugin_args)
 }
 

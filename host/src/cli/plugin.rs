@@ -118,17 +118,42 @@ fn write_table(out: &mut impl Write, active: &Active) -> std::io::Result<()> {
             caps.join(", ")
         }
     )?;
-    for a in &info.args {
-        let default = a
-            .default
-            .as_deref()
-            .map(|d| format!(" (default: {d})"))
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "  --plugin-arg {}.{}=...  {}{}",
-            info.name, a.name, a.description, default
-        )?;
+    if !info.args.is_empty() {
+        writeln!(out, "  arguments (--plugin-arg {}.KEY=VALUE):", info.name)?;
+        let rows: Vec<[String; 4]> = info
+            .args
+            .iter()
+            .map(|a| {
+                [
+                    a.name.clone(),
+                    a.kind.label(),
+                    a.default.clone().unwrap_or_else(|| "-".into()),
+                    a.description.clone(),
+                ]
+            })
+            .collect();
+        let header = ["KEY", "TYPE", "DEFAULT", "DESCRIPTION"].map(String::from);
+        let width = |i: usize| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        let widths = [width(0), width(1), width(2)];
+        for row in [&header].into_iter().chain(&rows) {
+            writeln!(
+                out,
+                "    {:w0$}  {:w1$}  {:w2$}  {}",
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2]
+            )?;
+        }
     }
     writeln!(out)
 }

@@ -3,7 +3,8 @@
 
 use super::bindings::wscan::plugin::types as wit;
 use crate::model::{
-    ArgInfo, Capability, PluginInfo, Service, Severity, Subject, SubjectFilter, SubjectKind,
+    ArgInfo, ArgKind, ArgValue, Capability, PluginInfo, Service, Severity, Subject, SubjectFilter,
+    SubjectKind,
 };
 use crate::primitives::tcp::{NetError, PortState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -148,9 +149,44 @@ impl From<wit::PluginInfo> for PluginInfo {
                 .map(|a| ArgInfo {
                     name: a.name,
                     description: a.description,
+                    kind: a.kind.into(),
                     default: a.default,
                 })
                 .collect(),
+        }
+    }
+}
+
+impl From<wit::ArgKind> for ArgKind {
+    fn from(k: wit::ArgKind) -> Self {
+        match k {
+            wit::ArgKind::Boolean => ArgKind::Boolean,
+            wit::ArgKind::Integer(r) => ArgKind::Integer {
+                min: r.min,
+                max: r.max,
+            },
+            wit::ArgKind::Duration(r) => ArgKind::Duration {
+                min_ms: r.min,
+                max_ms: r.max,
+            },
+            wit::ArgKind::Text => ArgKind::Text,
+            wit::ArgKind::TextList => ArgKind::TextList,
+            wit::ArgKind::Choice(choices) => ArgKind::Choice { choices },
+            wit::ArgKind::ChoiceList(choices) => ArgKind::ChoiceList { choices },
+        }
+    }
+}
+
+impl From<ArgValue> for wit::ArgValue {
+    fn from(v: ArgValue) -> Self {
+        match v {
+            ArgValue::Boolean(b) => wit::ArgValue::Boolean(b),
+            ArgValue::Integer(n) => wit::ArgValue::Integer(n),
+            ArgValue::Duration(ms) => wit::ArgValue::Duration(ms),
+            ArgValue::Text(s) => wit::ArgValue::Text(s),
+            ArgValue::TextList(v) => wit::ArgValue::TextList(v),
+            ArgValue::Choice(s) => wit::ArgValue::Choice(s),
+            ArgValue::ChoiceList(v) => wit::ArgValue::ChoiceList(v),
         }
     }
 }

@@ -15,7 +15,7 @@ pub mod watch;
 
 pub use state::{Event, PluginId, ScanContext};
 
-use crate::model::{PluginInfo, Subject};
+use crate::model::{PluginInfo, Subject, check_declared};
 use bindings::{PluginPre, wscan::plugin::types as wit};
 use limits::EPOCH_TICK;
 use state::{CallContext, CallCounts, HostState};
@@ -69,9 +69,19 @@ pub enum LoadError {
         /// What it is instead.
         reason: String,
     },
+    /// It was built for another version of the `wscan:plugin` package.
+    #[error(
+        "plugin {origin} was built for wscan:plugin@{found}, but this wscan runs plugins of {WIT_PACKAGE}: rebuild it with wscan-sdk {SDK_VERSION} (docs/plugins.md, \"Upgrading a plugin\", says what changed)"
+    )]
+    WitVersion {
+        /// Where it came from.
+        origin: PluginSource,
+        /// The version its imports name.
+        found: String,
+    },
     /// It does not fit the `wscan:plugin` world.
     #[error(
-        "plugin {origin} does not fit the wscan:plugin@0.1.0 world: {reason}. Plugins may import only the wscan:plugin interfaces and basic WASI 0.2, and must export describe and scan; build them with wscan-sdk"
+        "plugin {origin} does not fit the {WIT_PACKAGE} world: {reason}. Plugins may import only the wscan:plugin interfaces and basic WASI 0.2, and must export describe and scan; build them with wscan-sdk"
     )]
     Link {
         /// Where it came from.
@@ -110,7 +120,9 @@ pub struct CallOptions {
     pub ports: Vec<(u16, u16)>,
     /// The per-operation timeout.
     pub timeout: Duration,
-    /// This plugin's arguments.
+    /// This plugin's arguments as the user gave them (`key`, `text`),
+    /// checked and completed with defaults against the plugin's
+    /// declaration when the call starts.
     pub args: Vec<(String, String)>,
     /// Wall-clock limit for the whole call.
     pub deadline: Duration,
@@ -296,9 +308,15 @@ impl Engine {
                 origin: origin.clone(),
                 reason: format!("{e:#}"),
             })?;
-        let link = |e: wasmtime::Error| LoadError::Link {
-            origin: origin.clone(),
-            reason: format!("{e:#}"),
+        let link = |e: wasmtime::Error| match wit_version(&component, &self.engine) {
+            Some(found) if found != WIT_VERSION => LoadError::WitVersion {
+                origin: origin.clone(),
+                found,
+            },
+            _ => LoadError::Link {
+                origin: origin.clone(),
+                reason: format!("{e:#}"),
+            },
         };
         let pre =
             PluginPre::new(self.linker.instantiate_pre(&component).map_err(link)?).map_err(link)?;
@@ -344,6 +362,12 @@ impl Engine {
                 ),
             });
         }
+        if let Err(e) = check_declared(&info.args) {
+            return Err(LoadError::Describe {
+                origin,
+                reason: e.to_string(),
+            });
+        }
         let id = Arc::new(PluginId {
             name: info.name.clone(),
             version: info.version.clone(),
@@ -370,6 +394,25 @@ impl Engine {
         });
         store
     }
+}
+
+/// The version of the `wscan:plugin` package this host implements.
+pub const WIT_VERSION: &str = "0.2.0";
+/// The package with its version, as components name it.
+pub const WIT_PACKAGE: &str = "wscan:plugin@0.2.0";
+/// The SDK release that builds plugins for [`WIT_PACKAGE`].
+const SDK_VERSION: &str = "0.2";
+
+/// The `wscan:plugin` version a component's imports name (every plugin
+/// imports at least `wscan:plugin/types@VERSION`), if any.
+fn wit_version(component: &Component, engine: &wasmtime::Engine) -> Option<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .find_map(|(name, _)| {
+            let (_, version) = name.strip_prefix("wscan:plugin/")?.split_once('@')?;
+            Some(version.to_string())
+        })
 }
 
 fn valid_name(name: &str) -> bool {
@@ -444,6 +487,12 @@ impl LoadedPlugin {
             counts: CallCounts::default(),
         };
         let mut store = engine.store(call, options.deadline, options.memory);
+        // Checked when the scan was specified; checked again here because a
+        // plugin hot-loaded since may declare its arguments differently.
+        let args = self
+            .info
+            .resolve_args(&options.args)
+            .map_err(|e| CallError::Failed(format!("plugin argument {e}")))?;
         let wit_subject = wit::Subject::from(subject);
         let wit_options = wit::ScanOptions {
             ports: options
@@ -452,7 +501,7 @@ impl LoadedPlugin {
                 .map(|&(first, last)| wit::PortRange { first, last })
                 .collect(),
             timeout_ms: u32::try_from(options.timeout.as_millis()).unwrap_or(u32::MAX),
-            args: options.args.clone(),
+            args: args.into_iter().map(|(k, v)| (k, v.into())).collect(),
         };
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;

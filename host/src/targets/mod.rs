@@ -54,15 +54,7 @@ pub enum TargetError {
     Range(String),
 }
 
-/// `input` as an error quotes it: whole when short, else its first 60
-/// characters and its length, so a 10 MB line makes a one-line message.
-pub fn excerpt(input: &str) -> String {
-    const KEEP: usize = 60;
-    match input.char_indices().nth(KEEP) {
-        None => input.to_string(),
-        Some((end, _)) => format!("{}... ({} bytes)", &input[..end], input.len()),
-    }
-}
+pub use crate::model::excerpt;
 
 /// One target as given: an address, a CIDR block or a range, kept as the
 /// inclusive range of addresses it covers.

@@ -13,6 +13,10 @@ struct Dns;
 
 /// Record types asked for when the user names none.
 const DEFAULT_TYPES: &str = "A,AAAA,CNAME";
+/// What the `types` argument accepts: the host refuses any other word.
+const TYPE_CHOICES: [&str; 11] = [
+    "A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV", "CAA", "all",
+];
 
 impl Plugin for Dns {
     fn describe() -> PluginInfo {
@@ -24,14 +28,16 @@ impl Plugin for Dns {
         .consumes(SubjectFilter::kinds(&[SubjectKind::Host]))
         .capability(Capability::Dns)
         .arg(
-            "types",
-            "record types to query, comma-separated (A,AAAA,CNAME,MX,NS,TXT,SOA,PTR,SRV,CAA, or all)",
-            Some(DEFAULT_TYPES),
+            ArgInfo::choice_list(
+                "types",
+                "record types to query, comma-separated (all: every one)",
+                &TYPE_CHOICES,
+            )
+            .default(DEFAULT_TYPES),
         )
         .arg(
-            "ptr",
-            "also look up the PTR record of every address found (true/false)",
-            Some("false"),
+            ArgInfo::boolean("ptr", "also look up the PTR record of every address found")
+                .default(false),
         )
     }
 
@@ -39,8 +45,11 @@ impl Plugin for Dns {
         let Subject::Host(name) = subject else {
             return Err("the dns plugin consumes host names only".to_string());
         };
-        let types = record_types(options.arg("types").unwrap_or(DEFAULT_TYPES))?;
-        let ptr: bool = options.arg_or("ptr", false)?;
+        let types = match options.list("types") {
+            [] => record_types(DEFAULT_TYPES.split(',')),
+            given => record_types(given.iter().map(String::as_str)),
+        };
+        let ptr = options.boolean("ptr").unwrap_or(false);
 
         // Every type at once: the host runs the queries concurrently.
         let answers = join_all(types.iter().map(|&kind| dns::lookup(&name, kind))).await;
@@ -124,24 +133,21 @@ impl Plugin for Dns {
     }
 }
 
-/// Parse the `types` argument.
-fn record_types(arg: &str) -> Result<Vec<RecordType>, String> {
-    if arg.trim().eq_ignore_ascii_case("all") {
-        return Ok(RecordType::ALL.to_vec());
-    }
+/// The record types of the `types` argument (words the host checked
+/// against [`TYPE_CHOICES`]), each once; `all` is every type.
+fn record_types<'a>(words: impl Iterator<Item = &'a str>) -> Vec<RecordType> {
     let mut types = Vec::new();
-    for name in arg.split(',').filter(|s| !s.trim().is_empty()) {
-        let kind = RecordType::parse(name).ok_or_else(|| {
-            format!("argument types: unknown record type {name:?} (known: A,AAAA,CNAME,MX,NS,TXT,SOA,PTR,SRV,CAA, or all)")
-        })?;
-        if !types.contains(&kind) {
+    for word in words {
+        if word.eq_ignore_ascii_case("all") {
+            return RecordType::ALL.to_vec();
+        }
+        if let Some(kind) = RecordType::parse(word)
+            && !types.contains(&kind)
+        {
             types.push(kind);
         }
     }
-    if types.is_empty() {
-        return Err("argument types: no record type given".to_string());
-    }
-    Ok(types)
+    types
 }
 
 /// Report one record, once: an A query's answer repeats the CNAME chain
@@ -208,15 +214,13 @@ mod tests {
     #[test]
     fn types_argument() {
         assert_eq!(
-            record_types("a, aaaa,MX,a").unwrap(),
+            record_types(["A", "AAAA", "MX", "A"].into_iter()),
             [RecordType::A, RecordType::Aaaa, RecordType::Mx]
         );
-        assert_eq!(record_types("ALL").unwrap().len(), 10);
-        assert!(
-            record_types("A,SPF")
-                .unwrap_err()
-                .contains("unknown record type \"SPF\"")
-        );
-        assert!(record_types(" , ").is_err());
+        assert_eq!(record_types(["MX", "all"].into_iter()).len(), 10);
+        // Every choice the host accepts names a type (or all).
+        for word in TYPE_CHOICES {
+            assert!(!record_types([word].into_iter()).is_empty(), "{word}");
+        }
     }
 }

@@ -37,18 +37,26 @@ impl Plugin for Http {
         )
         .capability(Capability::Http)
         .capability(Capability::Dns)
-        .arg("path", "the path to request", Some("/"))
-        .arg("max-redirects", "redirects to follow (0: none)", Some("5"))
-        .arg("body-bytes", "bytes of each body to read (for the title)", Some("65536"))
+        .arg(ArgInfo::text("path", "the path to request").default("/"))
+        .arg(ArgInfo::integer("max-redirects", "redirects to follow (0: none)", 0..=50).default(5))
+        .arg(
+            ArgInfo::integer(
+                "body-bytes",
+                "bytes of each body to read (for the title)",
+                1..=1_048_576,
+            )
+            .default(65536),
+        )
     }
 
     async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
         let Subject::Service(service) = &subject else {
             return Err("the http plugin consumes services only".to_string());
         };
-        let path = options.arg("path").unwrap_or("/").to_string();
-        let max_redirects: usize = options.arg_or("max-redirects", 5)?;
-        let body_bytes: u32 = options.arg_or("body-bytes", 65536)?;
+        // Checked and defaulted by the host; the fallbacks serve an older one.
+        let path = options.text("path").unwrap_or("/").to_string();
+        let max_redirects: usize = options.integer("max-redirects").unwrap_or(5);
+        let body_bytes: u32 = options.integer("body-bytes").unwrap_or(65536);
         let ip = wscan_sdk::to_ip(service.address);
         let tls = match service.name.as_deref() {
             Some("https" | "https-alt" | "ssl") => true,

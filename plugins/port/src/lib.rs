@@ -35,21 +35,25 @@ impl Plugin for Port {
         .consumes(SubjectFilter::addresses())
         .capability(Capability::Tcp)
         .capability(Capability::Tls)
+        .arg(ArgInfo::boolean("banner", "read a banner from each open port").default(true))
         .arg(
-            "banner",
-            "read a banner from each open port (true/false)",
-            Some("true"),
-        )
-        .arg("banner-bytes", "bytes to keep of each banner", Some("512"))
-        .arg(
-            "identify",
-            "probe an open port that sent no banner and whose number says nothing: a TLS handshake, then an HTTP request (true/false)",
-            Some("true"),
+            ArgInfo::integer("banner-bytes", "bytes to keep of each banner", 1..=65536)
+                .default(DEFAULT_BANNER_BYTES),
         )
         .arg(
-            "banner-timeout-ms",
-            "how long to wait for a banner, in milliseconds",
-            Some("1500"),
+            ArgInfo::boolean(
+                "identify",
+                "probe an open port that sent no banner and whose number says nothing: a TLS handshake, then an HTTP request",
+            )
+            .default(true),
+        )
+        .arg(
+            ArgInfo::duration(
+                "banner-timeout",
+                "how long to wait for a banner",
+                Duration::from_millis(1)..=Duration::from_secs(300),
+            )
+            .default(format!("{DEFAULT_BANNER_MS}ms")),
         )
     }
 
@@ -57,15 +61,17 @@ impl Plugin for Port {
         let Subject::Address(target) = subject else {
             return Err("the port plugin consumes addresses only".to_string());
         };
+        // The host checked each value against its declared range and
+        // filled in the defaults; the fallbacks only serve an older host.
         let settings = Settings {
-            banner: options.arg_or("banner", true)?,
+            banner: options.boolean("banner").unwrap_or(true),
             banner_bytes: options
-                .arg_or("banner-bytes", DEFAULT_BANNER_BYTES)?
-                .clamp(1, 65536),
-            banner_wait: Duration::from_millis(
-                options.arg_or("banner-timeout-ms", DEFAULT_BANNER_MS)?,
-            ),
-            identify: options.arg_or("identify", true)?,
+                .integer("banner-bytes")
+                .unwrap_or(DEFAULT_BANNER_BYTES),
+            banner_wait: options
+                .duration("banner-timeout")
+                .unwrap_or(Duration::from_millis(DEFAULT_BANNER_MS)),
+            identify: options.boolean("identify").unwrap_or(true),
         };
         let ip = wscan_sdk::to_ip(target.address);
         let mut probe =

@@ -47,14 +47,20 @@ impl Plugin for Tls {
         )
         .capability(Capability::Tls)
         .arg(
-            "expiry-days",
-            "report certificates that expire within this many days",
-            Some("30"),
+            ArgInfo::integer(
+                "expiry-days",
+                "report certificates that expire within this many days",
+                0..=3650,
+            )
+            .default(30),
         )
         .arg(
-            "min-rsa-bits",
-            "report RSA keys shorter than this",
-            Some("2048"),
+            ArgInfo::integer(
+                "min-rsa-bits",
+                "report RSA keys shorter than this",
+                0..=16384,
+            )
+            .default(2048),
         )
     }
 
@@ -62,8 +68,9 @@ impl Plugin for Tls {
         let Subject::Service(service) = &subject else {
             return Err("the tls plugin consumes services only".to_string());
         };
-        let expiry_days: i64 = options.arg_or("expiry-days", 30)?;
-        let min_rsa_bits: u32 = options.arg_or("min-rsa-bits", 2048)?;
+        // Checked and defaulted by the host; the fallbacks serve an older one.
+        let expiry_days: i64 = options.integer("expiry-days").unwrap_or(30);
+        let min_rsa_bits: u32 = options.integer("min-rsa-bits").unwrap_or(2048);
         let ip = wscan_sdk::to_ip(service.address);
         let mut handshake = HandshakeOptions::new().alpn(&["h2", "http/1.1"]);
         if let Some(host) = &service.host {

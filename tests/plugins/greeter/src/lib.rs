@@ -17,14 +17,14 @@ impl Plugin for Greeter {
         )
         .consumes(SubjectFilter::services())
         .capability(Capability::Tcp)
-        .arg("greeting", "what to send", Some("hello"))
+        .arg(ArgInfo::text("greeting", "what to send").default("hello"))
     }
 
     async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
         let Subject::Service(service) = &subject else {
             return Err("greeter consumes services".into());
         };
-        let greeting = options.arg("greeting").unwrap_or("hello").to_string();
+        let greeting = options.text("greeting").unwrap_or("hello").to_string();
         let ip = wscan_sdk::to_ip(service.address);
         let conn = tcp::connect(ip, service.port, None)
             .await

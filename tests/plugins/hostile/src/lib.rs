@@ -14,14 +14,20 @@ impl Plugin for Hostile {
         PluginInfo::new("hostile", "0.1.0", "Misbehaves on purpose (tests only)")
             .consumes(SubjectFilter::addresses())
             .capability(Capability::Tcp)
-            .arg("mode", "bomb, flood, leak, undeclared or outside", None)
-            .arg("port", "a closed port of the subject, for leak", Some("9"))
+            .arg(ArgInfo::choice(
+                "mode",
+                "how to misbehave",
+                &["bomb", "flood", "leak", "undeclared", "outside"],
+            ))
+            .arg(
+                ArgInfo::integer("port", "a closed port of the subject, for leak", 1..=65535)
+                    .default(9),
+            )
     }
 
     async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
         let ip = subject.ip().ok_or("addresses only")?;
-        let mode: String = options.arg_or("mode", String::new())?;
-        match mode.as_str() {
+        match options.text("mode").unwrap_or_default() {
             "bomb" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
@@ -40,7 +46,7 @@ impl Plugin for Hostile {
                 Ok(())
             }
             "leak" => {
-                let port: u16 = options.arg_or("port", 9)?;
+                let port: u16 = options.integer("port").unwrap_or(9);
                 let mut held = Vec::new();
                 loop {
                     // Started and never awaited nor dropped: each is a live

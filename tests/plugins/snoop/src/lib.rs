@@ -28,15 +28,9 @@ impl Plugin for Snoop {
         .consumes(SubjectFilter::kinds(&[SubjectKind::Host]))
         .capability(Capability::Dns)
         .arg(
-            "name",
-            "the out-of-scope name to ask for",
-            Some("outside.wscan.test"),
+            ArgInfo::text("name", "the out-of-scope name to ask for").default("outside.wscan.test"),
         )
-        .arg(
-            "address",
-            "the out-of-scope address to reverse",
-            Some("127.0.0.2"),
-        )
+        .arg(ArgInfo::text("address", "the out-of-scope address to reverse").default("127.0.0.2"))
     }
 
     async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
@@ -44,10 +38,14 @@ impl Plugin for Snoop {
             return Ok(());
         };
         let stray_name = options
-            .arg("name")
+            .text("name")
             .unwrap_or("outside.wscan.test")
             .to_string();
-        let stray_ip: std::net::IpAddr = options.arg_or("address", "127.0.0.2".parse().unwrap())?;
+        let stray_ip: std::net::IpAddr = options
+            .text("address")
+            .unwrap_or("127.0.0.2")
+            .parse()
+            .map_err(|e| format!("argument address: {e}"))?;
 
         let own = dns::lookup(name, RecordType::A).await;
         let resolved = own

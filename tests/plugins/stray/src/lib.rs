@@ -17,19 +17,18 @@ impl Plugin for Stray {
         )
         .consumes(SubjectFilter::services())
         .capability(Capability::Tcp)
-        .arg(
-            "target",
-            "the out-of-scope address to try",
-            Some("127.0.0.2"),
-        )
+        .arg(ArgInfo::text("target", "the out-of-scope address to try").default("127.0.0.2"))
     }
 
     async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
         let Subject::Service(service) = &subject else {
             return Ok(());
         };
-        let target: std::net::IpAddr =
-            options.arg_or("target", "127.0.0.2".parse().map_err(|_| "default")?)?;
+        let target: std::net::IpAddr = options
+            .text("target")
+            .unwrap_or("127.0.0.2")
+            .parse()
+            .map_err(|e| format!("argument target: {e}"))?;
         let connect = match tcp::connect(target, service.port, None).await {
             Ok(_) => "connected".to_string(),
             Err(e) => format!("{e:?}"),

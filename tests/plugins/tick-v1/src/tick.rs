@@ -1,6 +1,7 @@
 // Shared by tick-v1 and tick-v2, which differ only in VERSION: the hot
 // reload test swaps one for the other while a scan runs.
 
+use std::time::Duration;
 use wscan_sdk::prelude::*;
 use wscan_sdk::serde_json::json;
 
@@ -10,15 +11,22 @@ impl Plugin for Tick {
     fn describe() -> PluginInfo {
         PluginInfo::new("tick", VERSION, "Reports its version for every address, slowly")
             .consumes(SubjectFilter::addresses())
-            .arg("sleep-ms", "how long each unit takes", Some("100"))
+            .arg(
+                ArgInfo::duration(
+                    "sleep",
+                    "how long each unit takes",
+                    Duration::ZERO..=Duration::from_secs(60),
+                )
+                .default("100ms"),
+            )
     }
 
     async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
         let finding = Finding::new("tick", Severity::Info, format!("tick {VERSION}"), subject)
             .data(json!({ "version": VERSION }));
         report::finding(finding).map_err(|e| e.to_string())?;
-        let sleep: u64 = options.arg_or("sleep-ms", 100)?;
-        wscan_sdk::task::sleep(wscan_sdk::time::Duration::from_millis(sleep)).await;
+        let sleep = options.duration("sleep").unwrap_or(Duration::from_millis(100));
+        wscan_sdk::task::sleep(wscan_sdk::time::Duration::from(sleep)).await;
         Ok(())
     }
 }
