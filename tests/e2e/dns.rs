@@ -441,7 +441,8 @@ fn a_resolver_cannot_widen_the_scope_with_records_for_other_names() {
     let mut outside: Vec<&str> = records
         .iter()
         .filter(|r| r["type"] == "out-of-scope")
-        .filter_map(|r| r["subject"]["address"].as_str())
+        .flat_map(|r| r["outside"].as_array().unwrap())
+        .filter_map(|s| s["address"].as_str())
         .collect();
     outside.sort();
     assert_eq!(

@@ -189,12 +189,20 @@ fn certificate_names_outside_the_scope_are_reported_and_never_contacted() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let records = records(&out);
 
-    let mut reported: Vec<(String, Value)> = records
+    // One record per unit that found something outside, listing it all.
+    let groups: Vec<&Value> = records
         .iter()
         .filter(|r| r["type"] == "out-of-scope")
-        .map(|r| {
+        .collect();
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    assert_eq!(groups[0]["subject"]["kind"], "service", "{groups:#?}");
+    let mut reported: Vec<(String, Value)> = groups
+        .iter()
+        .flat_map(|r| {
             assert_eq!(r["plugin"]["name"], "tls", "{r}");
-            let s = &r["subject"];
+            r["outside"].as_array().unwrap().iter()
+        })
+        .map(|s| {
             (
                 s["kind"].as_str().unwrap().to_string(),
                 s.get("host").or(s.get("address")).unwrap().clone(),
@@ -228,6 +236,42 @@ fn certificate_names_outside_the_scope_are_reported_and_never_contacted() {
         .filter(|r| r["data"]["type"] == "A")
         .count();
     assert_eq!(dns_units, 1, "{records:#?}");
+}
+
+/// Issue 12 (memory and output that grow without bound): a certificate
+/// with many foreign names made one `out-of-scope` record per name. Now
+/// one record per unit lists them all, in the stream and in the store.
+#[test]
+fn a_certificate_with_many_foreign_names_makes_one_out_of_scope_record() {
+    let dns = DnsServer::start();
+    let many = TlsServer::start(Cert::ManyNames);
+    let ca = TestCa::get().pem_path().to_str().unwrap().to_string();
+    let db = tempfile::tempdir().unwrap();
+    let db_path = db.path().join("results.db");
+    let db_arg = db_path.to_str().unwrap().to_string();
+    let out = scan_by_name(&dns, &[&many], &["--ca-file", &ca, "--db", &db_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let check =
+        |records: &[Value]| {
+            let groups: Vec<&Value> = records
+                .iter()
+                .filter(|r| r["type"] == "out-of-scope")
+                .collect();
+            assert_eq!(groups.len(), 1, "one record for the certificate");
+            assert_eq!(groups[0]["subject"]["port"], many.port());
+            let outside = groups[0]["outside"].as_array().unwrap();
+            assert_eq!(outside.len(), crate::tls_server::MANY_NAMES);
+            assert!(outside.iter().all(
+                |s| s["kind"] == "host" && s["host"].as_str().unwrap().ends_with(".other.test")
+            ));
+        };
+    check(&records(&out));
+    // The stored record reads back the same.
+    let mut cmd = wscan();
+    cmd.args(["--db", &db_arg, "results", "show", "1", "--format", "jsonl"]);
+    let shown = run(cmd, Duration::from_secs(60));
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    check(&records(&shown));
 }
 
 #[test]

@@ -120,7 +120,13 @@ pub enum Cert {
     /// rsa_pkcs1_sha256 (TLS 1.3 would need RSA-PSS, which ring cannot
     /// verify for a key this small).
     WeakRsa,
+    /// Signed by the test CA, valid, SANs as Valid plus
+    /// [`MANY_NAMES`] DNS names `n0.other.test`, `n1.other.test`...
+    ManyNames,
 }
+
+/// How many foreign names a [`Cert::ManyNames`] certificate carries.
+pub const MANY_NAMES: usize = 1000;
 
 /// Connections and handshakes seen; written by the server, read by the test.
 #[derive(Default)]
@@ -305,7 +311,10 @@ fn leaf(cert: Cert) -> (CertificateDer<'static>, Arc<dyn SigningKey>) {
         ),
         _ => ("www.wscan.test", vec!["www.wscan.test", "127.0.0.1"]),
     };
-    let sans: Vec<String> = sans.into_iter().map(String::from).collect();
+    let mut sans: Vec<String> = sans.into_iter().map(String::from).collect();
+    if cert == Cert::ManyNames {
+        sans.extend((0..MANY_NAMES).map(|i| format!("n{i}.other.test")));
+    }
     let mut params = CertificateParams::new(sans).expect("SANs");
     params.distinguished_name = name(cn);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -7,7 +7,8 @@ mod table;
 
 pub use jsonl::JsonlSink;
 pub use record::{
-    ErrorRecord, FindingRecord, PluginRef, Record, SubjectEmitted, SubjectRecord, now,
+    ErrorRecord, FindingRecord, OutOfScopeRecord, PluginRef, Record, SubjectEmitted, SubjectRecord,
+    now,
 };
 pub use table::TableSink;
 

@@ -98,10 +98,9 @@ pub struct ErrorRecord {
     pub error: String,
 }
 
-/// A subject a plugin emitted: written by `wscan plugin run` (as
-/// `subject`), and by a scan for a subject outside its scope (as
-/// `out-of-scope`: reported, never scanned); a scan routes the others to
-/// plugins instead.
+/// A subject a plugin emitted, as `wscan plugin run` writes it; a scan
+/// routes emitted subjects to plugins instead (or reports them in an
+/// [`OutOfScopeRecord`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectEmitted {
     /// When it was emitted, RFC 3339 UTC.
@@ -110,6 +109,47 @@ pub struct SubjectEmitted {
     pub plugin: PluginRef,
     /// The subject.
     pub subject: SubjectRecord,
+}
+
+/// The subjects one unit emitted that lie outside the scan's scope:
+/// reported, never scanned. One record per unit, so a certificate with
+/// 10,000 foreign names makes one record, not 10,000.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "OutOfScopeWire")]
+pub struct OutOfScopeRecord {
+    /// When the unit that found them ended, RFC 3339 UTC.
+    pub time: String,
+    /// Who found them.
+    pub plugin: PluginRef,
+    /// The subject it was scanning when it found them.
+    pub subject: SubjectRecord,
+    /// The subjects outside the scope, in the order found; each subject is
+    /// in one record of a scan only, whoever found it how many times.
+    pub outside: Vec<SubjectRecord>,
+}
+
+/// [`OutOfScopeRecord`] as stored, including the form of stores written
+/// before grouping (one record per subject, the subject in `subject`).
+#[derive(Deserialize)]
+struct OutOfScopeWire {
+    time: String,
+    plugin: PluginRef,
+    subject: SubjectRecord,
+    #[serde(default)]
+    outside: Option<Vec<SubjectRecord>>,
+}
+
+impl From<OutOfScopeWire> for OutOfScopeRecord {
+    fn from(w: OutOfScopeWire) -> Self {
+        // The old form named only the outside subject: it stands for both.
+        let outside = w.outside.unwrap_or_else(|| vec![w.subject.clone()]);
+        OutOfScopeRecord {
+            time: w.time,
+            plugin: w.plugin,
+            subject: w.subject,
+            outside,
+        }
+    }
 }
 
 /// Anything written to the output.
@@ -122,9 +162,9 @@ pub enum Record {
     Error(ErrorRecord),
     /// An emitted subject (`wscan plugin run`).
     Subject(SubjectEmitted),
-    /// A subject a plugin found outside the scan's scope, not scanned.
+    /// Subjects a unit found outside the scan's scope, not scanned.
     #[serde(rename = "out-of-scope")]
-    OutOfScope(SubjectEmitted),
+    OutOfScope(OutOfScopeRecord),
 }
 
 /// The current time, RFC 3339 with milliseconds.
@@ -155,12 +195,14 @@ impl Record {
         })
     }
 
-    /// An out-of-scope record stamped now.
-    pub fn out_of_scope(plugin: &PluginId, subject: &Subject) -> Self {
-        Record::OutOfScope(SubjectEmitted {
+    /// An out-of-scope record stamped now: what the unit of `plugin` on
+    /// `subject` found outside the scope.
+    pub fn out_of_scope(plugin: &PluginId, subject: &Subject, outside: &[Subject]) -> Self {
+        Record::OutOfScope(OutOfScopeRecord {
             time: now(),
             plugin: plugin.into(),
             subject: subject.into(),
+            outside: outside.iter().map(Into::into).collect(),
         })
     }
 
@@ -217,5 +259,51 @@ mod tests {
                 "data": {"banner": "SSH-2.0-x"}
             })
         );
+    }
+
+    #[test]
+    fn out_of_scope_groups_a_unit_and_reads_the_old_form() {
+        let id = PluginId {
+            name: "tls".into(),
+            version: "0.2.0".into(),
+        };
+        let service = Subject::Service(Service {
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 443,
+            host: None,
+            name: None,
+            banner: None,
+        });
+        let outside = [
+            Subject::Host("a.test".into()),
+            Subject::Address {
+                ip: "192.0.2.1".parse().unwrap(),
+                host: None,
+            },
+        ];
+        let record = Record::out_of_scope(&id, &service, &outside);
+        let mut json = serde_json::to_value(&record).unwrap();
+        json.as_object_mut().unwrap().remove("time");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "out-of-scope",
+                "plugin": {"name": "tls", "version": "0.2.0"},
+                "subject": {"kind": "service", "address": "127.0.0.1", "port": 443},
+                "outside": [
+                    {"kind": "host", "host": "a.test"},
+                    {"kind": "address", "address": "192.0.2.1"}
+                ]
+            })
+        );
+        let back: Record = serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert_eq!(back, record);
+
+        // A store written before grouping: one subject per record.
+        let old = r#"{"type":"out-of-scope","time":"2026-11-27T03:10:02.118Z","plugin":{"name":"tls","version":"0.1.0"},"subject":{"kind":"host","host":"a.test"}}"#;
+        let Record::OutOfScope(old) = serde_json::from_str(old).unwrap() else {
+            panic!("not out-of-scope")
+        };
+        assert_eq!(old.outside, [old.subject.clone()]);
     }
 }

@@ -1,7 +1,7 @@
 //! A table for people: one row per record, printed as it arrives (a scan
 //! can run for hours; nothing waits for the end).
 
-use super::{Record, Sink};
+use super::{Record, Sink, SubjectRecord};
 use std::io::{self, Write};
 
 /// Writes records as aligned rows.
@@ -20,7 +20,24 @@ impl<W: Write + Send> TableSink<W> {
     }
 }
 
-fn subject_text(s: &super::SubjectRecord) -> String {
+/// The subjects of an out-of-scope record, the first few by name: a
+/// certificate with thousands of names stays one row.
+fn outside_text(outside: &[SubjectRecord]) -> String {
+    const SHOWN: usize = 5;
+    let names: Vec<String> = outside.iter().take(SHOWN).map(subject_text).collect();
+    let more = outside.len().saturating_sub(SHOWN);
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "outside the scan's scope, not scanned: {}{tail}",
+        names.join(", ")
+    )
+}
+
+fn subject_text(s: &SubjectRecord) -> String {
     let addr = match (s.address, s.port) {
         (Some(std::net::IpAddr::V6(ip)), Some(port)) => format!("[{ip}]:{port}"),
         (Some(ip), Some(port)) => format!("{ip}:{port}"),
@@ -77,11 +94,12 @@ impl<W: Write + Send> Sink for TableSink<W> {
             )?,
             Record::OutOfScope(e) => writeln!(
                 self.out,
-                "{:<8} {:<12} {:<16} {:<28} outside the scan's scope, not scanned",
+                "{:<8} {:<12} {:<16} {:<28} {}",
                 "-",
                 e.plugin.name,
                 "out-of-scope",
-                subject_text(&e.subject)
+                subject_text(&e.subject),
+                outside_text(&e.outside)
             )?,
             Record::Error(e) => writeln!(
                 self.out,

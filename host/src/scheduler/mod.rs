@@ -346,6 +346,7 @@ pub async fn run(
         pins: spec.pins(),
         journal: journal.as_ref(),
         inflight: HashMap::new(),
+        outside_found: HashMap::new(),
     };
     // What the completed units of earlier runs emitted leads to units of
     // its own, done or not.
@@ -470,6 +471,13 @@ pub async fn run(
                 }
                 let key = routing.inflight.remove(&outcome.unit);
                 let journal = routing.journal.zip(key.as_ref());
+                if let Some(outside) = routing.outside_found.remove(&outcome.unit) {
+                    let record = Record::out_of_scope(&outcome.plugin, &outcome.subject, &outside);
+                    sink.write(&record)?;
+                    if let Some((journal, key)) = journal {
+                        journal.record(key, &record)?;
+                    }
+                }
                 let stats = summary.plugins.entry(outcome.plugin.name.clone()).or_default();
                 stats.units += 1;
                 stats.time += outcome.elapsed;
@@ -570,6 +578,9 @@ struct Routing<'r> {
     seen: HashSet<(String, SubjectKey)>,
     /// Out-of-scope subjects already reported, so each is written once.
     outside: HashSet<SubjectKey>,
+    /// Out-of-scope subjects found by each running unit, by the number its
+    /// events carry: written as one record when the unit ends.
+    outside_found: HashMap<u64, Vec<Subject>>,
     ready: VecDeque<Unit>,
     /// Ports of `host:port` targets on names, for the addresses the names
     /// resolve to; `None` when the name was also given without a port.
@@ -659,12 +670,11 @@ impl Routing<'_> {
                     summary.out_of_scope += 1;
                     if self.outside.insert(subject.key()) {
                         tracing::info!(plugin = %plugin.name, %subject, "subject outside the scan's scope; reported, not scanned");
-                        let record = Record::out_of_scope(&plugin, &subject);
-                        sink.write(&record)?;
                         if let Some((journal, key)) = journal {
-                            journal.record(key, &record)?;
                             journal.emitted(key, &subject, true)?;
                         }
+                        // Written as one record when the unit ends.
+                        self.outside_found.entry(unit).or_default().push(subject);
                     }
                     return Ok(());
                 }
