@@ -304,6 +304,6 @@ mod tests {
         let Record::OutOfScope(old) = serde_json::from_str(old).unwrap() else {
             panic!("not out-of-scope")
         };
-        assert_eq!(old.outside, [old.subject.clone()]);
+        assert_eq!(old.outside, std::slice::from_ref(&old.subject));
     }
 }
