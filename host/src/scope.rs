@@ -155,6 +155,15 @@ impl Scope {
         ok
     }
 
+    /// Whether `name` was given as a bare host name target (so the scan's
+    /// ports apply to its addresses), not only in `host:port` targets.
+    pub fn given_bare(&self, name: &str) -> bool {
+        let names = self.names.read().unwrap_or_else(|e| e.into_inner());
+        names
+            .get(&canonical(name))
+            .is_some_and(|bits| bits & GIVEN_HOST != 0)
+    }
+
     /// Whether `name` is in scope, without counting.
     pub fn contains_name(&self, name: &str) -> bool {
         let names = self.names.read().unwrap_or_else(|e| e.into_inner());

@@ -350,3 +350,91 @@ fn a_host_port_target_given_on_the_command_line_and_in_a_file_runs_once() {
         ]
     );
 }
+
+/// Issue 12, a sibling of item 5: a name given both as `host:port` and
+/// bare lost one of the two: its addresses were scanned on the pinned port
+/// only (the scan's ports were dropped, or the pin was, by the order of
+/// the targets), and a bare `-i` line after the name's DNS unit had run
+/// was dropped as already seen. Every order now scans both.
+#[test]
+fn a_name_given_bare_and_as_host_port_is_scanned_on_both() {
+    let dns = DnsServer::start();
+    let (pinned, swept) = (
+        Listener::start(Behaviour::Silent),
+        Listener::start(Behaviour::Silent),
+    );
+    let both = BTreeSet::from([
+        ("127.0.0.1".to_string(), u64::from(pinned.port())),
+        ("127.0.0.1".to_string(), u64::from(swept.port())),
+    ]);
+    let host_port = format!("www.wscan.test:{}", pinned.port());
+    let scan = |targets: &[&str], file: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = wscan();
+        cmd.arg("scan").args(targets);
+        if let Some(content) = file {
+            let path = dir.path().join("targets.txt");
+            std::fs::write(&path, content).unwrap();
+            cmd.arg("-i").arg(&path);
+        }
+        cmd.args(["--resolver", &dns.addr().to_string()]);
+        cmd.args(["-p", &swept.port().to_string(), "--plugins", "dns,port"]);
+        cmd.args(["--format", "jsonl", "--plugin-arg", "port.banner=false"]);
+        let out = run(cmd, Duration::from_secs(90));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        open_ports(&records(&out))
+    };
+    assert_eq!(scan(&[&host_port, "www.wscan.test"], None), both);
+    assert_eq!(scan(&["www.wscan.test", &host_port], None), both);
+    assert_eq!(
+        scan(&[], Some(&format!("{host_port}\nwww.wscan.test\n"))),
+        both
+    );
+    assert_eq!(
+        scan(&[], Some(&format!("www.wscan.test\n{host_port}\n"))),
+        both
+    );
+    assert_eq!(scan(&[&host_port], Some("www.wscan.test\n")), both);
+
+    // The bare line arrives after the pinned name's units have run: its
+    // addresses are scanned on the scan's ports then, and the pinned port
+    // is not scanned twice.
+    let mut cmd = wscan();
+    cmd.args(["scan", "-i", "-", "--resolver", &dns.addr().to_string()]);
+    cmd.args(["-p", &swept.port().to_string(), "--plugins", "dns,port"]);
+    cmd.args(["--format", "jsonl", "--plugin-arg", "port.banner=false"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn wscan");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    writeln!(stdin, "{host_port}").unwrap();
+    stdin.flush().unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "ended early");
+        let record: Value = serde_json::from_str(&line).unwrap();
+        let open = record["kind"] == "open-port";
+        seen.push(record);
+        if open {
+            break;
+        }
+    }
+    writeln!(stdin, "www.wscan.test").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    seen.extend(
+        rest.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+    );
+    assert_eq!(open_ports(&seen), both, "{seen:#?}");
+    assert_eq!(
+        findings(&seen, "open-port").len(),
+        2,
+        "each port once: {seen:#?}"
+    );
+}

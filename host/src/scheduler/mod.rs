@@ -27,6 +27,7 @@ use crate::targets::{Endpoint, Order, PortSpec, RangeSet, Shard, Target, TargetA
 use indicatif::ProgressBar;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -133,17 +134,18 @@ impl ScanSpec {
         (singles, self.space())
     }
 
-    /// The ports of the names given only as `host:port` on the command line
-    /// (see [`Routing::pins`]).
+    /// The pins of the names given as `host:port` on the command line
+    /// (see [`Pin`]).
     fn pins(&self) -> Pins {
-        let mut pins = HashMap::new();
-        for name in &self.hosts {
-            add_pin(&mut pins, name, None);
-        }
+        let mut pins = Pins::new();
         for (host, port) in &self.one_port {
             if let Endpoint::Name(name) = host {
-                add_pin(&mut pins, name, Some(*port));
+                pins.entry(name.clone()).or_default().ports.push(*port);
             }
+        }
+        let bare: HashSet<&str> = self.hosts.iter().map(String::as_str).collect();
+        for (name, pin) in &mut pins {
+            pin.routed = pin_ports(pin, bare.contains(name.as_str()), self.ports.ranges());
         }
         pins
     }
@@ -347,6 +349,7 @@ pub async fn run(
         journal: journal.as_ref(),
         inflight: HashMap::new(),
         outside_found: HashMap::new(),
+        scan_ports: spec.ports.ranges(),
     };
     // What the completed units of earlier runs emitted leads to units of
     // its own, done or not.
@@ -539,34 +542,90 @@ async fn next_input(input: &mut Option<mpsc::Receiver<input::Item>>) -> Option<i
     }
 }
 
-/// Ports of `host:port` targets on names, by name; `None` when the name
-/// was also given without a port (the scan's ports apply).
-type Pins = HashMap<String, Option<Arc<[(u16, u16)]>>>;
+/// What the addresses of a name given as `host:port` are scanned on: the
+/// ports it was given with, and the scan's ports too when the name was also
+/// given bare. Names given only bare have no pin (the scan's ports apply),
+/// so a file of a million names keeps none.
+#[derive(Debug, Default)]
+struct Pin {
+    /// The ports of its `host:port` targets.
+    ports: Vec<u16>,
+    /// The ports its addresses have been routed with so far.
+    routed: Vec<(u16, u16)>,
+    /// The addresses derived for it so far: topped up when `routed` grows.
+    addresses: Vec<IpAddr>,
+}
 
-/// Record that `name` was given with `port` (`None`: without one, so the
-/// scan's ports apply to it, whatever else it was given with).
-fn add_pin(pins: &mut Pins, name: &str, port: Option<u16>) {
-    let pin = pins
-        .entry(name.to_string())
-        .or_insert_with(|| Some(Arc::from([])));
-    match (port, pin.as_ref()) {
-        (Some(port), Some(ports)) if !ports.contains(&(port, port)) => {
-            let mut more = ports.to_vec();
-            more.push((port, port));
-            *pin = Some(more.into());
+/// Pins by name.
+type Pins = HashMap<String, Pin>;
+
+/// The ports of `pin`, with the scan's `scan_ports` when the name was given
+/// bare too: merged, ascending ranges.
+fn pin_ports(pin: &Pin, bare: bool, scan_ports: &[(u16, u16)]) -> Vec<(u16, u16)> {
+    let mut ports = PortBits::default();
+    for &p in &pin.ports {
+        ports.insert(p, p);
+    }
+    if bare {
+        for &(a, b) in scan_ports {
+            ports.insert(a, b);
         }
-        (None, _) => *pin = None,
-        _ => {}
+    }
+    ports.ranges()
+}
+
+/// A set of ports as bits (8 KiB): unions and differences of port lists
+/// without range arithmetic. Used only when a pin changes.
+struct PortBits(Box<[u64; 1024]>);
+
+impl Default for PortBits {
+    fn default() -> Self {
+        PortBits(Box::new([0; 1024]))
     }
 }
 
-/// [`add_pin`] for a start: a name started without a port needs no entry
-/// unless it was pinned before (no entry means the scan's ports), so a
-/// file of a million names does not keep a million pins.
-fn pin_start(pins: &mut Pins, name: &str, port: Option<u16>) {
-    if port.is_some() || pins.contains_key(name) {
-        add_pin(pins, name, port);
+impl PortBits {
+    fn insert(&mut self, first: u16, last: u16) {
+        for p in first..=last {
+            self.0[usize::from(p / 64)] |= 1 << (p % 64);
+        }
     }
+
+    fn remove(&mut self, first: u16, last: u16) {
+        for p in first..=last {
+            self.0[usize::from(p / 64)] &= !(1 << (p % 64));
+        }
+    }
+
+    fn contains(&self, p: u16) -> bool {
+        self.0[usize::from(p / 64)] & (1 << (p % 64)) != 0
+    }
+
+    fn ranges(&self) -> Vec<(u16, u16)> {
+        let mut ranges: Vec<(u16, u16)> = Vec::new();
+        for p in 1..=u16::MAX {
+            if !self.contains(p) {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some(last) if last.1 + 1 == p => last.1 = p,
+                _ => ranges.push((p, p)),
+            }
+        }
+        ranges
+    }
+}
+
+/// The ports of `new` that are not in `old`.
+fn ports_minus(new: &[(u16, u16)], old: &[(u16, u16)]) -> Vec<(u16, u16)> {
+    let mut bits = PortBits::default();
+    for &(a, b) in new {
+        bits.insert(a, b);
+    }
+    for &(a, b) in old {
+        bits.remove(a, b);
+    }
+    bits.ranges()
 }
 
 /// Where subjects go: the plugins' filters, what was already scanned, what
@@ -578,12 +637,14 @@ struct Routing<'r> {
     seen: HashSet<(String, SubjectKey)>,
     /// Out-of-scope subjects already reported, so each is written once.
     outside: HashSet<SubjectKey>,
+    /// The scan's ports (`-p`), for pins of names also given bare.
+    scan_ports: &'r [(u16, u16)],
     /// Out-of-scope subjects found by each running unit, by the number its
     /// events carry: written as one record when the unit ends.
     outside_found: HashMap<u64, Vec<Subject>>,
     ready: VecDeque<Unit>,
     /// Ports of `host:port` targets on names, for the addresses the names
-    /// resolve to; `None` when the name was also given without a port.
+    /// resolve to.
     pins: Pins,
     /// The result store's journal, if the scan has one.
     journal: Option<&'r Journal>,
@@ -598,7 +659,7 @@ impl Routing<'_> {
         summary.targets += 1;
         progress.inc(1);
         if let Subject::Host(name) = &start.subject {
-            pin_start(&mut self.pins, name, start.pin);
+            self.pin(name, start.pin, summary);
         }
         let ports: Option<Arc<[(u16, u16)]>> = start.ports.map(Arc::from);
         // Names are few: remember them, so a plugin that finds one again (a
@@ -698,6 +759,41 @@ impl Routing<'_> {
         matches!(subject, Subject::Address { ip, host: None } if self.scope.is_target(*ip))
     }
 
+    /// Take in that `name` was given with `port` (or bare, `None`). When
+    /// that widens the ports its addresses are scanned on, the addresses
+    /// already derived for it are routed again on the new ports only: a
+    /// line `a.test` after `a.test:443` adds the scan's ports to a.test's
+    /// addresses, even when its DNS unit has already run.
+    fn pin(&mut self, name: &str, port: Option<u16>, summary: &mut Summary) {
+        let pin = match (port, self.pins.get_mut(name)) {
+            (None, None) => return,
+            (_, Some(pin)) => pin,
+            (Some(_), None) => self.pins.entry(name.to_string()).or_default(),
+        };
+        if let Some(port) = port
+            && !pin.ports.contains(&port)
+        {
+            pin.ports.push(port);
+        }
+        let bare = port.is_none() || self.scope.given_bare(name);
+        let ports = pin_ports(pin, bare, self.scan_ports);
+        let added = ports_minus(&ports, &pin.routed);
+        if added.is_empty() {
+            return;
+        }
+        pin.routed = ports;
+        let added: Arc<[(u16, u16)]> = added.into();
+        for ip in pin.addresses.clone() {
+            let subject = Subject::Address {
+                ip,
+                host: Some(name.to_string()),
+            };
+            // Not deduplicated against `seen`: these ports are new to it.
+            self.router
+                .route(&subject, Some(&added), &mut self.ready, None, summary);
+        }
+    }
+
     /// Queue the units of an in-scope subject a plugin emitted (one the
     /// target sweep does not visit: emitted subjects are journaled only
     /// then, so those a resume routes again are such subjects too).
@@ -705,8 +801,14 @@ impl Routing<'_> {
         // The addresses of a name given as host:port get its ports.
         let ports = match &subject {
             Subject::Address {
-                host: Some(name), ..
-            } => self.pins.get(name).cloned().flatten(),
+                host: Some(name),
+                ip,
+            } => self.pins.get_mut(name).map(|pin| {
+                if !pin.addresses.contains(ip) {
+                    pin.addresses.push(*ip);
+                }
+                Arc::from(pin.routed.as_slice())
+            }),
             _ => None,
         };
         self.router.route(
@@ -788,6 +890,29 @@ pub async fn run_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pins_add_the_scans_ports_when_the_name_was_also_given_bare() {
+        let pin = Pin {
+            ports: vec![443, 8443],
+            ..Pin::default()
+        };
+        let scan = [(1, 100), (443, 443)];
+        assert_eq!(pin_ports(&pin, false, &scan), [(443, 443), (8443, 8443)]);
+        assert_eq!(
+            pin_ports(&pin, true, &scan),
+            [(1, 100), (443, 443), (8443, 8443)]
+        );
+        assert_eq!(
+            ports_minus(
+                &[(1, 100), (443, 443), (8443, 8443)],
+                &[(443, 443), (50, 60)]
+            ),
+            [(1, 49), (61, 100), (8443, 8443)]
+        );
+        assert_eq!(ports_minus(&[(1, 65535)], &[(1, 65535)]), []);
+        assert_eq!(ports_minus(&[(65535, 65535)], &[]), [(65535, 65535)]);
+    }
 
     /// Journal keys are stable text: a resumed scan finds its units by them.
     #[test]
