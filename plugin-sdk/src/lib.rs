@@ -17,11 +17,11 @@
 //!             .capability(Capability::Tcp)
 //!     }
 //!
-//!     async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), String> {
+//!     async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), Error> {
 //!         let Subject::Service(service) = &subject else { return Ok(()) };
 //!         let title = format!("hello, port {}", service.port);
-//!         report::finding(Finding::new("hello", Severity::Info, title, subject.clone()))
-//!             .map_err(|e| e.to_string())
+//!         report::finding(Finding::new("hello", Severity::Info, title, subject.clone()))?;
+//!         Ok(())
 //!     }
 //! }
 //!
@@ -54,6 +54,7 @@ pub mod bindings {
 mod args;
 mod convert;
 pub mod dns;
+mod error;
 pub mod http;
 pub mod log;
 mod plugin;
@@ -70,6 +71,7 @@ pub use bindings::wscan::plugin::types::{
     PortRange, ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind,
 };
 pub use convert::{from_ip, to_ip};
+pub use error::{Context, Error};
 pub use futures;
 pub use serde_json;
 pub use wstd::runtime::spawn;
@@ -78,9 +80,9 @@ pub use wstd::{task, time};
 /// The most used items, for `use wscan_sdk::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        AddressSubject, ArgInfo, ArgValue, Capability, ErrorCode, Finding, Plugin, PluginInfo,
-        PortRange, ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind, dns, http,
-        log, report, tcp, tls,
+        AddressSubject, ArgInfo, ArgValue, Capability, Context, Error, ErrorCode, Finding, Plugin,
+        PluginInfo, PortRange, ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind,
+        dns, http, log, report, tcp, tls,
     };
 }
 

@@ -1,6 +1,6 @@
 //! The trait a plugin implements, and the glue that runs it.
 
-use crate::{PluginInfo, ScanOptions, Subject};
+use crate::{Error, PluginInfo, ScanOptions, Subject};
 use std::future::Future;
 
 /// A wscan scan plugin. Implement it on a unit struct and export it with
@@ -11,13 +11,14 @@ pub trait Plugin {
     fn describe() -> PluginInfo;
 
     /// Scan one subject. Report findings and new subjects with
-    /// [`report`](crate::report) as you find them; return `Err` with a
-    /// message when the scan of this subject failed as a whole.
-    fn scan(subject: Subject, options: ScanOptions) -> impl Future<Output = Result<(), String>>;
+    /// [`report`](crate::report) as you find them; return `Err` when the
+    /// scan of this subject failed as a whole (host errors convert with
+    /// `?`; what was reported before stays).
+    fn scan(subject: Subject, options: ScanOptions) -> impl Future<Output = Result<(), Error>>;
 }
 
 /// Drive a plugin's `scan` future to completion on the wasi:io/poll reactor.
 #[doc(hidden)]
-pub fn __run_scan(future: impl Future<Output = Result<(), String>>) -> Result<(), String> {
-    wstd::runtime::block_on(future)
+pub fn __run_scan(future: impl Future<Output = Result<(), Error>>) -> Result<(), String> {
+    wstd::runtime::block_on(future).map_err(String::from)
 }

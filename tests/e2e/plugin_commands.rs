@@ -1,6 +1,7 @@
 //! The plugin folder, the compile cache, and `wscan plugin info|check|new`.
 
 use crate::support::*;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -222,6 +223,50 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_scans() {
     assert_eq!(found.len(), 1, "{records:#?}");
     assert_eq!(found[0]["data"]["accepted"], 3);
     assert_eq!(found[0]["data"]["says"], "hi from the service");
+
+    // The plugins the README and the guide show build as written, in the
+    // same target folder (the SDK is built once).
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
+    for (doc, name) in [
+        ("README.md", "readme-hello"),
+        ("docs/plugins.md", "guide-banner-len"),
+    ] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(doc))
+                .unwrap();
+        let code = text
+            .split("`src/lib.rs`:\n\n```rust\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n```").next())
+            .unwrap_or_else(|| panic!("{doc} has no `src/lib.rs` example"));
+        let crate_dir = dir.path().join(name);
+        std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+        std::fs::write(crate_dir.join("src/lib.rs"), code).unwrap();
+        std::fs::write(
+            crate_dir.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.2.0\"\nedition = \"2024\"\n\n\
+                 [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nwscan-sdk = {{ path = {:?} }}\n\n\
+                 [workspace]\n",
+                sdk.display().to_string()
+            ),
+        )
+        .unwrap();
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .current_dir(&crate_dir)
+            .args(["build", "--release", "--target", "wasm32-wasip2"]);
+        build.env("CARGO_TARGET_DIR", dir.path().join("target"));
+        for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+            build.env_remove(var);
+        }
+        let out = run(build, Duration::from_secs(600));
+        assert!(
+            out.status.success(),
+            "the {doc} example does not build:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]

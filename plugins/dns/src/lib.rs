@@ -41,9 +41,9 @@ impl Plugin for Dns {
         )
     }
 
-    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
         let Subject::Host(name) = subject else {
-            return Err("the dns plugin consumes host names only".to_string());
+            return Err("the dns plugin consumes host names only".into());
         };
         let types = match options.list("types") {
             [] => record_types(DEFAULT_TYPES.split(',')),
@@ -82,7 +82,7 @@ impl Plugin for Dns {
                         address: wscan_sdk::from_ip(ip),
                         host: Some(name.clone()),
                     }))
-                    .map_err(|e| format!("emit {ip}: {}", e.message()))?;
+                    .context(format_args!("emit {ip}"))?;
                 }
             }
         }
@@ -129,7 +129,7 @@ impl Plugin for Dns {
             .into_iter()
             .map(|(why, whats)| format!("{why} ({})", whats.join(", ")))
             .collect();
-        Err(format!("{name}: {}", clauses.join("; ")))
+        Err(format!("{name}: {}", clauses.join("; ")).into())
     }
 }
 
@@ -158,7 +158,7 @@ fn report_record(
     record: &ResourceRecord,
     subject: Subject,
     reported: &mut HashSet<(String, String, String)>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let kind = record.data.record_type();
     let value = record.data.to_text();
     if !reported.insert((
@@ -182,7 +182,7 @@ fn report_record(
     }
     let title = format!("{owner} {} {value}", kind.as_str());
     report::finding(Finding::new("dns-record", Severity::Info, title, subject).data(data))
-        .map_err(|e| format!("report: {}", e.message()))
+        .context("report")
 }
 
 /// The fields of structured record types, for consumers of the JSON.

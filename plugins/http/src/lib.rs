@@ -49,9 +49,9 @@ impl Plugin for Http {
         )
     }
 
-    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
         let Subject::Service(service) = &subject else {
-            return Err("the http plugin consumes services only".to_string());
+            return Err("the http plugin consumes services only".into());
         };
         // Checked and defaulted by the host; the fallbacks serve an older one.
         let path = options.text("path").unwrap_or("/").to_string();
@@ -78,7 +78,7 @@ impl Plugin for Http {
             let response = match http::send(&request).await {
                 Ok(r) => r,
                 Err(e) if last.is_none() => {
-                    return Err(format!("GET {url}: {}", e.message()));
+                    return Err(format!("GET {url}: {}", e.message()).into());
                 }
                 // The host refused a hop outside the scope: nothing was sent.
                 Err(ErrorCode::AccessDenied) => {
@@ -130,7 +130,7 @@ impl Plugin for Http {
                 subject.clone(),
             )
             .data(json!({"url": start.as_str(), "location": target}));
-            report::finding(finding).map_err(|e| format!("report: {}", e.message()))?;
+            report::finding(finding).context("report")?;
         }
         let body = String::from_utf8_lossy(&response.body);
         let title = page::title(&body);
@@ -163,7 +163,7 @@ impl Plugin for Http {
         report::finding(
             Finding::new("http-response", Severity::Info, title_text, subject.clone()).data(data),
         )
-        .map_err(|e| format!("report: {}", e.message()))
+        .context("report")
     }
 }
 

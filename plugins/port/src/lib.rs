@@ -57,9 +57,9 @@ impl Plugin for Port {
         )
     }
 
-    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
         let Subject::Address(target) = subject else {
-            return Err("the port plugin consumes addresses only".to_string());
+            return Err("the port plugin consumes addresses only".into());
         };
         // The host checked each value against its declared range and
         // filled in the defaults; the fallbacks only serve an older host.
@@ -74,8 +74,7 @@ impl Plugin for Port {
             identify: options.boolean("identify").unwrap_or(true),
         };
         let ip = wscan_sdk::to_ip(target.address);
-        let mut probe =
-            tcp::probe(ip, &options.ports, None).map_err(|e| format!("probe {ip}: {e}"))?;
+        let mut probe = tcp::probe(ip, &options.ports, None).context(format_args!("probe {ip}"))?;
 
         // Each open port is reported at once; its banner read starts while
         // the sweep goes on, as its own task on the plugin's reactor.
@@ -195,7 +194,10 @@ async fn grab_banner(ip: IpAddr, port: u16, settings: Settings) -> Option<String
     let connection = match tcp::connect(ip, port, None).await {
         Ok(c) => c,
         Err(e) => {
-            log::debug(&format!("{ip}:{port}: banner connect failed: {e}"));
+            log::debug(&format!(
+                "{ip}:{port}: banner connect failed: {}",
+                e.message()
+            ));
             return None;
         }
     };
@@ -210,7 +212,7 @@ async fn grab_banner(ip: IpAddr, port: u16, settings: Settings) -> Option<String
         }
         Ok(_) | Err(ErrorCode::Timeout) => None,
         Err(e) => {
-            log::debug(&format!("{ip}:{port}: banner read failed: {e}"));
+            log::debug(&format!("{ip}:{port}: banner read failed: {}", e.message()));
             None
         }
     }

@@ -64,9 +64,9 @@ impl Plugin for Tls {
         )
     }
 
-    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
         let Subject::Service(service) = &subject else {
-            return Err("the tls plugin consumes services only".to_string());
+            return Err("the tls plugin consumes services only".into());
         };
         // Checked and defaulted by the host; the fallbacks serve an older one.
         let expiry_days: i64 = options.integer("expiry-days").unwrap_or(30);
@@ -86,7 +86,7 @@ impl Plugin for Tls {
                 )
             })?;
         let Some(leaf) = info.chain.first() else {
-            return Err("the server completed a handshake without a certificate".to_string());
+            return Err("the server completed a handshake without a certificate".into());
         };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::SystemTime::UNIX_EPOCH)
@@ -118,12 +118,12 @@ impl Plugin for Tls {
                 base.extend(more);
             }
             report::finding(Finding::new(kind, severity, title, subject.clone()).data(data))
-                .map_err(|e| format!("report: {}", e.message()))
+                .context("report")
         };
         report::finding(
             Finding::new("tls-certificate", Severity::Info, title, subject.clone()).data(data),
         )
-        .map_err(|e| format!("report: {}", e.message()))?;
+        .context("report")?;
 
         let days_left = (leaf.not_after - now).div_euclid(DAY);
         for problem in &info.problems {
@@ -207,7 +207,7 @@ impl Plugin for Tls {
 /// in scope, other plugins look at them (a name the scan already knows is
 /// not started again); outside it, the scan reports them and goes no
 /// further. Wildcards name no host and are left in the finding only.
-fn emit_sans(sans: &[String], host: Option<&str>, ip: std::net::IpAddr) -> Result<(), String> {
+fn emit_sans(sans: &[String], host: Option<&str>, ip: std::net::IpAddr) -> Result<(), Error> {
     for san in sans {
         let subject = match san.parse::<std::net::IpAddr>() {
             Ok(addr) if addr == ip => continue,
@@ -216,7 +216,7 @@ fn emit_sans(sans: &[String], host: Option<&str>, ip: std::net::IpAddr) -> Resul
             Err(_) if host.is_some_and(|h| h.eq_ignore_ascii_case(san)) => continue,
             Err(_) => Subject::Host(san.to_ascii_lowercase()),
         };
-        report::subject(subject).map_err(|e| format!("emit {san}: {}", e.message()))?;
+        report::subject(subject).context(format_args!("emit {san}"))?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ impl Plugin for BadInfo {
         panic!("describe is broken on purpose");
     }
 
-    async fn scan(_subject: Subject, _options: ScanOptions) -> Result<(), String> {
+    async fn scan(_subject: Subject, _options: ScanOptions) -> Result<(), Error> {
         Ok(())
     }
 }

@@ -12,9 +12,9 @@ impl Plugin for FakePort {
             .consumes(SubjectFilter::addresses())
     }
 
-    async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), Error> {
         let finding = Finding::new("fake-port", Severity::Info, "the stand-in ran", subject);
-        report::finding(finding).map_err(|e| e.to_string())
+        report::finding(finding).map_err(Error::from)
     }
 }
 

@@ -20,7 +20,7 @@ impl Plugin for Greeter {
         .arg(ArgInfo::text("greeting", "what to send").default("hello"))
     }
 
-    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
         let Subject::Service(service) = &subject else {
             return Err("greeter consumes services".into());
         };
@@ -28,17 +28,17 @@ impl Plugin for Greeter {
         let ip = wscan_sdk::to_ip(service.address);
         let conn = tcp::connect(ip, service.port, None)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(Error::from)?;
         conn.write(format!("{greeting}\n").as_bytes(), None)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(Error::from)?;
         let reply = match conn
             .read(256, Some(std::time::Duration::from_millis(500)))
             .await
         {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(ErrorCode::Timeout) => String::new(),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         log::info(&format!("greeted {ip}:{}", service.port));
         let finding = Finding::new(
@@ -48,7 +48,7 @@ impl Plugin for Greeter {
             subject.clone(),
         )
         .data(json!({ "sent": greeting, "reply": reply }));
-        report::finding(finding).map_err(|e| e.to_string())
+        report::finding(finding).map_err(Error::from)
     }
 }
 

@@ -25,7 +25,7 @@ impl Plugin for Hostile {
             )
     }
 
-    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
         let ip = subject.ip().ok_or("addresses only")?;
         match options.text("mode").unwrap_or_default() {
             "bomb" => {
@@ -40,7 +40,7 @@ impl Plugin for Hostile {
                     let finding =
                         Finding::new("flood", Severity::Info, format!("#{n}"), subject.clone());
                     if let Err(e) = report::finding(finding) {
-                        return Err(format!("stopped after {n} findings: {}", e.message()));
+                        return Err(format!("stopped after {n} findings: {}", e.message()).into());
                     }
                 }
                 Ok(())
@@ -66,7 +66,7 @@ impl Plugin for Hostile {
                     outcome,
                     subject.clone(),
                 ))
-                .map_err(|e| e.message())
+                .map_err(Error::from)
             }
             "outside" => {
                 let outcome = match tcp::connect("127.0.0.2".parse().unwrap(), 9, None).await {
@@ -79,9 +79,9 @@ impl Plugin for Hostile {
                     outcome,
                     subject.clone(),
                 ))
-                .map_err(|e| e.message())
+                .map_err(Error::from)
             }
-            other => Err(format!("unknown mode {other:?}")),
+            other => Err(format!("unknown mode {other:?}").into()),
         }
     }
 }

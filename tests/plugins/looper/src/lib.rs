@@ -11,11 +11,11 @@ impl Plugin for Looper {
             .consumes(SubjectFilter::addresses())
     }
 
-    async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), Error> {
         // Report first, so the test can check nothing reported before the
         // plugin was stopped is lost.
         let finding = Finding::new("looping", Severity::Info, "about to loop", subject);
-        report::finding(finding).map_err(|e| e.to_string())?;
+        report::finding(finding).map_err(Error::from)?;
         let mut n: u64 = 0;
         loop {
             n = std::hint::black_box(n.wrapping_add(1));

@@ -11,7 +11,7 @@ impl Plugin for Panicker {
             .consumes(SubjectFilter::addresses())
     }
 
-    async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, _options: ScanOptions) -> Result<(), Error> {
         panic!("panicker was asked to scan {:?}", subject.ip());
     }
 }

@@ -33,7 +33,7 @@ impl Plugin for Snoop {
         .arg(ArgInfo::text("address", "the out-of-scope address to reverse").default("127.0.0.2"))
     }
 
-    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
         let Subject::Host(name) = &subject else {
             return Ok(());
         };
@@ -72,7 +72,7 @@ impl Plugin for Snoop {
             "own_reverse": own_reverse,
             "emitted": emitted,
         }));
-        report::finding(finding).map_err(|e| e.message())
+        report::finding(finding).map_err(Error::from)
     }
 }
 

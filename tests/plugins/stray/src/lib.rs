@@ -20,7 +20,7 @@ impl Plugin for Stray {
         .arg(ArgInfo::text("target", "the out-of-scope address to try").default("127.0.0.2"))
     }
 
-    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
         let Subject::Service(service) = &subject else {
             return Ok(());
         };
@@ -46,7 +46,7 @@ impl Plugin for Stray {
         };
         // Hand the stray address on: the host must not schedule it.
         let stray = Service::new(target, service.port);
-        let emitted = report::subject(Subject::Service(stray)).map_err(|e| e.to_string());
+        let emitted = report::subject(Subject::Service(stray)).map_err(Error::from);
         let finding = Finding::new(
             "stray-attempt",
             Severity::Info,
@@ -54,7 +54,7 @@ impl Plugin for Stray {
             subject.clone(),
         )
         .data(json!({ "connect": connect, "probe": probe, "emitted": emitted.is_ok() }));
-        report::finding(finding).map_err(|e| e.to_string())
+        report::finding(finding).map_err(Error::from)
     }
 }
 

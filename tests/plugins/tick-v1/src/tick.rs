@@ -21,10 +21,10 @@ impl Plugin for Tick {
             )
     }
 
-    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), String> {
+    async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
         let finding = Finding::new("tick", Severity::Info, format!("tick {VERSION}"), subject)
             .data(json!({ "version": VERSION }));
-        report::finding(finding).map_err(|e| e.to_string())?;
+        report::finding(finding).map_err(Error::from)?;
         let sleep = options.duration("sleep").unwrap_or(Duration::from_millis(100));
         wscan_sdk::task::sleep(wscan_sdk::time::Duration::from(sleep)).await;
         Ok(())
