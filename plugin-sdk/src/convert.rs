@@ -189,9 +189,7 @@ impl ErrorCode {
             ErrorCode::Unreachable => "unreachable".into(),
             ErrorCode::ConnectionReset => "connection reset".into(),
             ErrorCode::Closed => "connection closed".into(),
-            ErrorCode::AccessDenied => {
-                "access denied (out of scope or undeclared capability)".into()
-            }
+            ErrorCode::AccessDenied(why) => format!("access denied: {why}"),
             ErrorCode::LimitExceeded => "a per-call limit was reached".into(),
             ErrorCode::InvalidState => "result already taken".into(),
             ErrorCode::InvalidArgument(why) => format!("invalid argument: {why}"),

@@ -316,9 +316,14 @@ fn queries_outside_the_scope_are_denied_and_never_sent() {
     let data = &snoop[0]["data"];
     assert_eq!(data["own"], "1 record(s)");
     assert_eq!(data["own_reverse"], "1 record(s)");
-    let denied = "access denied (out of scope or undeclared capability)";
-    assert_eq!(data["stray"], denied);
-    assert_eq!(data["stray_reverse"], denied);
+    assert_eq!(
+        data["stray"],
+        "access denied: outside.wscan.test is outside the scan's scope"
+    );
+    assert_eq!(
+        data["stray_reverse"],
+        "access denied: 192.0.2.2 is outside the scan's scope"
+    );
     // The stray name emitted as a subject was not scheduled.
     assert_eq!(data["emitted"], true);
     assert_eq!(findings(&records, "snoop").len(), 1);

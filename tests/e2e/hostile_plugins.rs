@@ -92,24 +92,34 @@ fn a_resource_leak_traps_at_the_table_cap() {
 }
 
 /// Run `mode`, which reports what its forbidden call got as a finding of
-/// kind `mode`: it must be refused, and the scan must say `says`.
-fn refused(mode: &str, says: &str) {
+/// kind `mode`: it must be refused saying `why`, and the scan must say
+/// `says`.
+fn refused(mode: &str, why: &str, says: &str) {
     let (out, records) = scan(mode, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let refused = findings(&records, mode);
     assert_eq!(refused.len(), 1, "{records:#?}");
     let outcome = refused[0]["title"].as_str().unwrap();
-    assert!(outcome.starts_with("access denied"), "{outcome}");
+    assert_eq!(outcome, format!("access denied: {why}"));
     let stderr = stderr(&out);
     assert!(stderr.contains(says), "{stderr}");
 }
 
 #[test]
 fn an_undeclared_primitive_is_refused() {
-    refused("undeclared", "capability it did not declare");
+    // The refusal names the capability and the fix.
+    refused(
+        "undeclared",
+        "the plugin did not declare the dns capability (add .capability(Capability::Dns) in describe())",
+        "capability it did not declare",
+    );
 }
 
 #[test]
 fn a_connect_out_of_scope_is_refused_and_counted() {
-    refused("outside", "1 out-of-scope operation(s) denied");
+    refused(
+        "outside",
+        "127.0.0.2 is outside the scan's scope",
+        "1 out-of-scope operation(s) denied",
+    );
 }

@@ -318,7 +318,10 @@ fn plugin_run_prints_findings_and_emitted_subjects_of_one_call() {
     assert_eq!(out.status.code(), Some(0));
     let stray = records(&out);
     let attempt = findings(&stray, "stray-attempt");
-    assert_eq!(attempt[0]["data"]["connect"], "ErrorCode::AccessDenied");
+    assert_eq!(
+        attempt[0]["data"]["connect"],
+        "access denied: 127.0.0.2 is outside the scan's scope"
+    );
 
     let mut cmd = wscan();
     cmd.args(["plugin", "run", "port", "--subject", "not a subject"]);

@@ -182,8 +182,9 @@ fn connects_outside_the_scope_are_denied_and_stray_subjects_not_scanned() {
     let records = records(&out);
     let attempts = findings(&records, "stray-attempt");
     assert_eq!(attempts.len(), 1, "{records:#?}");
-    assert_eq!(attempts[0]["data"]["connect"], "ErrorCode::AccessDenied");
-    assert_eq!(attempts[0]["data"]["probe"], "ErrorCode::AccessDenied");
+    let denied = "access denied: 127.0.0.2 is outside the scan's scope";
+    assert_eq!(attempts[0]["data"]["connect"], denied);
+    assert_eq!(attempts[0]["data"]["probe"], denied);
     assert_eq!(attempts[0]["data"]["emitted"], true);
     // The stray subject was not scanned: one open-port finding, for 127.0.0.1.
     let open = findings(&records, "open-port");

@@ -118,14 +118,30 @@ pub struct CallContext {
 impl CallContext {
     /// Check that this call may reach `ip` using `capability`.
     pub fn authorize(&self, capability: Capability, ip: IpAddr) -> Result<&ScanContext, ErrorCode> {
-        let scan = self.scan.as_deref().ok_or(ErrorCode::AccessDenied)?;
-        if !self.capabilities.contains(&capability) {
-            tracing::warn!(plugin = %self.plugin.name, ?capability, "plugin used a capability it did not declare");
-            return Err(ErrorCode::AccessDenied);
-        }
+        let scan = self.network(capability)?;
         if !scan.scope.check(ip) {
             tracing::warn!(plugin = %self.plugin.name, %ip, "plugin tried to reach an address outside the scan's scope");
-            return Err(ErrorCode::AccessDenied);
+            return Err(ErrorCode::AccessDenied(format!(
+                "{ip} is outside the scan's scope"
+            )));
+        }
+        Ok(scan)
+    }
+
+    /// The scan, when this call may use `capability` at all: not while
+    /// loading, and only when the plugin declared it.
+    fn network(&self, capability: Capability) -> Result<&ScanContext, ErrorCode> {
+        let scan = self
+            .scan
+            .as_deref()
+            .ok_or_else(|| ErrorCode::AccessDenied("describe() may not use the network".into()))?;
+        if !self.capabilities.contains(&capability) {
+            tracing::warn!(plugin = %self.plugin.name, ?capability, "plugin used a capability it did not declare");
+            let name = format!("{capability:?}");
+            return Err(ErrorCode::AccessDenied(format!(
+                "the plugin did not declare the {} capability (add .capability(Capability::{name}) in describe())",
+                name.to_lowercase()
+            )));
         }
         Ok(scan)
     }
@@ -136,14 +152,12 @@ impl CallContext {
         capability: Capability,
         name: &str,
     ) -> Result<&ScanContext, ErrorCode> {
-        let scan = self.scan.as_deref().ok_or(ErrorCode::AccessDenied)?;
-        if !self.capabilities.contains(&capability) {
-            tracing::warn!(plugin = %self.plugin.name, ?capability, "plugin used a capability it did not declare");
-            return Err(ErrorCode::AccessDenied);
-        }
+        let scan = self.network(capability)?;
         if !scan.scope.check_name(name) {
             tracing::warn!(plugin = %self.plugin.name, name, "plugin tried to query a name outside the scan's scope");
-            return Err(ErrorCode::AccessDenied);
+            return Err(ErrorCode::AccessDenied(format!(
+                "{name} is outside the scan's scope"
+            )));
         }
         Ok(scan)
     }

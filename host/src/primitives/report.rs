@@ -38,7 +38,9 @@ impl Host for HostState {
         finding: wit::Finding,
     ) -> wasmtime::Result<Result<(), ErrorCode>> {
         let Some(events) = self.call.events.clone() else {
-            return Ok(Err(ErrorCode::AccessDenied));
+            return Ok(Err(ErrorCode::AccessDenied(
+                "describe() may not report".into(),
+            )));
         };
         if self.call.counts.findings >= MAX_FINDINGS_PER_CALL {
             return Ok(Err(ErrorCode::LimitExceeded));
@@ -64,7 +66,9 @@ impl Host for HostState {
         subject: wit::Subject,
     ) -> wasmtime::Result<Result<(), ErrorCode>> {
         let Some(events) = self.call.events.clone() else {
-            return Ok(Err(ErrorCode::AccessDenied));
+            return Ok(Err(ErrorCode::AccessDenied(
+                "describe() may not report".into(),
+            )));
         };
         if self.call.counts.subjects >= MAX_SUBJECTS_PER_CALL {
             return Ok(Err(ErrorCode::LimitExceeded));

@@ -81,7 +81,7 @@ impl Plugin for Http {
                     return Err(format!("GET {url}: {}", e.message()).into());
                 }
                 // The host refused a hop outside the scope: nothing was sent.
-                Err(ErrorCode::AccessDenied) => {
+                Err(ErrorCode::AccessDenied(_)) => {
                     out_of_scope = Some(url.to_string());
                     break;
                 }
@@ -108,7 +108,7 @@ impl Plugin for Http {
                     connect_to = ip;
                     url = next;
                 }
-                Err(ErrorCode::AccessDenied) => {
+                Err(ErrorCode::AccessDenied(_)) => {
                     out_of_scope = Some(next.to_string());
                     break;
                 }

@@ -100,7 +100,11 @@ impl wit::Host for HostState {
                                         .addresses
                                         .into_iter()
                                         .find(|ip| scope.contains(*ip))
-                                        .ok_or(ErrorCode::AccessDenied)?
+                                        .ok_or_else(|| {
+                                            ErrorCode::AccessDenied(format!(
+                                                "no address of {name} is in the scan's scope"
+                                            ))
+                                        })?
                                 }
                             };
                             let request = HttpRequest {

@@ -31,7 +31,7 @@ impl Plugin for Stray {
             .map_err(|e| format!("argument target: {e}"))?;
         let connect = match tcp::connect(target, service.port, None).await {
             Ok(_) => "connected".to_string(),
-            Err(e) => format!("{e:?}"),
+            Err(e) => e.message(),
         };
         let probe = match tcp::probe(
             target,
@@ -42,7 +42,7 @@ impl Plugin for Stray {
             None,
         ) {
             Ok(_) => "started".to_string(),
-            Err(e) => format!("{e:?}"),
+            Err(e) => e.message(),
         };
         // Hand the stray address on: the host must not schedule it.
         let stray = Service::new(target, service.port);
