@@ -214,6 +214,44 @@ fn ranges_as_text<S: serde::Serializer>(ranges: &[(u16, u16)], s: S) -> Result<S
 }
 
 impl SubjectFilter {
+    /// Why `subject` does not pass this filter, in words; `None` when it
+    /// does.
+    pub fn mismatch(&self, subject: &Subject) -> Option<String> {
+        if self.matches(subject) {
+            return None;
+        }
+        let kind = |k: &SubjectKind| format!("{k:?}").to_lowercase();
+        if !self.kinds.contains(&subject.kind()) {
+            let kinds: Vec<String> = self.kinds.iter().map(kind).collect();
+            return Some(format!(
+                "it consumes {}, and {subject} is {} {}",
+                if kinds.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    kinds.join(" and ")
+                },
+                if subject.kind() == SubjectKind::Address {
+                    "an"
+                } else {
+                    "a"
+                },
+                kind(&subject.kind())
+            ));
+        }
+        let mut wants = Vec::new();
+        if !self.ports.is_empty() {
+            let ports: Vec<String> = self.ports.iter().map(range_text).collect();
+            wants.push(format!("on ports {}", ports.join(",")));
+        }
+        if !self.services.is_empty() {
+            wants.push(format!("named {}", self.services.join(",")));
+        }
+        Some(format!(
+            "it consumes services {}, and {subject} is neither (a service name comes from the port plugin's identification)",
+            wants.join(" or ")
+        ))
+    }
+
     /// Whether `subject` passes this filter.
     pub fn matches(&self, subject: &Subject) -> bool {
         if !self.kinds.contains(&subject.kind()) {

@@ -352,3 +352,66 @@ fn plugin_check_explains_components_of_another_world_and_describe_traps() {
     assert!(stderr.contains("describe() failed"), "{stderr}");
     assert!(stderr.contains("describe is broken on purpose"), "{stderr}");
 }
+
+/// Issue 17, item 6: `plugin run` says why a plugin would not be given the
+/// subject in a scan (kind, or only the port filter), says it again when
+/// nothing was reported, and takes a service reached through a name.
+#[test]
+fn plugin_run_explains_a_mismatch_and_takes_a_service_through_a_name() {
+    let web = crate::http_server::HttpServer::start();
+
+    // A service through a name: the request carries the name.
+    let mut cmd = wscan();
+    cmd.args(["plugin", "run", "http", "--format", "jsonl", "--subject"]);
+    cmd.arg(format!("www.wscan.test@127.0.0.1:{}", web.port()));
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = records(&out);
+    let pages = findings(&printed, "http-response");
+    assert_eq!(pages.len(), 1, "{printed:#?}");
+    assert_eq!(pages[0]["subject"]["host"], "www.wscan.test");
+    assert_eq!(pages[0]["data"]["title"], crate::http_server::TITLE);
+    assert!(
+        web.requests()
+            .iter()
+            .any(|(host, _)| host.starts_with("www.wscan.test")),
+        "{:?}",
+        web.requests()
+    );
+    // Its port is not one the http plugin's filter names: said, and run.
+    assert!(
+        stderr(&out).contains(&format!(
+            "a scan would not give 127.0.0.1:{} to plugin http: it consumes services on ports",
+            web.port()
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    // The wrong kind, and a plugin that quietly returns: said twice.
+    let mut cmd = wscan();
+    cmd.args(["plugin", "run"]).arg(test_plugin("snoop"));
+    cmd.args(["--subject", "127.0.0.1", "--format", "jsonl"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let why = "it consumes host, and 127.0.0.1 is an address";
+    assert!(
+        stderr(&out).contains(&format!(
+            "a scan would not give 127.0.0.1 to plugin snoop: {why}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(&format!("wscan: plugin snoop reported nothing; {why}")),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut cmd = wscan();
+    cmd.args(["plugin", "run", "http", "--subject", "a.test@b.test"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("after '@' comes an address or ADDRESS:PORT"));
+}

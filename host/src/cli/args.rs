@@ -105,7 +105,8 @@ pub struct PluginRunArgs {
     #[arg(value_name = "FILE|NAME")]
     pub plugin_ref: String,
 
-    /// What to scan: ADDRESS:PORT (a service), ADDRESS, or a host name. It
+    /// What to scan: ADDRESS:PORT (a service), ADDRESS, a host name, or
+    /// NAME@ADDRESS[:PORT] (reached through NAME: Host header and SNI). It
     /// is also the scope: the plugin may contact nothing else.
     #[arg(long, value_name = "SUBJECT")]
     pub subject: String,

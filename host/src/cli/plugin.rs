@@ -254,20 +254,31 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
             ))),
         }
     };
-    if !plugin.info.consumes.matches(&subject) {
+    // A scan would not give this subject to the plugin; an author may
+    // still want to see what it does, so it runs, and the reason is said
+    // (again at the end when it reported nothing).
+    let mismatch = plugin.info.consumes.mismatch(&subject);
+    if let Some(why) = &mismatch {
         tracing::warn!(
-            "plugin {} does not consume this kind of subject; running it anyway",
+            "a scan would not give {subject} to plugin {}: {why}; running it anyway",
             plugin.info.name
         );
     }
+    let name = plugin.info.name.clone();
     let spec = crate::scheduler::ScanSpec {
         targets: subject
             .ip()
             .map(|ip| vec![crate::targets::Target::from(ip)])
             .unwrap_or_default(),
+        // The name of NAME@ADDRESS[:PORT] is in scope too: the plugin may
+        // resolve it, as a scan that was given the name would.
         hosts: match &subject {
-            crate::model::Subject::Host(name) => vec![name.clone()],
-            _ => Vec::new(),
+            crate::model::Subject::Host(name)
+            | crate::model::Subject::Address {
+                host: Some(name), ..
+            } => vec![name.clone()],
+            crate::model::Subject::Service(s) => s.host.iter().cloned().collect(),
+            crate::model::Subject::Address { host: None, .. } => Vec::new(),
         },
         one_port: Vec::new(),
         input: None,
@@ -288,6 +299,12 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
     };
     let mut sink = Format::for_stdout(args.format).sink(std::io::stdout());
     let summary = crate::scheduler::run_one(&spec, engine, plugin, subject, sink.as_mut()).await?;
+    if let Some(why) = mismatch
+        && summary.findings == 0
+        && summary.errors == 0
+    {
+        eprintln!("wscan: plugin {name} reported nothing; {why}");
+    }
     Ok(if summary.errors > 0 {
         Exit::Partial
     } else {

@@ -521,6 +521,26 @@ impl FromStr for TargetArg {
 pub fn parse_subject(input: &str) -> Result<crate::model::Subject, String> {
     use crate::model::{Service, Subject};
     let s = input.trim();
+    // NAME@ADDRESS[:PORT]: the address reached through a host name (the
+    // Host header and SNI of the http and tls plugins).
+    if let Some((name, rest)) = s.split_once('@') {
+        let name = host_name(name).ok_or_else(|| {
+            format!("invalid subject {input:?}: {name:?} before '@' is not a host name")
+        })?;
+        return match parse_subject(rest) {
+            Ok(Subject::Service(service)) => Ok(Subject::Service(Service {
+                host: Some(name),
+                ..service
+            })),
+            Ok(Subject::Address { ip, .. }) => Ok(Subject::Address {
+                ip,
+                host: Some(name),
+            }),
+            _ => Err(format!(
+                "invalid subject {input:?}: after '@' comes an address or ADDRESS:PORT"
+            )),
+        };
+    }
     if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
         if addr.port() == 0 {
             return Err(format!("invalid subject {input:?}: port 0"));
@@ -540,7 +560,7 @@ pub fn parse_subject(input: &str) -> Result<crate::model::Subject, String> {
         });
     }
     host_name(s).map(Subject::Host).ok_or_else(|| {
-        format!("invalid subject {input:?}: expected ADDRESS:PORT (a service), an address, or a host name")
+        format!("invalid subject {input:?}: expected ADDRESS:PORT (a service), an address, a host name, or NAME@ADDRESS[:PORT] (reached through a name)")
     })
 }
 
@@ -750,7 +770,33 @@ mod tests {
             parse_subject("WWW.Example.test.").unwrap(),
             Subject::Host("www.example.test".into())
         );
-        for bad in ["", "1.2.3.4:0", "-bad-.test", "a b", "127.0.0.1:99999"] {
+        assert_eq!(
+            parse_subject("WWW.wscan.test@127.0.0.1:8443").unwrap(),
+            Subject::Service(crate::model::Service {
+                ip: "127.0.0.1".parse().unwrap(),
+                port: 8443,
+                host: Some("www.wscan.test".into()),
+                name: None,
+                banner: None,
+            })
+        );
+        assert_eq!(
+            parse_subject("a.test@::ffff:10.0.0.1").unwrap(),
+            Subject::Address {
+                ip: "10.0.0.1".parse().unwrap(),
+                host: Some("a.test".into())
+            }
+        );
+        for bad in [
+            "",
+            "1.2.3.4:0",
+            "-bad-.test",
+            "a b",
+            "127.0.0.1:99999",
+            "a.test@b.test",
+            "@127.0.0.1",
+            "a.test@",
+        ] {
             assert!(parse_subject(bad).is_err(), "{bad}");
         }
     }
