@@ -138,7 +138,7 @@ impl Summary {
         }
         for (name, p) in &self.plugins {
             lines.push(format!(
-                "wscan: plugin {name}: {} unit(s), {} finding(s), {} error(s), {:.2}s",
+                "wscan: plugin {name}: {} unit(s), {} finding(s), {} error(s), {:.2}s of plugin time (calls summed; they overlap)",
                 p.units,
                 p.findings,
                 p.errors,
