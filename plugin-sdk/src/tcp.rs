@@ -7,8 +7,9 @@ use crate::bindings::wscan::plugin::tcp as raw;
 use crate::convert::{from_ip, to_ip};
 use crate::wait::ready;
 use crate::{ErrorCode, PortRange};
+use std::cell::RefCell;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use raw::{PortState, ProbeResult};
 
@@ -27,12 +28,29 @@ pub async fn connect(
 ) -> Result<Connection, ErrorCode> {
     let future = raw::connect(from_ip(ip), port, millis(timeout));
     let inner = ready(future.subscribe(), || future.get()).await?;
-    Ok(Connection { inner })
+    Ok(Connection {
+        inner,
+        unread: RefCell::default(),
+    })
 }
 
 /// An open TCP connection; dropping it closes the socket.
 pub struct Connection {
     inner: raw::Connection,
+    /// Bytes read past a delimiter by [`Connection::read_until`], handed
+    /// out first by the next read.
+    unread: RefCell<Vec<u8>>,
+}
+
+/// The end of the first `delimiter` in `buffer`, if it holds one.
+fn delimited(buffer: &[u8], delimiter: &[u8]) -> Option<usize> {
+    if delimiter.is_empty() {
+        return Some(0);
+    }
+    buffer
+        .windows(delimiter.len())
+        .position(|w| w == delimiter)
+        .map(|at| at + delimiter.len())
 }
 
 impl Connection {
@@ -49,8 +67,89 @@ impl Connection {
         max_bytes: u32,
         timeout: Option<Duration>,
     ) -> Result<Vec<u8>, ErrorCode> {
+        {
+            let mut unread = self.unread.borrow_mut();
+            if !unread.is_empty() {
+                let take = unread.len().min(max_bytes as usize);
+                return Ok(unread.drain(..take).collect());
+            }
+        }
         let future = self.inner.read(max_bytes, millis(timeout));
         ready(future.subscribe(), || future.get()).await
+    }
+
+    /// Read until `delimiter` has arrived and return everything up to and
+    /// including it (what came after it is kept for the next read). Ends
+    /// early, with what came, when the peer closes or `max_bytes` arrived;
+    /// `Err(Timeout)` when `timeout` (for the whole read; `None`: the
+    /// scan's `--timeout` for each wait) passes first, keeping what came
+    /// for the next read.
+    pub async fn read_until(
+        &self,
+        delimiter: &[u8],
+        max_bytes: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, ErrorCode> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut buffer = std::mem::take(&mut *self.unread.borrow_mut());
+        loop {
+            if let Some(end) = delimited(&buffer, delimiter) {
+                *self.unread.borrow_mut() = buffer.split_off(end);
+                return Ok(buffer);
+            }
+            if buffer.len() >= max_bytes {
+                *self.unread.borrow_mut() = buffer.split_off(max_bytes);
+                return Ok(buffer);
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => {
+                        *self.unread.borrow_mut() = buffer;
+                        return Err(ErrorCode::Timeout);
+                    }
+                },
+                None => None,
+            };
+            let want = u32::try_from(max_bytes - buffer.len()).unwrap_or(u32::MAX);
+            let future = self.inner.read(want.min(1 << 20), millis(left));
+            match ready(future.subscribe(), || future.get()).await {
+                Ok(bytes) if bytes.is_empty() => return Ok(buffer),
+                Ok(bytes) => buffer.extend_from_slice(&bytes),
+                Err(e) => {
+                    *self.unread.borrow_mut() = buffer;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Read one line (up to `\n`, at most `max_bytes`), as text without its
+    /// line ending; see [`Connection::read_until`] for the rest.
+    pub async fn read_line(
+        &self,
+        max_bytes: usize,
+        timeout: Option<Duration>,
+    ) -> Result<String, ErrorCode> {
+        let bytes = self.read_until(b"\n", max_bytes, timeout).await?;
+        let text = String::from_utf8_lossy(&bytes);
+        Ok(text.trim_end_matches(['\r', '\n']).to_string())
+    }
+
+    /// Send `request`, then read the reply up to and including `until`
+    /// (such as `b"\r\n"`), at most `max_bytes`, all within `timeout`:
+    /// the request/response step of most TCP checks.
+    pub async fn exchange(
+        &self,
+        request: &[u8],
+        until: &[u8],
+        max_bytes: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, ErrorCode> {
+        let started = Instant::now();
+        self.write(request, timeout).await?;
+        let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+        self.read_until(until, max_bytes, left).await
     }
 
     /// Write all of `data`; returns the number of bytes written.
@@ -97,4 +196,17 @@ pub fn probe(
 ) -> Result<Probe, ErrorCode> {
     let inner = raw::probe(from_ip(ip), ports, millis(timeout))?;
     Ok(Probe { inner })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delimited;
+
+    #[test]
+    fn delimiters_are_found_with_their_end() {
+        assert_eq!(delimited(b"+OK\r\nrest", b"\r\n"), Some(5));
+        assert_eq!(delimited(b"+OK\r", b"\r\n"), None);
+        assert_eq!(delimited(b"", b"\n"), None);
+        assert_eq!(delimited(b"abc", b""), Some(0));
+    }
 }

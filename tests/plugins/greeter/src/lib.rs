@@ -29,11 +29,10 @@ impl Plugin for Greeter {
         let conn = tcp::connect(ip, service.port, None)
             .await
             .map_err(Error::from)?;
-        conn.write(format!("{greeting}\n").as_bytes(), None)
-            .await
-            .map_err(Error::from)?;
+        // One request, one reply line (the SDK's exchange helper).
+        let wait = Some(std::time::Duration::from_millis(500));
         let reply = match conn
-            .read(256, Some(std::time::Duration::from_millis(500)))
+            .exchange(format!("{greeting}\n").as_bytes(), b"\n", 256, wait)
             .await
         {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
