@@ -34,6 +34,10 @@ pub struct Service {
     pub name: Option<String>,
     /// The first bytes the service sent, as text.
     pub banner: Option<String>,
+    /// Known to speak TLS (the port plugin's identification says so).
+    /// Stores written before it read back as `false`.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// What a plugin scans. (Its serde form is the result store's, not the
@@ -315,6 +319,7 @@ mod tests {
             host: None,
             name: name.map(str::to_string),
             banner: None,
+            tls: false,
         })
     }
 

@@ -154,7 +154,59 @@ impl Service {
             host: None,
             name: None,
             banner: None,
+            tls: false,
         }
+    }
+
+    /// The URL of this service's root, `base_url() + path`: `https` when
+    /// it is known to speak TLS (or is named `https`/`ssl`, or listens on
+    /// 443/8443), `http` otherwise; the host name it was reached through,
+    /// else the address (IPv6 in brackets); the port left out when it is
+    /// the scheme's default.
+    pub fn url(&self, path: &str) -> String {
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        format!("{}{path}", self.base_url())
+    }
+
+    /// `scheme://host[:port]`, as [`Service::url`] builds it, without a path.
+    pub fn base_url(&self) -> String {
+        let tls = self.speaks_tls();
+        let scheme = if tls { "https" } else { "http" };
+        let host = match (&self.host, to_ip(self.address)) {
+            (Some(name), _) => name.clone(),
+            (None, IpAddr::V6(ip)) => format!("[{ip}]"),
+            (None, ip) => ip.to_string(),
+        };
+        let default = if tls { 443 } else { 80 };
+        if self.port == default {
+            format!("{scheme}://{host}")
+        } else {
+            format!("{scheme}://{host}:{}", self.port)
+        }
+    }
+
+    /// Whether to talk TLS to it: known to (`tls`), named so by the port
+    /// plugin (`https`, `ssl`...), or, with no name, on a port that
+    /// usually does (443, 8443).
+    pub fn speaks_tls(&self) -> bool {
+        const TLS_NAMES: [&str; 7] = [
+            "https",
+            "https-alt",
+            "ssl",
+            "imaps",
+            "pop3s",
+            "smtps",
+            "ldaps",
+        ];
+        self.tls
+            || match self.name.as_deref() {
+                Some(name) => TLS_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)),
+                None => matches!(self.port, 443 | 8443),
+            }
     }
 }
 
@@ -261,5 +313,24 @@ mod tests {
             .data(serde_json::json!({"a": 1}));
         assert_eq!(f.data, r#"{"a":1}"#);
         assert_eq!(Finding::new("k", Severity::Low, "t", subject).data, "{}");
+    }
+
+    #[test]
+    fn service_urls_know_scheme_name_brackets_and_default_ports() {
+        let v4 = Service::new("127.0.0.1".parse().unwrap(), 8080);
+        assert_eq!(v4.url("/admin"), "http://127.0.0.1:8080/admin");
+        let v6 = Service::new("::1".parse().unwrap(), 443);
+        assert_eq!(v6.base_url(), "https://[::1]");
+        let named = Service {
+            host: Some("www.example.test".into()),
+            tls: true,
+            ..Service::new("127.0.0.1".parse().unwrap(), 9443)
+        };
+        assert_eq!(named.url("x"), "https://www.example.test:9443/x");
+        let plain = Service {
+            name: Some("http".into()),
+            ..Service::new("127.0.0.1".parse().unwrap(), 443)
+        };
+        assert_eq!(plain.base_url(), "http://127.0.0.1:443");
     }
 }

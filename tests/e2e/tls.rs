@@ -61,6 +61,15 @@ fn a_name_is_resolved_its_tls_port_identified_and_its_certificate_examined() {
     assert_eq!(found.len(), 1, "{records:#?}");
     assert_eq!(found[0]["subject"]["service"], "https");
     assert_eq!(found[0]["data"]["tls"], true);
+    // The subject handed on says so too (the service's TLS hint), and the
+    // tls plugin's findings carry it.
+    assert_eq!(found[0]["subject"]["tls"], true, "{records:#?}");
+    // The open-port finding came before identification: no hint there.
+    assert!(
+        on_port(&records, "open-port", server.port())[0]["subject"]
+            .get("tls")
+            .is_none()
+    );
 
     let certs = on_port(&records, "tls-certificate", server.port());
     assert_eq!(certs.len(), 1, "{records:#?}");

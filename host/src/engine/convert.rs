@@ -107,6 +107,7 @@ impl From<wit::Subject> for Subject {
                 host: s.host,
                 name: s.name,
                 banner: s.banner,
+                tls: s.tls,
             }),
         }
     }
@@ -126,6 +127,7 @@ impl From<&Subject> for wit::Subject {
                 host: s.host.clone(),
                 name: s.name.clone(),
                 banner: s.banner.clone(),
+                tls: s.tls,
             }),
         }
     }

@@ -42,6 +42,9 @@ pub struct SubjectRecord {
     /// Service name guess, for services.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// For services known to speak TLS: `true` (absent otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 impl From<&Subject> for SubjectRecord {
@@ -52,6 +55,7 @@ impl From<&Subject> for SubjectRecord {
             address: s.ip(),
             port: None,
             service: None,
+            tls: false,
         };
         match s {
             Subject::Host(name) => r.host = Some(name.clone()),
@@ -60,6 +64,7 @@ impl From<&Subject> for SubjectRecord {
                 r.host = svc.host.clone();
                 r.port = Some(svc.port);
                 r.service = svc.name.clone();
+                r.tls = svc.tls;
             }
         }
         r
@@ -234,6 +239,7 @@ mod tests {
             host: None,
             name: Some("ssh".into()),
             banner: Some("SSH-2.0-x".into()),
+            tls: false,
         });
         let mut data = serde_json::Map::new();
         data.insert("banner".into(), "SSH-2.0-x".into());
@@ -273,6 +279,7 @@ mod tests {
             host: None,
             name: None,
             banner: None,
+            tls: false,
         });
         let outside = [
             Subject::Host("a.test".into()),

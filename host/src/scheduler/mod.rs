@@ -932,6 +932,7 @@ mod tests {
             host: None,
             name: Some("https".into()),
             banner: None,
+            tls: false,
         });
         assert_eq!(unit_key("tls", &service, None), "tls service [::1]:443");
         assert_eq!(

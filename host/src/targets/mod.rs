@@ -551,6 +551,7 @@ pub fn parse_subject(input: &str) -> Result<crate::model::Subject, String> {
             host: None,
             name: None,
             banner: None,
+            tls: false,
         }));
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
@@ -778,6 +779,7 @@ mod tests {
                 host: Some("www.wscan.test".into()),
                 name: None,
                 banner: None,
+                tls: false,
             })
         );
         assert_eq!(

@@ -58,11 +58,12 @@ impl Plugin for Http {
         let max_redirects: usize = options.integer("max-redirects").unwrap_or(5);
         let body_bytes: u32 = options.integer("body-bytes").unwrap_or(65536);
         let ip = wscan_sdk::to_ip(service.address);
-        let tls = match service.name.as_deref() {
-            Some("https" | "https-alt" | "ssl") => true,
-            Some(_) => false,
-            None => HTTPS_PORTS.contains(&service.port),
-        };
+        let tls = service.tls
+            || match service.name.as_deref() {
+                Some("https" | "https-alt" | "ssl") => true,
+                Some(_) => false,
+                None => HTTPS_PORTS.contains(&service.port),
+            };
         let start = start_url(tls, service.host.as_deref(), ip, service.port, &path)?;
 
         let mut url = start.clone();

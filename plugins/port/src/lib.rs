@@ -149,6 +149,7 @@ async fn details(ip: IpAddr, port: u16, host: Option<String>, settings: Settings
         host,
         name: name.map(str::to_string),
         banner: banner.clone(),
+        tls,
         ..Service::new(ip, port)
     };
     let subject = Subject::Service(service);
