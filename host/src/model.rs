@@ -279,6 +279,15 @@ impl SubjectFilter {
     }
 }
 
+/// A plugin's name and version, as stamped on its findings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PluginId {
+    /// From `describe()`.
+    pub name: String,
+    /// From `describe()`.
+    pub version: String,
+}
+
 /// What a plugin's `describe()` returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PluginInfo {

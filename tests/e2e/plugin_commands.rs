@@ -181,20 +181,7 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_scans() {
     assert_eq!(run(cmd, Duration::from_secs(60)).status.code(), Some(2));
 
     // Build it as its README says, out of tree.
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .current_dir(&crate_dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2"]);
-    build.env("CARGO_TARGET_DIR", dir.path().join("target"));
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
-        build.env_remove(var);
-    }
-    let out = run(build, Duration::from_secs(600));
-    assert!(
-        out.status.success(),
-        "build failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build_plugin(&crate_dir, &dir.path().join("target"), "the scaffold");
     let wasm = dir
         .path()
         .join("target/wasm32-wasip2/release/hello_scan.wasm");
@@ -252,21 +239,27 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_scans() {
             ),
         )
         .unwrap();
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .current_dir(&crate_dir)
-            .args(["build", "--release", "--target", "wasm32-wasip2"]);
-        build.env("CARGO_TARGET_DIR", dir.path().join("target"));
-        for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
-            build.env_remove(var);
-        }
-        let out = run(build, Duration::from_secs(600));
-        assert!(
-            out.status.success(),
-            "the {doc} example does not build:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        build_plugin(&crate_dir, &dir.path().join("target"), doc);
     }
+}
+
+/// Build the plugin crate in `crate_dir` as a user would, out of tree, into
+/// `target`; `what` names it when it fails.
+fn build_plugin(crate_dir: &Path, target: &Path, what: &str) {
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(crate_dir)
+        .args(["build", "--release", "--target", "wasm32-wasip2"]);
+    build.env("CARGO_TARGET_DIR", target);
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+        build.env_remove(var);
+    }
+    let out = run(build, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "{what} does not build:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

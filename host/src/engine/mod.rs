@@ -13,7 +13,8 @@ pub mod registry;
 pub mod state;
 pub mod watch;
 
-pub use state::{Event, PluginId, ScanContext};
+pub use crate::model::PluginId;
+pub use state::{Event, ScanContext};
 
 use crate::model::{PluginInfo, Subject, check_declared};
 use bindings::{PluginPre, wscan::plugin::types as wit};

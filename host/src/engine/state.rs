@@ -2,7 +2,7 @@
 //! and the context of the call (which plugin, which scan, where results go).
 
 use super::limits::{CallLimiter, MAX_LIVE_RESOURCES, MAX_STDERR_BYTES};
-use crate::model::{Capability, Finding, Subject};
+use crate::model::{Capability, Finding, PluginId, Subject};
 use crate::primitives::NetSettings;
 use crate::primitives::dns::DnsCore;
 use crate::primitives::gate::Gate;
@@ -19,15 +19,6 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::ErrorCode;
-
-/// A plugin's name and version, as stamped on its findings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PluginId {
-    /// From `describe()`.
-    pub name: String,
-    /// From `describe()`.
-    pub version: String,
-}
 
 /// What a running call sends to the scheduler, as it happens.
 #[derive(Debug)]

@@ -1,8 +1,7 @@
 //! The records wscan writes, one per finding or failed unit. Their JSON
 //! form is documented in `docs/output.md` and `docs/jsonl-schema.json`.
 
-use crate::engine::PluginId;
-use crate::model::{Finding, Severity, Subject, SubjectKind};
+use crate::model::{Finding, PluginId, Severity, Subject, SubjectKind};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::SystemTime;

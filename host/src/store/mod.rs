@@ -631,7 +631,7 @@ fn counts(conn: &Connection, id: i64) -> Result<(u64, u64), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::PluginId;
+    use crate::model::PluginId;
     use crate::model::{Finding, Severity};
 
     fn finding(ip: &str) -> Record {
