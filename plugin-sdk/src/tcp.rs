@@ -69,7 +69,7 @@ impl Connection {
     ) -> Result<Vec<u8>, ErrorCode> {
         {
             let mut unread = self.unread.borrow_mut();
-            if !unread.is_empty() {
+            if !unread.is_empty() && max_bytes > 0 {
                 let take = unread.len().min(max_bytes as usize);
                 return Ok(unread.drain(..take).collect());
             }
@@ -80,10 +80,10 @@ impl Connection {
 
     /// Read until `delimiter` has arrived and return everything up to and
     /// including it (what came after it is kept for the next read). Ends
-    /// early, with what came, when the peer closes or `max_bytes` arrived;
-    /// `Err(Timeout)` when `timeout` (for the whole read; `None`: the
-    /// scan's `--timeout` for each wait) passes first, keeping what came
-    /// for the next read.
+    /// early, with what came, when the peer closes or `max_bytes` arrived
+    /// (then the first `max_bytes`); `Err(Timeout)` when `timeout` (for the
+    /// whole read; `None`: the scan's `--timeout` for each wait) passes
+    /// first, keeping what came for the next read.
     pub async fn read_until(
         &self,
         delimiter: &[u8],
@@ -91,36 +91,42 @@ impl Connection {
         timeout: Option<Duration>,
     ) -> Result<Vec<u8>, ErrorCode> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut buffer = std::mem::take(&mut *self.unread.borrow_mut());
+        // What came stays in `unread` between reads (never in a local
+        // across an await), so a caller that drops this future loses
+        // nothing; each search starts where the last one could not match.
+        let mut searched: usize = 0;
         loop {
-            if let Some(end) = delimited(&buffer, delimiter) {
-                *self.unread.borrow_mut() = buffer.split_off(end);
-                return Ok(buffer);
-            }
-            if buffer.len() >= max_bytes {
-                *self.unread.borrow_mut() = buffer.split_off(max_bytes);
-                return Ok(buffer);
+            {
+                let mut unread = self.unread.borrow_mut();
+                let window = unread.len().min(max_bytes);
+                // (Another task may have read from this connection since.)
+                let from = searched
+                    .saturating_sub(delimiter.len().saturating_sub(1))
+                    .min(window);
+                if let Some(end) = delimited(&unread[from..window], delimiter) {
+                    return Ok(unread.drain(..from + end).collect());
+                }
+                if unread.len() >= max_bytes {
+                    return Ok(unread.drain(..max_bytes).collect());
+                }
+                searched = window;
             }
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => Some(left),
-                    _ => {
-                        *self.unread.borrow_mut() = buffer;
-                        return Err(ErrorCode::Timeout);
-                    }
+                    _ => return Err(ErrorCode::Timeout),
                 },
                 None => None,
             };
-            let want = u32::try_from(max_bytes - buffer.len()).unwrap_or(u32::MAX);
-            let future = self.inner.read(want.min(1 << 20), millis(left));
-            match ready(future.subscribe(), || future.get()).await {
-                Ok(bytes) if bytes.is_empty() => return Ok(buffer),
-                Ok(bytes) => buffer.extend_from_slice(&bytes),
-                Err(e) => {
-                    *self.unread.borrow_mut() = buffer;
-                    return Err(e);
-                }
+            let want = max_bytes - self.unread.borrow().len();
+            let want = u32::try_from(want).unwrap_or(u32::MAX).min(1 << 20);
+            let future = self.inner.read(want, millis(left));
+            let bytes = ready(future.subscribe(), || future.get()).await?;
+            if bytes.is_empty() {
+                // End of stream: what came is the answer.
+                return Ok(std::mem::take(&mut *self.unread.borrow_mut()));
             }
+            self.unread.borrow_mut().extend_from_slice(&bytes);
         }
     }
 

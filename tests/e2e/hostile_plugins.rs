@@ -123,3 +123,53 @@ fn a_connect_out_of_scope_is_refused_and_counted() {
         "1 out-of-scope operation(s) denied",
     );
 }
+
+/// What a unit found outside the scope is written when the unit ends; a
+/// unit cut short by Ctrl-C still has it written (the review of the
+/// grouping found it dropped).
+#[test]
+fn a_unit_stopped_by_ctrl_c_still_reports_what_it_found_outside_the_scope() {
+    use std::io::{BufRead, BufReader, Read};
+    let open = Listener::start(Behaviour::Silent);
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "--no-db",
+        "127.0.0.1",
+        "-p",
+        &open.port().to_string(),
+    ]);
+    cmd.args(["--format", "jsonl", "--plugins", "hostile"]);
+    cmd.args(["--plugin-arg", "hostile.mode=linger", "--plugin"])
+        .arg(test_plugin("hostile"));
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn wscan");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen: Vec<Value> = Vec::new();
+    while !seen.iter().any(|r| r["kind"] == "lingering") {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "ended early");
+        seen.push(serde_json::from_str(&line).unwrap());
+    }
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "an interrupted scan exits 130");
+    seen.extend(
+        rest.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+    );
+    let outside: Vec<&Value> = seen
+        .iter()
+        .filter(|r| r["type"] == "out-of-scope")
+        .collect();
+    assert_eq!(outside.len(), 1, "{seen:#?}");
+    assert_eq!(outside[0]["subject"]["address"], "127.0.0.1");
+    assert_eq!(outside[0]["outside"][0]["address"], "127.0.0.2");
+}

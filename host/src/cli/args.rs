@@ -106,7 +106,8 @@ pub struct PluginRunArgs {
     pub plugin_ref: String,
 
     /// What to scan: ADDRESS:PORT (a service), ADDRESS, a host name, or
-    /// NAME@ADDRESS[:PORT] (reached through NAME: Host header and SNI). It
+    /// NAME@ADDRESS[:PORT] (reached through NAME: Host header and SNI;
+    /// NAME is not resolved). It
     /// is also the scope: the plugin may contact nothing else.
     #[arg(long, value_name = "SUBJECT")]
     pub subject: String,

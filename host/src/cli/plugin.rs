@@ -270,15 +270,12 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
             .ip()
             .map(|ip| vec![crate::targets::Target::from(ip)])
             .unwrap_or_default(),
-        // The name of NAME@ADDRESS[:PORT] is in scope too: the plugin may
-        // resolve it, as a scan that was given the name would.
+        // The subject is the whole scope: the name of NAME@ADDRESS[:PORT]
+        // names the address (Host header, SNI) but is not resolved, so the
+        // plugin reaches that address only, whatever the name's real ones.
         hosts: match &subject {
-            crate::model::Subject::Host(name)
-            | crate::model::Subject::Address {
-                host: Some(name), ..
-            } => vec![name.clone()],
-            crate::model::Subject::Service(s) => s.host.iter().cloned().collect(),
-            crate::model::Subject::Address { host: None, .. } => Vec::new(),
+            crate::model::Subject::Host(name) => vec![name.clone()],
+            _ => Vec::new(),
         },
         one_port: Vec::new(),
         input: None,

@@ -72,7 +72,7 @@ pub enum LoadError {
     },
     /// It was built for another version of the `wscan:plugin` package.
     #[error(
-        "plugin {origin} was built for wscan:plugin@{found}, but this wscan runs plugins of {WIT_PACKAGE}: rebuild it with wscan-sdk {SDK_VERSION} (docs/plugins.md, \"Upgrading a plugin\", says what changed)"
+        "plugin {origin} was built for wscan:plugin@{found}, but this wscan runs plugins of {WIT_PACKAGE}: rebuild it with wscan-sdk {SDK_VERSION} (docs/plugins.md, \"Upgrading a plugin\", says what changed), or run it with a wscan that runs plugins of wscan:plugin@{found}"
     )]
     WitVersion {
         /// Where it came from.

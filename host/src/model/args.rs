@@ -126,8 +126,10 @@ impl ArgKind {
                 .ok()
                 .filter(|n| (min..=max).contains(&n))
                 .map(ArgValue::Integer),
+            // Whole milliseconds only: `1500us` is refused, not cut to 1ms.
             ArgKind::Duration { min_ms, max_ms } => humantime::parse_duration(trimmed)
                 .ok()
+                .filter(|d| d.subsec_nanos() % 1_000_000 == 0)
                 .and_then(|d| u32::try_from(d.as_millis()).ok())
                 .filter(|ms| (min_ms..=max_ms).contains(&ms))
                 .map(ArgValue::Duration),
@@ -380,6 +382,7 @@ mod tests {
         assert!(d.parse("5").unwrap_err().contains("1ms to 1m"));
         assert!(d.parse("2m").is_err());
         assert!(d.parse("0s").is_err());
+        assert!(d.parse("1500us").is_err());
 
         assert_eq!(
             ArgKind::Text.parse(" a b "),

@@ -387,7 +387,9 @@ pub async fn run(
             };
             next_unit += 1;
             let id = next_unit;
-            routing.inflight.insert(id, unit.key.clone());
+            routing
+                .inflight
+                .insert(id, (unit.key.clone(), unit.subject.clone()));
             let options = spec.call_options(&plugin.info.name, unit.ports.as_deref(), id);
             let (engine, scan, events) = (engine.clone(), scan.clone(), events_tx.clone());
             summary.units += 1;
@@ -472,9 +474,9 @@ pub async fn run(
                 while let Ok(event) = events_rx.try_recv() {
                     routing.handle(event, sink, &mut summary)?;
                 }
-                let key = routing.inflight.remove(&outcome.unit);
+                let key = routing.inflight.remove(&outcome.unit).map(|(key, _)| key);
                 let journal = routing.journal.zip(key.as_ref());
-                if let Some(outside) = routing.outside_found.remove(&outcome.unit) {
+                if let Some((_, outside)) = routing.outside_found.remove(&outcome.unit) {
                     let record = Record::out_of_scope(&outcome.plugin, &outcome.subject, &outside);
                     sink.write(&record)?;
                     if let Some((journal, key)) = journal {
@@ -502,6 +504,10 @@ pub async fn run(
             }
         }
     }
+    // Units cut short (Ctrl-C) or lost to a host panic still report what
+    // they found outside the scope: nothing found is dropped. (They are
+    // not done, so a resume runs them again.)
+    routing.write_outside_of_unfinished(sink)?;
     // When stopped, the reader may be blocked on a line that never comes
     // (standard input): it is left behind, not waited for.
     if let Some((source, thread)) = reader.filter(|_| !summary.interrupted) {
@@ -641,7 +647,7 @@ struct Routing<'r> {
     scan_ports: &'r [(u16, u16)],
     /// Out-of-scope subjects found by each running unit, by the number its
     /// events carry: written as one record when the unit ends.
-    outside_found: HashMap<u64, Vec<Subject>>,
+    outside_found: HashMap<u64, (Arc<PluginId>, Vec<Subject>)>,
     ready: VecDeque<Unit>,
     /// Ports of `host:port` targets on names, for the addresses the names
     /// resolve to.
@@ -650,7 +656,7 @@ struct Routing<'r> {
     journal: Option<&'r Journal>,
     /// The journal key of each running unit, by the number its events
     /// carry.
-    inflight: HashMap<u64, Arc<str>>,
+    inflight: HashMap<u64, (Arc<str>, Subject)>,
 }
 
 impl Routing<'_> {
@@ -713,7 +719,7 @@ impl Routing<'_> {
                     .findings += 1;
                 let record = Record::finding(&plugin, finding);
                 sink.write(&record)?;
-                if let (Some(journal), Some(key)) = (self.journal, self.inflight.get(&unit)) {
+                if let (Some(journal), Some((key, _))) = (self.journal, self.inflight.get(&unit)) {
                     journal.record(key, &record)?;
                 }
             }
@@ -726,7 +732,9 @@ impl Routing<'_> {
                     Subject::Host(name) => self.scope.contains_name(name),
                     other => other.ip().is_some_and(|ip| self.scope.contains(ip)),
                 };
-                let journal = self.journal.zip(self.inflight.get(&unit));
+                let journal = self
+                    .journal
+                    .zip(self.inflight.get(&unit).map(|(key, _)| key));
                 if !in_scope {
                     summary.out_of_scope += 1;
                     if self.outside.insert(subject.key()) {
@@ -735,7 +743,11 @@ impl Routing<'_> {
                             journal.emitted(key, &subject, true)?;
                         }
                         // Written as one record when the unit ends.
-                        self.outside_found.entry(unit).or_default().push(subject);
+                        self.outside_found
+                            .entry(unit)
+                            .or_insert_with(|| (plugin.clone(), Vec::new()))
+                            .1
+                            .push(subject);
                     }
                     return Ok(());
                 }
@@ -757,6 +769,23 @@ impl Routing<'_> {
     /// sweep visits it already.
     fn is_swept(&self, subject: &Subject) -> bool {
         matches!(subject, Subject::Address { ip, host: None } if self.scope.is_target(*ip))
+    }
+
+    /// Write the out-of-scope records of units that did not finish.
+    fn write_outside_of_unfinished(&mut self, sink: &mut dyn Sink) -> Result<(), ScanError> {
+        let mut left: Vec<_> = self.outside_found.drain().collect();
+        left.sort_by_key(|(unit, _)| *unit);
+        for (unit, (plugin, outside)) in left {
+            let Some((key, subject)) = self.inflight.get(&unit) else {
+                continue;
+            };
+            let record = Record::out_of_scope(&plugin, subject, &outside);
+            sink.write(&record)?;
+            if let Some(journal) = self.journal {
+                journal.record(key, &record)?;
+            }
+        }
+        Ok(())
     }
 
     /// Take in that `name` was given with `port` (or bare, `None`). When

@@ -524,6 +524,9 @@ pub fn parse_subject(input: &str) -> Result<crate::model::Subject, String> {
     // NAME@ADDRESS[:PORT]: the address reached through a host name (the
     // Host header and SNI of the http and tls plugins).
     if let Some((name, rest)) = s.split_once('@') {
+        if rest.contains('@') {
+            return Err(format!("invalid subject {input:?}: one '@' at most"));
+        }
         let name = host_name(name).ok_or_else(|| {
             format!("invalid subject {input:?}: {name:?} before '@' is not a host name")
         })?;
@@ -798,6 +801,7 @@ mod tests {
             "a.test@b.test",
             "@127.0.0.1",
             "a.test@",
+            "a.test@b.test@127.0.0.1",
         ] {
             assert!(parse_subject(bad).is_err(), "{bad}");
         }

@@ -2,7 +2,8 @@
 //! tests can show each misbehaviour is contained and recorded:
 //! `bomb` allocates until memory runs out, `flood` reports findings without
 //! end, `leak` holds ever more host resources, `undeclared` calls a
-//! primitive it did not declare (DNS), `outside` connects out of scope.
+//! primitive it did not declare (DNS), `outside` connects out of scope,
+//! `linger` emits an out-of-scope address and then sleeps.
 
 use wscan_sdk::bindings::wscan::plugin::tcp as raw;
 use wscan_sdk::prelude::*;
@@ -17,7 +18,7 @@ impl Plugin for Hostile {
             .arg(ArgInfo::choice(
                 "mode",
                 "how to misbehave",
-                &["bomb", "flood", "leak", "undeclared", "outside"],
+                &["bomb", "flood", "leak", "undeclared", "outside", "linger"],
             ))
             .arg(
                 ArgInfo::integer("port", "a closed port of the subject, for leak", 1..=65535)
@@ -80,6 +81,19 @@ impl Plugin for Hostile {
                     subject.clone(),
                 ))
                 .map_err(Error::from)
+            }
+            // Finds a subject outside the scope, says so, then takes its
+            // time: a scan stopped now must still report the subject.
+            "linger" => {
+                report::subject(Subject::address("127.0.0.2".parse().unwrap(), None))?;
+                report::finding(Finding::new(
+                    "lingering",
+                    Severity::Info,
+                    "emitted 127.0.0.2, now lingering",
+                    subject.clone(),
+                ))?;
+                wscan_sdk::task::sleep(wscan_sdk::time::Duration::from_secs(120)).await;
+                Ok(())
             }
             other => Err(format!("unknown mode {other:?}").into()),
         }
