@@ -11,6 +11,15 @@ mod args;
 
 pub use args::{ArgError, ArgInfo, ArgKind, ArgValue, check_declared};
 
+/// Whether `name` is a valid plugin or argument name: 1-64 lowercase
+/// letters, digits and `-`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// `input` as an error quotes it: whole when short, else its first 60
 /// characters and its length, so a 10 MB line makes a one-line message.
 pub fn excerpt(input: &str) -> String {

@@ -16,7 +16,7 @@ pub mod watch;
 pub use crate::model::PluginId;
 pub use state::{Event, ScanContext};
 
-use crate::model::{PluginInfo, Subject, check_declared};
+use crate::model::{PluginInfo, Subject, check_declared, valid_name};
 use bindings::{PluginPre, wscan::plugin::types as wit};
 use limits::EPOCH_TICK;
 use state::{CallContext, CallCounts, HostState};
@@ -414,13 +414,6 @@ fn wit_version(component: &Component, engine: &wasmtime::Engine) -> Option<Strin
             let (_, version) = name.strip_prefix("wscan:plugin/")?.split_once('@')?;
             Some(version.to_string())
         })
-}
-
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Tell a component from a core module or a stray file before compiling,

@@ -265,11 +265,7 @@ pub fn check_declared(args: &[ArgInfo]) -> Result<(), ArgError> {
             key: a.name.clone(),
             why,
         };
-        let name_ok = (1..=64).contains(&a.name.len())
-            && a.name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !name_ok {
+        if !super::valid_name(&a.name) {
             return Err(refuse(
                 "use 1-64 lowercase letters, digits and '-' for a name".into(),
             ));
@@ -296,8 +292,11 @@ pub fn resolve(
     declared: &[ArgInfo],
     given: &[(String, String)],
 ) -> Result<Vec<(String, ArgValue)>, ArgError> {
-    for (key, value) in given {
-        let Some(arg) = declared.iter().find(|a| &a.name == key) else {
+    // Each value is parsed once, in the order given; a later one for the
+    // same key replaces the earlier (every one is checked).
+    let mut values: Vec<Option<ArgValue>> = vec![None; declared.len()];
+    for (key, text) in given {
+        let Some(at) = declared.iter().position(|a| &a.name == key) else {
             let known: Vec<&str> = declared.iter().map(|a| a.name.as_str()).collect();
             return Err(ArgError::Unknown {
                 plugin: plugin.to_string(),
@@ -309,38 +308,26 @@ pub fn resolve(
                 },
             });
         };
-        arg.kind
-            .parse(value)
+        let value = declared[at]
+            .kind
+            .parse(text)
             .map_err(|expected| ArgError::BadValue {
                 plugin: plugin.to_string(),
                 key: key.clone(),
-                value: super::excerpt(value),
+                value: super::excerpt(text),
                 expected,
             })?;
+        values[at] = Some(value);
     }
-    let mut values = Vec::new();
-    for arg in declared {
-        let text = given
-            .iter()
-            .rev()
-            .find(|(key, _)| key == &arg.name)
-            .map(|(_, v)| v.as_str())
-            .or(arg.default.as_deref());
-        if let Some(text) = text {
-            // Checked above (the user's) or at load time (the default).
-            let value = arg
-                .kind
-                .parse(text)
-                .map_err(|expected| ArgError::BadValue {
-                    plugin: plugin.to_string(),
-                    key: arg.name.clone(),
-                    value: super::excerpt(text),
-                    expected,
-                })?;
-            values.push((arg.name.clone(), value));
+    let mut resolved = Vec::new();
+    for (arg, value) in declared.iter().zip(values) {
+        // A default was checked when the plugin was loaded.
+        let value = value.or_else(|| arg.default.as_deref().and_then(|d| arg.kind.parse(d).ok()));
+        if let Some(value) = value {
+            resolved.push((arg.name.clone(), value));
         }
     }
-    Ok(values)
+    Ok(resolved)
 }
 
 #[cfg(test)]
