@@ -234,18 +234,24 @@ struct Outcome {
     elapsed: Duration,
 }
 
+/// Port ranges shared by the units of one target.
+type PortList = Arc<[(u16, u16)]>;
+
 /// Decides which plugins a subject goes to.
 struct Router<'a> {
     registry: &'a Registry,
     selection: Option<&'a [String]>,
     /// Units an earlier run completed (by [`unit_key`]): not run again.
     done: DoneUnits,
+    /// The scan's ports (`-p`): those of a unit keyed without ports.
+    scan_ports: &'a [(u16, u16)],
 }
 
 impl Router<'_> {
     /// Queue a unit for every selected plugin in use whose filter matches.
     /// `seen` (for derived subjects) keeps a plugin from scanning the same
-    /// subject twice.
+    /// subject twice. Whether any such plugin consumes the subject at all
+    /// (queued now, or before).
     fn route(
         &self,
         subject: &Subject,
@@ -253,7 +259,8 @@ impl Router<'_> {
         ready: &mut VecDeque<Unit>,
         mut seen: Option<&mut HashSet<(String, SubjectKey)>>,
         summary: &mut Summary,
-    ) {
+    ) -> bool {
+        let mut consumed = false;
         for active in self.registry.active().iter() {
             let info = &active.plugin.info;
             if self
@@ -263,22 +270,72 @@ impl Router<'_> {
             {
                 continue;
             }
+            consumed = true;
             if let Some(seen) = seen.as_deref_mut()
                 && !seen.insert((info.name.clone(), subject.key()))
             {
                 continue;
             }
-            let key = unit_key(&info.name, subject, ports.map(|p| &p[..]));
-            if self.done.contains(&key) {
+            let Some((ports, key)) = self.left(&info.name, subject, ports) else {
                 summary.skipped += 1;
                 continue;
-            }
+            };
             ready.push_back(Unit {
                 plugin: info.name.clone(),
                 subject: subject.clone(),
-                ports: ports.cloned(),
+                ports,
                 key: key.into(),
             });
+        }
+        consumed
+    }
+
+    /// What is left of `plugin` on `subject` and `ports` after earlier
+    /// runs: the ports and key of the unit to run, or `None` when they
+    /// did it all. An address's ports count, not how they were split into
+    /// units: those of a name given both bare and as `NAME:PORT` in `-i`
+    /// are split by when each line arrived, which a resume does not
+    /// repeat.
+    fn left(
+        &self,
+        plugin: &str,
+        subject: &Subject,
+        ports: Option<&Arc<[(u16, u16)]>>,
+    ) -> Option<(Option<PortList>, String)> {
+        let key = unit_key(plugin, subject, ports.map(|p| &p[..]));
+        if self.done.is_empty() {
+            return Some((ports.cloned(), key));
+        }
+        if self.done.contains(&key) {
+            return None;
+        }
+        if !matches!(subject, Subject::Address { .. }) {
+            return Some((ports.cloned(), key));
+        }
+        let base = unit_key(plugin, subject, None);
+        let mut covered: Vec<(u16, u16)> = Vec::new();
+        if ports.is_some() && self.done.contains(&base) {
+            covered.extend_from_slice(self.scan_ports);
+        }
+        for more in self.done.extensions(&base, " ports ") {
+            // Keys are written by `unit_key`; one that does not parse
+            // covers nothing (its ports run again).
+            if let Ok(done) = more.parse::<PortSpec>() {
+                covered.extend_from_slice(done.ranges());
+            }
+        }
+        if covered.is_empty() {
+            return Some((ports.cloned(), key));
+        }
+        let wanted = ports.map_or(self.scan_ports, |p| &p[..]);
+        let left = ports_minus(wanted, &covered);
+        if left.is_empty() {
+            None
+        } else if ports_minus(wanted, &left).is_empty() {
+            Some((ports.cloned(), key))
+        } else {
+            let key = unit_key(plugin, subject, Some(&left));
+            Some((Some(left.into()), key))
         }
     }
 }
@@ -311,6 +368,7 @@ pub async fn run(
         registry: &registry,
         selection: spec.plugins.as_deref(),
         done: resumed.done,
+        scan_ports: spec.ports.ranges(),
     };
 
     let (singles, space) = spec.starts();
@@ -346,6 +404,7 @@ pub async fn run(
         outside: resumed.outside.into_iter().collect(),
         ready: VecDeque::new(),
         pins: spec.pins(),
+        addresses: HashMap::new(),
         journal: journal.as_ref(),
         inflight: HashMap::new(),
         outside_found: HashMap::new(),
@@ -558,8 +617,6 @@ struct Pin {
     ports: Vec<u16>,
     /// The ports its addresses have been routed with so far.
     routed: Vec<(u16, u16)>,
-    /// The addresses derived for it so far: topped up when `routed` grows.
-    addresses: Vec<IpAddr>,
 }
 
 /// Pins by name.
@@ -652,6 +709,11 @@ struct Routing<'r> {
     /// Ports of `host:port` targets on names, for the addresses the names
     /// resolve to.
     pins: Pins,
+    /// The addresses derived for each name so far that a plugin consumes,
+    /// so that a pin that arrives later (a `NAME:PORT` line after the name
+    /// was given bare and resolved) tops them up. About 90 bytes a name,
+    /// beside the units `seen` keeps for the same addresses.
+    addresses: HashMap<Box<str>, Box<[IpAddr]>>,
     /// The result store's journal, if the scan has one.
     journal: Option<&'r Journal>,
     /// The journal key of each running unit, by the number its events
@@ -794,10 +856,19 @@ impl Routing<'_> {
     /// line `a.test` after `a.test:443` adds the scan's ports to a.test's
     /// addresses, even when its DNS unit has already run.
     fn pin(&mut self, name: &str, port: Option<u16>, summary: &mut Summary) {
+        let addresses = self.addresses.get(name);
         let pin = match (port, self.pins.get_mut(name)) {
             (None, None) => return,
             (_, Some(pin)) => pin,
-            (Some(_), None) => self.pins.entry(name.to_string()).or_default(),
+            (Some(_), None) => self.pins.entry(name.to_string()).or_insert_with(|| Pin {
+                ports: Vec::new(),
+                // Addresses derived before the name had a pin were routed
+                // with the scan's ports.
+                routed: match addresses {
+                    Some(_) => self.scan_ports.to_vec(),
+                    None => Vec::new(),
+                },
+            }),
         };
         if let Some(port) = port
             && !pin.ports.contains(&port)
@@ -812,7 +883,7 @@ impl Routing<'_> {
         }
         pin.routed = ports;
         let added: Arc<[(u16, u16)]> = added.into();
-        for ip in pin.addresses.clone() {
+        for &ip in addresses.into_iter().flatten() {
             let subject = Subject::Address {
                 ip,
                 host: Some(name.to_string()),
@@ -830,23 +901,40 @@ impl Routing<'_> {
         // The addresses of a name given as host:port get its ports.
         let ports = match &subject {
             Subject::Address {
-                host: Some(name),
-                ip,
-            } => self.pins.get_mut(name).map(|pin| {
-                if !pin.addresses.contains(ip) {
-                    pin.addresses.push(*ip);
-                }
-                Arc::from(pin.routed.as_slice())
-            }),
+                host: Some(name), ..
+            } => self
+                .pins
+                .get(name)
+                .map(|pin| Arc::from(pin.routed.as_slice())),
             _ => None,
         };
-        self.router.route(
+        let consumed = self.router.route(
             &subject,
             ports.as_ref(),
             &mut self.ready,
             Some(&mut self.seen),
             summary,
         );
+        // Remembered for a later pin only when some plugin scans it: with
+        // none (a DNS-only scan), a pin would route it to none either.
+        if let (
+            true,
+            Subject::Address {
+                host: Some(name),
+                ip,
+            },
+        ) = (consumed, &subject)
+        {
+            // Rarely more than a few: a boxed slice, not a Vec's spare
+            // capacity.
+            match self.addresses.get_mut(name.as_str()) {
+                Some(known) if known.contains(ip) => {}
+                Some(known) => *known = known.iter().copied().chain([*ip]).collect(),
+                None => {
+                    self.addresses.insert(name.as_str().into(), Box::new([*ip]));
+                }
+            }
+        }
     }
 }
 

@@ -264,6 +264,33 @@ impl DoneUnits {
                 false
             })
     }
+
+    /// The completed units whose key is `key` followed by `sep` and more:
+    /// that more, for each. (A range of the primary key: no scan of the
+    /// table.) A store that cannot be read answers none, as
+    /// [`DoneUnits::contains`] does.
+    pub fn extensions(&self, key: &str, sep: &str) -> Vec<String> {
+        let Some(conn) = self.conn.as_ref().filter(|_| self.count > 0) else {
+            return Vec::new();
+        };
+        let from = format!("{key}{sep}");
+        // Every key that starts with `from` sorts below `from` + U+10FFFF.
+        let to = format!("{from}\u{10FFFF}");
+        conn.prepare_cached("SELECT unit FROM units WHERE scan = ?1 AND unit >= ?2 AND unit < ?3")
+            .and_then(|mut stmt| {
+                stmt.query_map(params![self.scan, from, to], |row| row.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map(|keys| {
+                keys.into_iter()
+                    .filter_map(|k| k.strip_prefix(&from).map(String::from))
+                    .collect()
+            })
+            .unwrap_or_else(|e| {
+                tracing::warn!("cannot look up units {from:?}... in the result store: {e}");
+                Vec::new()
+            })
+    }
 }
 
 /// What a resumed scan starts from.
@@ -691,6 +718,10 @@ mod tests {
             .emitted(&a, &Subject::Host("outside.test".into()), true)
             .unwrap();
         journal.done(&a, false).unwrap();
+        // Units of the same subjects on ports of their own.
+        for key in ["port 127.0.0.1 ports 80,443", "port 127.0.0.10 ports 22"] {
+            journal.done(&key.into(), false).unwrap();
+        }
         // b is cut short: a record, no mark.
         journal.record(&b, &finding("127.0.0.2")).unwrap();
         journal.emitted(&b, &service, false).unwrap();
@@ -703,8 +734,18 @@ mod tests {
         assert_eq!(titles(&store, id), ["127.0.0.1", "127.0.0.2"]);
 
         let resumed = store.resume(id).unwrap();
-        assert_eq!(resumed.done.len(), 1);
+        assert_eq!(resumed.done.len(), 3);
         assert!(resumed.done.contains("port 127.0.0.1"));
+        assert_eq!(
+            resumed.done.extensions("port 127.0.0.1", " ports "),
+            ["80,443"]
+        );
+        assert!(
+            resumed
+                .done
+                .extensions("port 127.0.0.2", " ports ")
+                .is_empty()
+        );
         assert!(!resumed.done.contains("port 127.0.0.2"));
         assert!(!crate::store::DoneUnits::default().contains("port 127.0.0.1"));
         assert_eq!(resumed.emitted, [service]);
