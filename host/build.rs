@@ -2,7 +2,7 @@
 //! the test plugins) for `wasm32-wasip2` with a nested cargo, then generates
 //! `builtins.rs`, which embeds every built-in plugin in the `wscan` binary.
 //!
-//! Pitfalls this avoids (see shared/DESIGN.md, section 7): the nested cargo
+//! Pitfalls this avoids: the nested cargo
 //! gets its own target directory (sharing the outer one deadlocks on the
 //! artifact lock), and none of the outer build's flags or wrappers.
 

@@ -1,7 +1,7 @@
 //! The host's own vocabulary for what scans produce: subjects, findings,
 //! plugin descriptions. Free of wasmtime types; the engine converts the
-//! generated bindings to and from these in one place
-//! (`engine::convert`).
+//! generated bindings to and from these (`engine::convert` for the shared
+//! types, `engine::host` for each interface's own).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

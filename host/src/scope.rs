@@ -60,11 +60,6 @@ const GIVEN_HOST: u8 = 1;
 const GIVEN_PORT: u8 = 2;
 
 impl Scope {
-    /// A scope covering exactly the given address targets.
-    pub fn from_targets(targets: &[Target]) -> Self {
-        Self::new(targets, &[], Arc::default())
-    }
-
     /// A scope covering the address targets and host names, less the
     /// exclusions (`--exclude`).
     pub fn new(targets: &[Target], hosts: &[String], exclude: Arc<RangeSet>) -> Self {
@@ -254,11 +249,13 @@ mod tests {
     use super::*;
 
     fn scope(targets: &[&str]) -> Scope {
-        Scope::from_targets(
+        Scope::new(
             &targets
                 .iter()
                 .map(|t| t.parse().unwrap())
                 .collect::<Vec<_>>(),
+            &[],
+            Arc::default(),
         )
     }
 

@@ -116,6 +116,9 @@ fn a_name_is_resolved_its_tls_port_identified_and_its_certificate_examined() {
     // No fault, no other finding.
     assert_eq!(tls_kinds(&records, server.port()), ["tls-certificate"]);
     assert!(errors(&records).is_empty(), "{records:#?}");
+    // Learned from a real handshake with this server.
+    assert!(server.handshakes() >= 1, "{}", server.handshakes());
+    assert!(server.connections() >= server.handshakes());
 }
 
 /// SHA-256 of `der`, lowercase hex (the certificate's fingerprint).

@@ -207,25 +207,17 @@ impl TlsServer {
         }
     }
 
-    /// "127.0.0.1:PORT".
-    #[allow(dead_code, reason = "no test uses it yet; CI denies warnings")]
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// The listening port.
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
 
     /// TCP connections accepted so far.
-    #[allow(dead_code, reason = "no test uses it yet; CI denies warnings")]
     pub fn connections(&self) -> usize {
         self.counts.connections.load(Ordering::SeqCst)
     }
 
     /// Handshakes completed so far.
-    #[allow(dead_code, reason = "no test uses it yet; CI denies warnings")]
     pub fn handshakes(&self) -> usize {
         self.counts.handshakes.load(Ordering::SeqCst)
     }

@@ -57,9 +57,9 @@ fn print(plugins: &[Active], format: Option<Format>) -> anyhow::Result<()> {
         match format {
             Format::Jsonl => {
                 let mut value = serde_json::to_value(&p.info)?;
-                value["source"] = source_text(&p.source).into();
+                value["source"] = p.source.to_string().into();
                 if let Some(replaced) = &active.replaces {
-                    value["replaces"] = source_text(replaced).into();
+                    value["replaces"] = replaced.to_string().into();
                 }
                 writeln!(out, "{value}")?;
             }
@@ -67,13 +67,6 @@ fn print(plugins: &[Active], format: Option<Format>) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn source_text(source: &PluginSource) -> String {
-    match source {
-        PluginSource::Builtin => "built-in".into(),
-        PluginSource::Dir(path) | PluginSource::File(path) => path.display().to_string(),
-    }
 }
 
 fn write_table(out: &mut impl Write, active: &Active) -> std::io::Result<()> {

@@ -1,12 +1,12 @@
-//! Conversions between the generated bindings and the host's own types, in
-//! one place (as wasmtime-wasi does for its error codes).
+//! Conversions between the shared types of the bindings (`types.wit`) and
+//! the host's own (`model`). Each interface's own conversions (its error
+//! cases, its results) sit with its glue in `engine::host`.
 
 use super::bindings::wscan::plugin::types as wit;
 use crate::model::{
     ArgInfo, ArgKind, ArgValue, Capability, PluginInfo, Service, Severity, Subject, SubjectFilter,
     SubjectKind,
 };
-use crate::primitives::tcp::{NetError, PortState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A WIT address as a `std` one, in canonical form: an IPv4-mapped IPv6
@@ -31,31 +31,6 @@ pub fn from_ip(ip: IpAddr) -> wit::IpAddress {
         IpAddr::V6(v6) => {
             let [a, b, c, d, e, f, g, h] = v6.segments();
             wit::IpAddress::Ipv6((a, b, c, d, e, f, g, h))
-        }
-    }
-}
-
-impl From<NetError> for wit::ErrorCode {
-    fn from(e: NetError) -> Self {
-        match e {
-            NetError::Refused => wit::ErrorCode::ConnectionRefused,
-            NetError::Timeout => wit::ErrorCode::Timeout,
-            NetError::Unreachable => wit::ErrorCode::Unreachable,
-            NetError::Reset => wit::ErrorCode::ConnectionReset,
-            NetError::Closed => wit::ErrorCode::Closed,
-            NetError::Other(why) => wit::ErrorCode::Other(why),
-        }
-    }
-}
-
-impl From<PortState> for super::bindings::wscan::plugin::tcp::PortState {
-    fn from(s: PortState) -> Self {
-        use super::bindings::wscan::plugin::tcp::PortState as W;
-        match s {
-            PortState::Open => W::Open,
-            PortState::Closed => W::Closed,
-            PortState::Filtered => W::Filtered,
-            PortState::Unreachable => W::Unreachable,
         }
     }
 }

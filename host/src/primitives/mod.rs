@@ -1,14 +1,11 @@
-//! The host side of each WIT interface, one module per interface.
-//!
-//! Each module splits the protocol logic (`core`: tokio, no wasmtime types)
-//! from the glue that implements the generated `Host` traits (`host`).
+//! The network primitives behind each WIT interface, one module per
+//! interface: the protocol logic on tokio, with no wasmtime types. The glue
+//! that implements the generated `Host` traits over them is the engine's
+//! (`engine::host`): this floor imports nothing above it.
 
 pub mod dns;
 pub mod gate;
 pub mod http;
-pub mod log;
-pub mod pending;
-pub mod report;
 pub mod tcp;
 pub mod tls;
 

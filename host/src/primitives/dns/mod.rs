@@ -2,7 +2,5 @@
 //! scan's resolver.
 
 pub mod core;
-pub mod host;
 
 pub use self::core::{Chain, Data, DnsCore, DnsError, Kind, Record, ResolverSettings};
-pub use host::FutureRecords;

@@ -2,7 +2,5 @@
 //! clients, pinned to in-scope addresses.
 
 pub mod core;
-pub mod host;
 
 pub use self::core::{HttpCore, HttpError, HttpRequest, HttpResponse};
-pub use host::FutureResponse;

@@ -14,7 +14,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Mutex, mpsc, watch};
 
 /// Why a TCP operation failed. Mirrors the WIT `error-code` cases that TCP
-/// can produce; the glue converts in one place.
+/// can produce; the glue (`engine::host::tcp`) converts them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetError {
     /// RST: closed port.

@@ -1,9 +1,7 @@
 //! The `wscan:plugin/tls` interface: handshakes and certificate verdicts.
 
 pub mod core;
-pub mod host;
 
 pub use self::core::{
     CertInfo, Handshake, HandshakeRequest, Problem, TlsCore, TlsError, TlsSetupError,
 };
-pub use host::FutureHandshake;

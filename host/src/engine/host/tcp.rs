@@ -1,6 +1,6 @@
-//! Glue: the generated `tcp` host traits over [`super::core`].
+//! Glue: the generated `tcp` host traits over [`crate::primitives::tcp`].
 
-use super::core::{PortState, TcpConnection};
+use super::pending::{Pending, take};
 use crate::engine::bindings::ErrorCode;
 use crate::engine::bindings::wscan::plugin::tcp as wit;
 use crate::engine::bindings::wscan::plugin::types::{IpAddress, PortRange};
@@ -8,11 +8,36 @@ use crate::engine::convert::{from_ip, to_ip};
 use crate::engine::limits::MAX_READ_BYTES;
 use crate::engine::state::HostState;
 use crate::model::Capability;
-use crate::primitives::pending::{Pending, take};
+use crate::primitives::tcp::core::{NetError, PortState, TcpConnection};
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+
+impl From<NetError> for ErrorCode {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Refused => ErrorCode::ConnectionRefused,
+            NetError::Timeout => ErrorCode::Timeout,
+            NetError::Unreachable => ErrorCode::Unreachable,
+            NetError::Reset => ErrorCode::ConnectionReset,
+            NetError::Closed => ErrorCode::Closed,
+            NetError::Other(why) => ErrorCode::Other(why),
+        }
+    }
+}
+
+impl From<PortState> for wit::PortState {
+    fn from(s: PortState) -> Self {
+        use wit::PortState as W;
+        match s {
+            PortState::Open => W::Open,
+            PortState::Closed => W::Closed,
+            PortState::Filtered => W::Filtered,
+            PortState::Unreachable => W::Unreachable,
+        }
+    }
+}
 
 /// The `connection` resource.
 pub struct ConnectionHandle(TcpConnection);

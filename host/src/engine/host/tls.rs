@@ -1,13 +1,13 @@
-//! Glue: the generated `tls` host traits over [`super::core`].
+//! Glue: the generated `tls` host traits over [`crate::primitives::tls`].
 
-use super::core::{CertInfo, Handshake, HandshakeRequest, Problem, TlsError};
+use super::pending::{Pending, take};
 use crate::engine::bindings::ErrorCode;
 use crate::engine::bindings::wscan::plugin::tls as wit;
 use crate::engine::bindings::wscan::plugin::types::IpAddress;
 use crate::engine::convert::to_ip;
 use crate::engine::state::HostState;
 use crate::model::Capability;
-use crate::primitives::pending::{Pending, take};
+use crate::primitives::tls::core::{CertInfo, Handshake, HandshakeRequest, Problem, TlsError};
 use std::net::SocketAddr;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, subscribe};

@@ -1,13 +1,13 @@
-//! Glue: the generated `http` host traits over [`super::core`].
+//! Glue: the generated `http` host traits over [`crate::primitives::http`].
 
-use super::core::{HttpError, HttpRequest, HttpResponse, MAX_BODY_BYTES};
+use super::pending::{Pending, take};
 use crate::engine::bindings::ErrorCode;
 use crate::engine::bindings::wscan::plugin::http as wit;
 use crate::engine::convert::{from_ip, to_ip};
 use crate::engine::state::HostState;
 use crate::model::Capability;
 use crate::primitives::dns::{Chain, Kind};
-use crate::primitives::pending::{Pending, take};
+use crate::primitives::http::core::{HttpError, HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use std::net::IpAddr;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, subscribe};

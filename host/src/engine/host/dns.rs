@@ -1,13 +1,13 @@
-//! Glue: the generated `dns` host traits over [`super::core`].
+//! Glue: the generated `dns` host traits over [`crate::primitives::dns`].
 
-use super::core::{Chain, Data, DnsError, Kind, Record};
+use super::pending::{Pending, take};
 use crate::engine::bindings::ErrorCode;
 use crate::engine::bindings::wscan::plugin::dns as wit;
 use crate::engine::bindings::wscan::plugin::types::IpAddress;
 use crate::engine::convert::{from_ip, to_ip};
 use crate::engine::state::HostState;
 use crate::model::Capability;
-use crate::primitives::pending::{Pending, take};
+use crate::primitives::dns::core::{Chain, Data, DnsError, Kind, Record};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, subscribe};
 
