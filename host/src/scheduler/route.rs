@@ -1,0 +1,673 @@
+//! Where units come from and where what they find goes: the units of
+//! each target and emitted subject ([`Dispatch`]: which plugins take a
+//! subject, less what earlier runs did), and the scan's books
+//! ([`ScanState`]: what was queued, the ports of names given as
+//! `NAME:PORT`, what lies outside the scope, and every record, written to
+//! the sink and the journal together).
+
+use super::input::{self, Start};
+use super::summary::Summary;
+use super::{ScanError, ScanSpec};
+use crate::engine::registry::Registry;
+use crate::engine::{CallError, Event, PluginId};
+use crate::model::{Subject, SubjectKey};
+use crate::output::{Record, Sink};
+use crate::scope::Scope;
+use crate::store::{DoneUnits, Journal, Resumed};
+use crate::targets::{Endpoint, PortSpec};
+use indicatif::ProgressBar;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One plugin on one subject. The plugin is named, not held: it is looked
+/// up when the unit starts, so a plugin swapped in meanwhile is the one
+/// that runs, and a removed one does not.
+pub(super) struct Unit {
+    pub plugin: String,
+    pub subject: Subject,
+    /// The ports of a `host:port` target, instead of the scan's.
+    pub ports: Option<Arc<[(u16, u16)]>>,
+    /// Its identity in the result store's journal ([`unit_key`]).
+    pub key: Arc<str>,
+}
+
+/// What identifies a unit across runs of a scan: the plugin, the subject's
+/// key and the ports of a `host:port` target. Stable text, stored in the
+/// journal of completed units.
+fn unit_key(plugin: &str, subject: &Subject, ports: Option<&[(u16, u16)]>) -> String {
+    let kind = match subject.kind() {
+        crate::model::SubjectKind::Host => "host",
+        crate::model::SubjectKind::Address => "address",
+        crate::model::SubjectKind::Service => "service",
+    };
+    let key = format!("{plugin} {kind} {}", subject.key());
+    match ports {
+        Some(ports) => {
+            let ports: Vec<String> = ports.iter().map(crate::model::range_text).collect();
+            format!("{key} ports {}", ports.join(","))
+        }
+        None => key,
+    }
+}
+
+/// How a unit ended.
+pub(super) struct Outcome {
+    /// Its number, which its events carry.
+    pub unit: u64,
+    pub plugin: Arc<PluginId>,
+    pub subject: Subject,
+    pub result: Result<(), CallError>,
+    pub elapsed: Duration,
+}
+
+/// Port ranges shared by the units of one target.
+type PortList = Arc<[(u16, u16)]>;
+
+/// Which plugins a subject goes to: the selected plugins in use whose
+/// filter takes it, less the units earlier runs of the scan completed.
+struct Dispatch<'a> {
+    registry: &'a Registry,
+    selection: Option<&'a [String]>,
+    /// Units an earlier run completed (by [`unit_key`]): not run again.
+    done: DoneUnits,
+    /// The scan's ports (`-p`): those of a unit keyed without ports.
+    scan_ports: &'a [(u16, u16)],
+}
+
+impl Dispatch<'_> {
+    /// Queue a unit for every selected plugin in use whose filter matches.
+    /// `seen` (for derived subjects) keeps a plugin from scanning the same
+    /// subject twice. Whether any such plugin consumes the subject at all
+    /// (queued now, or before).
+    fn route(
+        &self,
+        subject: &Subject,
+        ports: Option<&Arc<[(u16, u16)]>>,
+        ready: &mut VecDeque<Unit>,
+        mut seen: Option<&mut HashSet<(String, SubjectKey)>>,
+        summary: &mut Summary,
+    ) -> bool {
+        let mut consumed = false;
+        for active in self.registry.active().iter() {
+            let info = &active.plugin.info;
+            if self
+                .selection
+                .is_some_and(|names| !names.contains(&info.name))
+                || !info.consumes.matches(subject)
+            {
+                continue;
+            }
+            consumed = true;
+            if let Some(seen) = seen.as_deref_mut()
+                && !seen.insert((info.name.clone(), subject.key()))
+            {
+                continue;
+            }
+            let Some((ports, key)) = self.left(&info.name, subject, ports) else {
+                summary.skipped += 1;
+                continue;
+            };
+            ready.push_back(Unit {
+                plugin: info.name.clone(),
+                subject: subject.clone(),
+                ports,
+                key: key.into(),
+            });
+        }
+        consumed
+    }
+
+    /// What is left of `plugin` on `subject` and `ports` after earlier
+    /// runs: the ports and key of the unit to run, or `None` when they
+    /// did it all. An address's ports count, not how they were split into
+    /// units: those of a name given both bare and as `NAME:PORT` in `-i`
+    /// are split by when each line arrived, which a resume does not
+    /// repeat.
+    fn left(
+        &self,
+        plugin: &str,
+        subject: &Subject,
+        ports: Option<&Arc<[(u16, u16)]>>,
+    ) -> Option<(Option<PortList>, String)> {
+        let key = unit_key(plugin, subject, ports.map(|p| &p[..]));
+        if self.done.is_empty() {
+            return Some((ports.cloned(), key));
+        }
+        if self.done.contains(&key) {
+            return None;
+        }
+        if !matches!(subject, Subject::Address { .. }) {
+            return Some((ports.cloned(), key));
+        }
+        let base = unit_key(plugin, subject, None);
+        let mut covered: Vec<(u16, u16)> = Vec::new();
+        if ports.is_some() && self.done.contains(&base) {
+            covered.extend_from_slice(self.scan_ports);
+        }
+        for more in self.done.extensions(&base, " ports ") {
+            // Keys are written by `unit_key`; one that does not parse
+            // covers nothing (its ports run again).
+            if let Ok(done) = more.parse::<PortSpec>() {
+                covered.extend_from_slice(done.ranges());
+            }
+        }
+        if covered.is_empty() {
+            return Some((ports.cloned(), key));
+        }
+        let wanted = ports.map_or(self.scan_ports, |p| &p[..]);
+        let left = ports_minus(wanted, &covered);
+        if left.is_empty() {
+            None
+        } else if ports_minus(wanted, &left).is_empty() {
+            Some((ports.cloned(), key))
+        } else {
+            let key = unit_key(plugin, subject, Some(&left));
+            Some((Some(left.into()), key))
+        }
+    }
+}
+
+/// What the addresses of a name given as `host:port` are scanned on: the
+/// ports it was given with, and the scan's ports too when the name was also
+/// given bare. Names given only bare have no pin (the scan's ports apply),
+/// so a file of a million names keeps none.
+#[derive(Debug, Default)]
+struct Pin {
+    /// The ports of its `host:port` targets.
+    ports: Vec<u16>,
+    /// The ports its addresses have been routed with so far.
+    routed: Vec<(u16, u16)>,
+}
+
+/// Pins by name.
+type Pins = HashMap<String, Pin>;
+
+/// The ports of `pin`, with the scan's `scan_ports` when the name was given
+/// bare too: merged, ascending ranges.
+fn pin_ports(pin: &Pin, bare: bool, scan_ports: &[(u16, u16)]) -> Vec<(u16, u16)> {
+    let mut ports = PortBits::default();
+    for &p in &pin.ports {
+        ports.insert(p, p);
+    }
+    if bare {
+        for &(a, b) in scan_ports {
+            ports.insert(a, b);
+        }
+    }
+    ports.ranges()
+}
+
+/// The pins of the names given as `host:port` on the command line
+/// (see [`Pin`]).
+fn pins(spec: &ScanSpec) -> Pins {
+    let mut pins = Pins::new();
+    for (host, port) in &spec.one_port {
+        if let Endpoint::Name(name) = host {
+            pins.entry(name.clone()).or_default().ports.push(*port);
+        }
+    }
+    let bare: HashSet<&str> = spec.hosts.iter().map(String::as_str).collect();
+    for (name, pin) in &mut pins {
+        pin.routed = pin_ports(pin, bare.contains(name.as_str()), spec.ports.ranges());
+    }
+    pins
+}
+
+/// A set of ports as bits (8 KiB): unions and differences of port lists
+/// without range arithmetic. Used only when a pin changes.
+struct PortBits(Box<[u64; 1024]>);
+
+impl Default for PortBits {
+    fn default() -> Self {
+        PortBits(Box::new([0; 1024]))
+    }
+}
+
+impl PortBits {
+    fn insert(&mut self, first: u16, last: u16) {
+        for p in first..=last {
+            self.0[usize::from(p / 64)] |= 1 << (p % 64);
+        }
+    }
+
+    fn remove(&mut self, first: u16, last: u16) {
+        for p in first..=last {
+            self.0[usize::from(p / 64)] &= !(1 << (p % 64));
+        }
+    }
+
+    fn contains(&self, p: u16) -> bool {
+        self.0[usize::from(p / 64)] & (1 << (p % 64)) != 0
+    }
+
+    fn ranges(&self) -> Vec<(u16, u16)> {
+        let mut ranges: Vec<(u16, u16)> = Vec::new();
+        for p in 1..=u16::MAX {
+            if !self.contains(p) {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some(last) if last.1 + 1 == p => last.1 = p,
+                _ => ranges.push((p, p)),
+            }
+        }
+        ranges
+    }
+}
+
+/// The ports of `new` that are not in `old`.
+fn ports_minus(new: &[(u16, u16)], old: &[(u16, u16)]) -> Vec<(u16, u16)> {
+    let mut bits = PortBits::default();
+    for &(a, b) in new {
+        bits.insert(a, b);
+    }
+    for &(a, b) in old {
+        bits.remove(a, b);
+    }
+    bits.ranges()
+}
+
+/// The scan's books: the units ready to start, what was already queued,
+/// what lies outside the scope, the ports of names given as `NAME:PORT`,
+/// the units running, and the statistics. Every record goes through
+/// [`ScanState::write`], to the sink and the journal together.
+pub(super) struct ScanState<'r> {
+    dispatch: Dispatch<'r>,
+    scope: &'r Scope,
+    /// Units already queued, keyed so none runs twice.
+    seen: HashSet<(String, SubjectKey)>,
+    /// Out-of-scope subjects already reported, so each is written once.
+    outside: HashSet<SubjectKey>,
+    /// The scan's ports (`-p`), for pins of names also given bare.
+    scan_ports: &'r [(u16, u16)],
+    /// Out-of-scope subjects found by each running unit, by the number its
+    /// events carry: written as one record when the unit ends.
+    outside_found: HashMap<u64, (Arc<PluginId>, Vec<Subject>)>,
+    pub ready: VecDeque<Unit>,
+    /// Ports of `host:port` targets on names, for the addresses the names
+    /// resolve to.
+    pins: Pins,
+    /// The addresses derived for each name so far that a plugin consumes,
+    /// so that a pin that arrives later (a `NAME:PORT` line after the name
+    /// was given bare and resolved) tops them up. About 90 bytes a name,
+    /// beside the units `seen` keeps for the same addresses.
+    addresses: HashMap<Box<str>, Box<[IpAddr]>>,
+    /// The result store's journal, if the scan has one.
+    journal: Option<&'r Journal>,
+    /// The journal key of each running unit, by the number its events
+    /// carry.
+    pub inflight: HashMap<u64, (Arc<str>, Subject)>,
+    /// What the scan did so far.
+    pub summary: Summary,
+}
+
+impl<'r> ScanState<'r> {
+    /// The books of a new run of `spec`: `resumed` holds what earlier runs
+    /// did (nothing for a new scan); what their completed units emitted is
+    /// routed again, to units of its own, done or not.
+    pub fn new(
+        spec: &'r ScanSpec,
+        registry: &'r Registry,
+        scope: &'r Scope,
+        journal: Option<&'r Journal>,
+        resumed: Resumed,
+    ) -> Self {
+        let scan_ports = spec.ports.ranges();
+        let mut state = ScanState {
+            dispatch: Dispatch {
+                registry,
+                selection: spec.plugins.as_deref(),
+                done: resumed.done,
+                scan_ports,
+            },
+            scope,
+            seen: HashSet::new(),
+            outside: resumed.outside.into_iter().collect(),
+            scan_ports,
+            outside_found: HashMap::new(),
+            ready: VecDeque::new(),
+            pins: pins(spec),
+            addresses: HashMap::new(),
+            journal,
+            inflight: HashMap::new(),
+            summary: Summary::default(),
+        };
+        for subject in resumed.emitted {
+            scope.restore(&subject);
+            state.derive(subject);
+        }
+        state
+    }
+
+    /// Queue the units of a target.
+    pub fn start(&mut self, start: Start, progress: &ProgressBar) {
+        self.summary.targets += 1;
+        progress.inc(1);
+        if let Subject::Host(name) = &start.subject {
+            self.pin(name, start.pin);
+        }
+        let ports: Option<Arc<[(u16, u16)]>> = start.ports.map(Arc::from);
+        // Names are few: remember them, so a plugin that finds one again (a
+        // certificate's SAN) does not start it over. Addresses are too many
+        // to remember; a found address that is a target is skipped in
+        // `handle` instead.
+        let seen = matches!(start.subject, Subject::Host(_)).then_some(&mut self.seen);
+        self.dispatch.route(
+            &start.subject,
+            ports.as_ref(),
+            &mut self.ready,
+            seen,
+            &mut self.summary,
+        );
+    }
+
+    /// Take one line's worth of `-i` input.
+    pub fn take(&mut self, item: input::Item, progress: &ProgressBar) {
+        match item {
+            Ok(start) => self.start(start, progress),
+            Err(e) => {
+                tracing::warn!("input {e}; skipped");
+                self.summary.bad_lines += 1;
+                if self.summary.input_errors.len() < 10 {
+                    self.summary.input_errors.push(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Write `record` of the running unit numbered `unit`: to the sink,
+    /// and to the journal under the unit's key (a unit no longer running
+    /// has none).
+    fn write(&self, sink: &mut dyn Sink, unit: u64, record: &Record) -> Result<(), ScanError> {
+        sink.write(record)?;
+        if let (Some(journal), Some((key, _))) = (self.journal, self.inflight.get(&unit)) {
+            journal.record(key, record)?;
+        }
+        Ok(())
+    }
+
+    /// Handle every event already sent; whether there was any.
+    pub fn drain(
+        &mut self,
+        events: &mut mpsc::Receiver<Event>,
+        sink: &mut dyn Sink,
+    ) -> Result<bool, ScanError> {
+        let mut any = false;
+        while let Ok(event) = events.try_recv() {
+            any = true;
+            self.handle(event, sink)?;
+        }
+        Ok(any)
+    }
+
+    /// Write a finding; route an emitted subject, or report it once when it
+    /// is outside the scope. Both are journaled under the unit that sent
+    /// them.
+    pub fn handle(&mut self, event: Event, sink: &mut dyn Sink) -> Result<(), ScanError> {
+        match event {
+            Event::Finding {
+                unit,
+                plugin,
+                finding,
+            } => {
+                self.summary.findings += 1;
+                self.summary
+                    .plugins
+                    .entry(plugin.name.clone())
+                    .or_default()
+                    .findings += 1;
+                self.write(sink, unit, &Record::finding(&plugin, finding))?;
+            }
+            Event::Subject {
+                unit,
+                plugin,
+                subject,
+            } => {
+                let in_scope = match &subject {
+                    Subject::Host(name) => self.scope.contains_name(name),
+                    other => other.ip().is_some_and(|ip| self.scope.contains(ip)),
+                };
+                let journal = self
+                    .journal
+                    .zip(self.inflight.get(&unit).map(|(key, _)| key));
+                if !in_scope {
+                    self.summary.out_of_scope += 1;
+                    if self.outside.insert(subject.key()) {
+                        tracing::info!(plugin = %plugin.name, %subject, "subject outside the scan's scope; reported, not scanned");
+                        if let Some((journal, key)) = journal {
+                            journal.emitted(key, &subject, true)?;
+                        }
+                        // Written as one record when the unit ends.
+                        self.outside_found
+                            .entry(unit)
+                            .or_insert_with(|| (plugin.clone(), Vec::new()))
+                            .1
+                            .push(subject);
+                    }
+                    return Ok(());
+                }
+                // A bare address the user listed is visited by the target
+                // sweep already.
+                if self.is_swept(&subject) {
+                    return Ok(());
+                }
+                if let Some((journal, key)) = journal {
+                    journal.emitted(key, &subject, false)?;
+                }
+                self.derive(subject);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `subject` is a bare address the user listed: the target
+    /// sweep visits it already.
+    fn is_swept(&self, subject: &Subject) -> bool {
+        matches!(subject, Subject::Address { ip, host: None } if self.scope.is_target(*ip))
+    }
+
+    /// Close the books of a unit that ended: its out-of-scope record, its
+    /// statistics, its error if it failed, and its mark in the journal
+    /// (after all its records, so a resume skips it only when they are all
+    /// stored). Its events must have been handled first.
+    pub fn finish(
+        &mut self,
+        outcome: Outcome,
+        sink: &mut dyn Sink,
+        progress: &ProgressBar,
+    ) -> Result<(), ScanError> {
+        if let Some((_, outside)) = self.outside_found.remove(&outcome.unit) {
+            let record = Record::out_of_scope(&outcome.plugin, &outcome.subject, &outside);
+            self.write(sink, outcome.unit, &record)?;
+        }
+        let stats = self
+            .summary
+            .plugins
+            .entry(outcome.plugin.name.clone())
+            .or_default();
+        stats.units += 1;
+        stats.time += outcome.elapsed;
+        if let Err(e) = &outcome.result {
+            stats.errors += 1;
+            tracing::info!(plugin = %outcome.plugin.name, subject = %outcome.subject, "unit failed: {e}");
+            self.summary.errors += 1;
+            let record = Record::error(&outcome.plugin, &outcome.subject, e.to_string());
+            self.write(sink, outcome.unit, &record)?;
+        }
+        if let (Some(journal), Some((key, _))) = (self.journal, self.inflight.remove(&outcome.unit))
+        {
+            journal.done(&key, outcome.result.is_err())?;
+        }
+        progress.set_message(format!(
+            "{} unit(s), {} finding(s), {} error(s)",
+            self.summary.units, self.summary.findings, self.summary.errors
+        ));
+        Ok(())
+    }
+
+    /// Write the out-of-scope records of units that did not finish (cut
+    /// short by Ctrl-C, or lost to a host panic): nothing found is dropped.
+    /// They are not done, so a resume runs them again.
+    pub fn write_outside_of_unfinished(&mut self, sink: &mut dyn Sink) -> Result<(), ScanError> {
+        let mut left: Vec<_> = self.outside_found.drain().collect();
+        left.sort_by_key(|(unit, _)| *unit);
+        for (unit, (plugin, outside)) in left {
+            let Some((_, subject)) = self.inflight.get(&unit) else {
+                continue;
+            };
+            let record = Record::out_of_scope(&plugin, subject, &outside);
+            self.write(sink, unit, &record)?;
+        }
+        Ok(())
+    }
+
+    /// Take in that `name` was given with `port` (or bare, `None`). When
+    /// that widens the ports its addresses are scanned on, the addresses
+    /// already derived for it are routed again on the new ports only: a
+    /// line `a.test` after `a.test:443` adds the scan's ports to a.test's
+    /// addresses, even when its DNS unit has already run.
+    fn pin(&mut self, name: &str, port: Option<u16>) {
+        let addresses = self.addresses.get(name);
+        let pin = match (port, self.pins.get_mut(name)) {
+            (None, None) => return,
+            (_, Some(pin)) => pin,
+            (Some(_), None) => self.pins.entry(name.to_string()).or_insert_with(|| Pin {
+                ports: Vec::new(),
+                // Addresses derived before the name had a pin were routed
+                // with the scan's ports.
+                routed: match addresses {
+                    Some(_) => self.scan_ports.to_vec(),
+                    None => Vec::new(),
+                },
+            }),
+        };
+        if let Some(port) = port
+            && !pin.ports.contains(&port)
+        {
+            pin.ports.push(port);
+        }
+        let bare = port.is_none() || self.scope.given_bare(name);
+        let ports = pin_ports(pin, bare, self.scan_ports);
+        let added = ports_minus(&ports, &pin.routed);
+        if added.is_empty() {
+            return;
+        }
+        pin.routed = ports;
+        let added: Arc<[(u16, u16)]> = added.into();
+        for &ip in addresses.into_iter().flatten() {
+            let subject = Subject::Address {
+                ip,
+                host: Some(name.to_string()),
+            };
+            // Not deduplicated against `seen`: these ports are new to it.
+            self.dispatch.route(
+                &subject,
+                Some(&added),
+                &mut self.ready,
+                None,
+                &mut self.summary,
+            );
+        }
+    }
+
+    /// Queue the units of an in-scope subject a plugin emitted (one the
+    /// target sweep does not visit: emitted subjects are journaled only
+    /// then, so those a resume routes again are such subjects too).
+    pub fn derive(&mut self, subject: Subject) {
+        // The addresses of a name given as host:port get its ports.
+        let ports = match &subject {
+            Subject::Address {
+                host: Some(name), ..
+            } => self
+                .pins
+                .get(name)
+                .map(|pin| Arc::from(pin.routed.as_slice())),
+            _ => None,
+        };
+        let consumed = self.dispatch.route(
+            &subject,
+            ports.as_ref(),
+            &mut self.ready,
+            Some(&mut self.seen),
+            &mut self.summary,
+        );
+        // Remembered for a later pin only when some plugin scans it: with
+        // none (a DNS-only scan), a pin would route it to none either.
+        if let (
+            true,
+            Subject::Address {
+                host: Some(name),
+                ip,
+            },
+        ) = (consumed, &subject)
+        {
+            // Rarely more than a few: a boxed slice, not a Vec's spare
+            // capacity.
+            match self.addresses.get_mut(name.as_str()) {
+                Some(known) if known.contains(ip) => {}
+                Some(known) => *known = known.iter().copied().chain([*ip]).collect(),
+                None => {
+                    self.addresses.insert(name.as_str().into(), Box::new([*ip]));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_add_the_scans_ports_when_the_name_was_also_given_bare() {
+        let pin = Pin {
+            ports: vec![443, 8443],
+            ..Pin::default()
+        };
+        let scan = [(1, 100), (443, 443)];
+        assert_eq!(pin_ports(&pin, false, &scan), [(443, 443), (8443, 8443)]);
+        assert_eq!(
+            pin_ports(&pin, true, &scan),
+            [(1, 100), (443, 443), (8443, 8443)]
+        );
+        assert_eq!(
+            ports_minus(
+                &[(1, 100), (443, 443), (8443, 8443)],
+                &[(443, 443), (50, 60)]
+            ),
+            [(1, 49), (61, 100), (8443, 8443)]
+        );
+        assert_eq!(ports_minus(&[(1, 65535)], &[(1, 65535)]), []);
+        assert_eq!(ports_minus(&[(65535, 65535)], &[]), [(65535, 65535)]);
+    }
+
+    /// Journal keys are stable text: a resumed scan finds its units by them.
+    #[test]
+    fn unit_keys_name_plugin_subject_and_ports() {
+        let address = Subject::Address {
+            ip: "127.0.0.1".parse().unwrap(),
+            host: Some("www.test".into()),
+        };
+        assert_eq!(unit_key("port", &address, None), "port address 127.0.0.1");
+        assert_eq!(
+            unit_key("port", &address, Some(&[(80, 80), (8000, 8100)])),
+            "port address 127.0.0.1 ports 80,8000-8100"
+        );
+        let service = Subject::Service(crate::model::Service {
+            ip: "::1".parse().unwrap(),
+            port: 443,
+            host: None,
+            name: Some("https".into()),
+            banner: None,
+            tls: false,
+        });
+        assert_eq!(unit_key("tls", &service, None), "tls service [::1]:443");
+        assert_eq!(
+            unit_key("dns", &Subject::Host("WWW.Test".into()), None),
+            "dns host www.test"
+        );
+    }
+}
