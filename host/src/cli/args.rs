@@ -2,6 +2,7 @@
 //! target, port spec or duration is a one-line usage error (exit code 2).
 
 use crate::output::Format;
+use crate::scheduler::spec::{CallRequest, ScanRequest};
 use crate::targets::{PortSpec, Target, TargetArg};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -116,24 +117,38 @@ pub struct PluginRunArgs {
     #[command(flatten)]
     pub sources: PluginSources,
 
-    /// Pass an argument to the plugin: NAME.KEY=VALUE (repeatable).
-    #[arg(long, value_name = "NAME.KEY=VALUE")]
-    pub plugin_arg: Vec<PluginArg>,
+    /// Ports, plugin arguments and limits, timeouts, DNS and TLS.
+    #[command(flatten)]
+    pub call: CallArgs,
 
-    /// Ports handed to the plugin.
+    /// Output format (default: table on a terminal, jsonl otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// What every plugin call gets: the flags `scan` and `plugin run` share.
+#[derive(Debug, Clone, Args)]
+pub struct CallArgs {
+    /// Ports handed to plugins (the port plugin sweeps them): 22,80,8000-8100
+    /// | top-100 | top-1000 | all (or -).
     #[arg(short, long, value_name = "SPEC", default_value = "top-1000", value_parser = parse_ports)]
     pub ports: PortSpec,
 
-    /// Timeout of one network operation.
+    /// Pass an argument to a plugin: NAME.KEY=VALUE (repeatable).
+    #[arg(long, value_name = "NAME.KEY=VALUE")]
+    pub plugin_arg: Vec<PluginArg>,
+
+    /// Timeout of one network operation (connect, read).
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub timeout: Duration,
 
-    /// Wall-clock limit of the call.
+    /// Wall-clock limit of one plugin call; a plugin past it is stopped and
+    /// its unit recorded as an error.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub plugin_timeout: Duration,
 
-    /// Linear memory the plugin may grow to (64M, 1G...; at most 4G); past
-    /// it the call ends with an error naming the limit.
+    /// Linear memory one plugin call may grow to (64M, 1G...; at most 4G);
+    /// a plugin past it is stopped and its unit recorded as an error.
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_plugin_memory)]
     pub plugin_memory: usize,
 
@@ -144,10 +159,25 @@ pub struct PluginRunArgs {
     /// How certificates are judged.
     #[command(flatten)]
     pub tls: TlsArgs,
+}
 
-    /// Output format (default: table on a terminal, jsonl otherwise).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+impl CallArgs {
+    /// What these flags ask of every call.
+    pub fn request(&self) -> CallRequest {
+        CallRequest {
+            ports: self.ports.clone(),
+            plugin_args: self
+                .plugin_arg
+                .iter()
+                .map(|a| (a.plugin.clone(), a.key.clone(), a.value.clone()))
+                .collect(),
+            timeout: self.timeout.into(),
+            plugin_timeout: self.plugin_timeout.into(),
+            plugin_memory: self.plugin_memory,
+            resolver: self.dns.settings(),
+            ca_files: self.tls.ca_file.clone(),
+        }
+    }
 }
 
 /// How TLS certificates are judged.
@@ -484,10 +514,6 @@ pub struct ScanArgs {
     #[arg(long, requires = "dry_run")]
     pub count: bool,
 
-    /// Ports: 22,80,8000-8100 | top-100 | top-1000 | all (or -).
-    #[arg(short, long, value_name = "SPEC", default_value = "top-1000", value_parser = parse_ports)]
-    pub ports: PortSpec,
-
     /// Plugins to run, comma-separated (default: every plugin in use: built-in, plugin folder, --plugin).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_plugin_name)]
     pub plugins: Option<Vec<String>>,
@@ -496,31 +522,9 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub sources: PluginSources,
 
-    /// Pass an argument to a plugin: NAME.KEY=VALUE (repeatable).
-    #[arg(long, value_name = "NAME.KEY=VALUE")]
-    pub plugin_arg: Vec<PluginArg>,
-
-    /// Timeout of one network operation (connect, read).
-    #[arg(long, value_name = "DURATION", default_value = "1s")]
-    pub timeout: Duration,
-
-    /// Wall-clock limit of one plugin call; a plugin past it is stopped and
-    /// its unit recorded as an error.
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    pub plugin_timeout: Duration,
-
-    /// Linear memory one plugin call may grow to (64M, 1G...; at most 4G);
-    /// a plugin past it is stopped and its unit recorded as an error.
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_plugin_memory)]
-    pub plugin_memory: usize,
-
-    /// How names are resolved.
+    /// Ports, plugin arguments and limits, timeouts, DNS and TLS.
     #[command(flatten)]
-    pub dns: DnsArgs,
-
-    /// How certificates are judged.
-    #[command(flatten)]
-    pub tls: TlsArgs,
+    pub call: CallArgs,
 
     /// Network operations in flight across the whole scan.
     #[arg(long, value_name = "N", default_value = "1000", value_parser = parse_concurrency)]
@@ -575,6 +579,28 @@ pub struct ScanArgs {
 }
 
 impl ScanArgs {
+    /// The scan these flags ask for.
+    pub fn request(&self) -> ScanRequest {
+        ScanRequest {
+            targets: self.targets.clone(),
+            input: self.input.clone(),
+            exclude: self.exclude.clone(),
+            exclude_file: self.exclude_file.clone(),
+            seed: self.seed,
+            ordered: self.ordered,
+            shard: self.shard,
+            plugins: self.plugins.clone(),
+            limits: crate::primitives::gate::Limits {
+                concurrency: self.concurrency,
+                host_concurrency: self.host_concurrency,
+                rate: self.rate,
+                retries: self.retries,
+            },
+            parallel: self.parallel,
+            call: self.call.request(),
+        }
+    }
+
     /// Make the relative paths of a stored command line relative to `cwd`,
     /// the folder it was first run in.
     pub fn rebase(&mut self, cwd: &std::path::Path) {
@@ -595,7 +621,7 @@ impl ScanArgs {
         {
             at(path);
         }
-        self.tls.ca_file.iter_mut().for_each(at);
+        self.call.tls.ca_file.iter_mut().for_each(at);
         self.sources.plugin.iter_mut().for_each(at);
     }
 }
@@ -679,7 +705,7 @@ mod tests {
             panic!("not scan")
         };
         assert_eq!(args.targets.len(), 2);
-        assert_eq!(args.ports.len(), 2);
+        assert_eq!(args.call.ports.len(), 2);
         assert!(Cli::try_parse_from(["wscan", "scan", "300.0.0.1"]).is_err());
         assert!(Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "-p", "0"]).is_err());
         assert!(Cli::try_parse_from(["wscan", "scan", "127.0.0.1", "--bogus"]).is_err());

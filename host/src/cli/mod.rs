@@ -13,13 +13,14 @@ pub use args::{
 
 use crate::engine::registry::Registry;
 use crate::engine::{Engine, LoadedPlugin};
+use crate::model::PluginInfo;
 use crate::output::Format;
-use crate::scheduler::input::{InputSource, Start};
+use crate::scheduler::input::Start;
+use crate::scheduler::spec::{Gathered, SpecError};
 use crate::scheduler::{self, ScanSpec};
-use crate::targets::{Endpoint, Order, RangeSet, Shard, Target, TargetArg};
+use crate::targets::TargetArg;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::HashMap;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -167,35 +168,6 @@ async fn load_plugins(engine: &Engine, sources: &PluginSources) -> anyhow::Resul
     Ok(Registry::new(builtins, dir_plugins, files))
 }
 
-/// `--exclude` and `--exclude-file`, merged into one set of ranges (looked
-/// up in logarithmic time, however many lines the file has).
-fn exclusions(args: &ScanArgs) -> anyhow::Result<Arc<RangeSet>> {
-    let mut nets = RangeSet::of(&args.exclude);
-    if let Some(path) = &args.exclude_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the exclude file {}", path.display()))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let target: Target = line
-                .parse()
-                .map_err(|e| UsageError(format!("{}:{}: {e}", path.display(), n + 1)))?;
-            nets.insert(&target);
-        }
-    }
-    Ok(Arc::new(nets))
-}
-
-/// A seed for the address order when the user gives none.
-fn random_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ (u64::from(std::process::id()) << 32)
-}
-
 /// `--dry-run`: the units the scan would start from its targets, and
 /// nothing sent. (Units derived later, such as services found open, depend
 /// on what the scan finds, so they cannot be listed.)
@@ -318,35 +290,13 @@ fn dry_run(
     Ok(Exit::Success)
 }
 
-/// Check `--plugin-arg` keys and values against what the selected plugins
-/// declare (a bad one is a usage error before anything is sent), and group
-/// them by plugin.
-fn plugin_args(
-    given: &[args::PluginArg],
-    selected: &[Arc<LoadedPlugin>],
-) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
-    let mut plugin_args: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for arg in given {
-        if !selected.iter().any(|p| p.info.name == arg.plugin) {
-            bail!(UsageError(format!(
-                "--plugin-arg {}.{}: no selected plugin is named {:?}",
-                arg.plugin, arg.key, arg.plugin
-            )));
-        }
-        plugin_args
-            .entry(arg.plugin.clone())
-            .or_default()
-            .push((arg.key.clone(), arg.value.clone()));
+/// A spec error as the CLI reports it: a usage error (exit 2) when the
+/// request is wrong, a failure otherwise.
+pub(crate) fn usage(e: SpecError) -> anyhow::Error {
+    match e {
+        SpecError::Usage(message) => UsageError(message).into(),
+        other => other.into(),
     }
-    for plugin in selected {
-        let given = plugin_args
-            .get(&plugin.info.name)
-            .map_or(&[][..], Vec::as_slice);
-        if let Err(e) = plugin.info.resolve_args(given) {
-            bail!(UsageError(format!("--plugin-arg {e}")));
-        }
-    }
-    Ok(plugin_args)
 }
 
 async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
@@ -360,168 +310,31 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
     let engine = Arc::new(globals.engine()?);
     let registry = Arc::new(load_plugins(&engine, &args.sources).await?);
     let active = registry.active();
-    if let Some(names) = &args.plugins {
-        let mut available: Vec<&str> = active.iter().map(|a| a.plugin.info.name.as_str()).collect();
-        available.sort();
-        if let Some(unknown) = names.iter().find(|n| !available.contains(&n.as_str())) {
-            bail!(UsageError(format!(
-                "unknown plugin {unknown:?} in --plugins; available: {}",
-                available.join(", ")
-            )));
-        }
+    let available: Vec<&PluginInfo> = active.iter().map(|a| &a.plugin.info).collect();
+    let request = args.request();
+    let gathered = Gathered::gather(&request).map_err(usage)?;
+    let spec = ScanSpec::resolve(&request, &available, gathered).map_err(usage)?;
+    if let (None, Some(seed)) = (args.seed, spec.seed()) {
+        tracing::info!("address order seed {seed} (repeat it with --seed {seed})");
     }
-    let selected: Vec<Arc<LoadedPlugin>> = active
-        .iter()
-        .filter(|a| {
-            args.plugins
-                .as_ref()
-                .is_none_or(|names| names.contains(&a.plugin.info.name))
-        })
-        .map(|a| a.plugin.clone())
-        .collect();
-
-    let plugin_args = plugin_args(&args.plugin_arg, &selected)?;
-
-    let exclude = exclusions(&args)?;
-    if args.shard.is_some() && args.seed.is_none() && !args.ordered {
-        bail!(UsageError(
-            "--shard needs --seed (or --ordered), so that every shard walks the same order".into()
-        ));
-    }
-    let order = match (args.ordered, args.seed) {
-        (true, _) => Order::Ordered,
-        (false, Some(seed)) => Order::Shuffled(seed),
-        (false, None) => {
-            let seed = random_seed();
-            tracing::info!("address order seed {seed} (repeat it with --seed {seed})");
-            Order::Shuffled(seed)
-        }
-    };
-    let seed = match order {
-        Order::Shuffled(seed) => Some(seed),
-        Order::Ordered => None,
-    };
-    let (mut targets, mut hosts, mut one_port) = (Vec::new(), Vec::new(), Vec::new());
-    for target in &args.targets {
-        match target {
-            TargetArg::Addresses(t) => targets.push(*t),
-            TargetArg::Host(name) if !hosts.contains(name) => hosts.push(name.clone()),
-            TargetArg::Host(_) => {}
-            TargetArg::Port { host, port } if !one_port.contains(&(host.clone(), *port)) => {
-                one_port.push((host.clone(), *port))
-            }
-            TargetArg::Port { .. } => {}
-        }
-    }
-    let first_name = hosts.first().cloned().or_else(|| {
-        one_port.iter().find_map(|(host, port)| match host {
-            Endpoint::Name(name) => Some(format!("{name}:{port}")),
-            Endpoint::Ip(_) => None,
-        })
-    });
-    let input = match &args.input {
-        None => None,
-        Some(path) if path.as_os_str() == "-" => Some(InputSource::Stdin),
-        Some(path) => {
-            // Opened now only to fail early, before anything is sent.
-            std::fs::File::open(path).map_err(|e| {
-                UsageError(format!("cannot read targets from {}: {e}", path.display()))
-            })?;
-            Some(InputSource::File(path.clone()))
-        }
-    };
-    if let Some(name) = first_name
-        && !selected.iter().any(|p| {
-            p.info
-                .consumes
-                .kinds
-                .contains(&crate::model::SubjectKind::Host)
-        })
-    {
-        bail!(UsageError(format!(
-            "{name} is a host name, but no selected plugin resolves host names; add the dns plugin to --plugins"
-        )));
-    }
-    let spec = ScanSpec {
-        // Overlapping targets are visited once.
-        targets: crate::targets::disjoint(&targets),
-        hosts,
-        one_port,
-        input,
-        exclude,
-        order,
-        shard: args.shard.unwrap_or(Shard { index: 1, count: 1 }),
-        ports: args.ports.clone(),
-        timeout: args.timeout.into(),
-        plugin_timeout: args.plugin_timeout.into(),
-        plugin_memory: args.plugin_memory,
-        limits: crate::primitives::gate::Limits {
-            concurrency: args.concurrency,
-            host_concurrency: args.host_concurrency,
-            rate: args.rate,
-            retries: args.retries,
-        },
-        resolver: args.dns.settings(),
-        tls: crate::primitives::tls::TlsCore::new(&args.tls.ca_file)
-            .map_err(|e| UsageError(e.to_string()))?,
-        parallel: args.parallel,
-        plugin_args,
-        plugins: args.plugins.clone(),
-    };
-
     if args.dry_run {
+        let selected: Vec<Arc<LoadedPlugin>> = active
+            .iter()
+            .filter(|a| {
+                spec.plugins
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&a.plugin.info.name))
+            })
+            .map(|a| a.plugin.clone())
+            .collect();
         return dry_run(&spec, &selected, args.count, args.output.as_deref());
     }
+    let seed = spec.seed();
 
-    // The result store, opened before anything is sent: a new scan is
-    // recorded, a resumed one taken over.
-    let (store, scan_id, resumed) = match resuming {
-        Some((mut store, row)) => {
-            let resumed = store.resume(row.id)?;
-            if !args.quiet {
-                eprintln!(
-                    "wscan: resuming scan {}: {} unit(s) done by earlier runs are skipped; {} record(s) of units cut short are discarded and those units run again",
-                    row.id,
-                    resumed.done.len(),
-                    resumed.discarded
-                );
-            }
-            (Some(store), Some(row.id), resumed)
-        }
-        None if args.no_db => (None, None, crate::store::Resumed::default()),
-        None => {
-            let store = results::open(globals)?;
-            let cwd = std::env::current_dir().context("cannot read the current folder")?;
-            let id = store.begin(&globals.argv, &cwd, seed)?;
-            if !args.quiet {
-                eprintln!(
-                    "wscan: scan {id}, recorded in {} (`wscan results show {id}`; `wscan scan --resume {id}` if it stops)",
-                    store.path().display()
-                );
-            }
-            (Some(store), Some(id), crate::store::Resumed::default())
-        }
-    };
+    let (store, scan_id, resumed) = open_store(globals, &args, resuming, seed)?;
     let earlier = (resumed.findings, resumed.errors);
 
-    let (out, to_terminal): (Box<dyn std::io::Write + Send>, bool) = match &args.output {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create output file {}", path.display()))?;
-            (Box::new(std::io::BufWriter::new(file)), false)
-        }
-        None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
-    };
-    let mut sink = Format::or_default(args.format, to_terminal).sink(out);
-    // A resumed scan's output file is written again from the store: the
-    // records of completed units, without those of units cut short (they
-    // run again and write theirs anew). A new scan has none yet.
-    if let (Some(store), Some(id), Some(_)) = (&store, scan_id, &args.output) {
-        store
-            .records(id, |record| sink.write(&record))
-            .context("cannot write the stored records to the output file")?;
-    }
-
+    let (mut sink, to_terminal) = output_sink(&args, store.as_ref().zip(scan_id))?;
     // With --watch, the plugin folder is watched while the scan runs.
     let _watch = match (args.watch, plugin_dir(&args.sources)?) {
         (false, _) => None,
@@ -541,19 +354,7 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
         ),
         None => None,
     };
-    // A progress bar on standard error when it is a terminal; indicatif
-    // draws nothing otherwise. Records for the terminal are written with the
-    // bar lifted, so they do not mix with it.
-    let progress = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4)).with_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} targets, {per_sec}, ETA {eta}  {msg}",
-            )
-            .expect("valid template"),
-        )
-    };
+    let progress = progress_bar(args.quiet);
     if to_terminal {
         sink = Box::new(crate::output::Suspended::new(sink, progress.clone()));
     }
@@ -607,6 +408,106 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
             .and_then(|()| writeln!(file))
             .with_context(|| format!("cannot write the statistics to {}", path.display()))?;
     }
+    Ok(report(
+        globals, &args, &summary, scan_id, earlier, &registry,
+    ))
+}
+
+/// The result store, opened before anything is sent: a new scan is
+/// recorded, a resumed one taken over (with what its earlier runs did).
+/// `--no-db`: none.
+fn open_store(
+    globals: &Globals,
+    args: &ScanArgs,
+    resuming: Option<(crate::store::Store, crate::store::ScanRow)>,
+    seed: Option<u64>,
+) -> anyhow::Result<(
+    Option<crate::store::Store>,
+    Option<i64>,
+    crate::store::Resumed,
+)> {
+    Ok(match resuming {
+        Some((mut store, row)) => {
+            let resumed = store.resume(row.id)?;
+            if !args.quiet {
+                eprintln!(
+                    "wscan: resuming scan {}: {} unit(s) done by earlier runs are skipped; {} record(s) of units cut short are discarded and those units run again",
+                    row.id,
+                    resumed.done.len(),
+                    resumed.discarded
+                );
+            }
+            (Some(store), Some(row.id), resumed)
+        }
+        None if args.no_db => (None, None, crate::store::Resumed::default()),
+        None => {
+            let store = results::open(globals)?;
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let id = store.begin(&globals.argv, &cwd, seed)?;
+            if !args.quiet {
+                eprintln!(
+                    "wscan: scan {id}, recorded in {} (`wscan results show {id}`; `wscan scan --resume {id}` if it stops)",
+                    store.path().display()
+                );
+            }
+            (Some(store), Some(id), crate::store::Resumed::default())
+        }
+    })
+}
+
+/// Where the scan's records go (`-o FILE` or standard output, in the
+/// chosen format), and whether that is a terminal. A resumed scan's output
+/// file is written again from the store first: the records of completed
+/// units, without those of units cut short (they run again and write
+/// theirs anew). A new scan has none yet.
+fn output_sink(
+    args: &ScanArgs,
+    stored: Option<(&crate::store::Store, i64)>,
+) -> anyhow::Result<(Box<dyn crate::output::Sink>, bool)> {
+    let (out, to_terminal): (Box<dyn std::io::Write + Send>, bool) = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create output file {}", path.display()))?;
+            (Box::new(std::io::BufWriter::new(file)), false)
+        }
+        None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
+    };
+    let mut sink = Format::or_default(args.format, to_terminal).sink(out);
+    if let (Some((store, id)), Some(_)) = (stored, &args.output) {
+        store
+            .records(id, |record| sink.write(&record))
+            .context("cannot write the stored records to the output file")?;
+    }
+
+    Ok((sink, to_terminal))
+}
+
+/// A progress bar on standard error when it is a terminal; indicatif
+/// draws nothing otherwise. Records for the terminal are written with the
+/// bar lifted, so they do not mix with it.
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4)).with_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} targets, {per_sec}, ETA {eta}  {msg}",
+            )
+            .expect("valid template"),
+        )
+    }
+}
+
+/// Say how the scan went on standard error (the summary unless `-q`;
+/// an interruption and bad input always) and choose the exit code.
+fn report(
+    globals: &Globals,
+    args: &ScanArgs,
+    summary: &scheduler::Summary,
+    scan_id: Option<i64>,
+    earlier: (u64, u64),
+    registry: &Registry,
+) -> Exit {
     if !args.quiet && args.watch {
         let r = &registry.stats;
         let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -644,12 +545,12 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
                 "wscan: interrupted; what was found is kept (--no-db: it cannot be resumed)"
             ),
         }
-        return Ok(Exit::Interrupted);
+        return Exit::Interrupted;
     }
     // Bad input lines are the user's to fix: said even with --quiet.
     if let Some(failure) = &summary.input_failure {
         eprintln!("wscan: {failure}");
-        return Ok(Exit::Failure);
+        return Exit::Failure;
     }
     if summary.bad_lines > 0 {
         eprintln!(
@@ -657,14 +558,14 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
             summary.bad_lines,
             summary.input_errors.first().map_or("", String::as_str)
         );
-        return Ok(Exit::Usage);
+        return Exit::Usage;
     }
     // Errors of earlier runs count: the exit code is the whole scan's.
-    Ok(if summary.errors + earlier.1 > 0 {
+    if summary.errors + earlier.1 > 0 {
         Exit::Partial
     } else {
         Exit::Success
-    })
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM: the scan stops cleanly, records its

@@ -1,7 +1,7 @@
 //! `wscan plugin ...`: list, info, check and new.
 
 use super::args::{PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs, PluginRunArgs};
-use super::{Exit, Globals, UsageError, load_plugins, plugin_args};
+use super::{Exit, Globals, UsageError, load_plugins};
 use crate::engine::PluginSource;
 use crate::engine::registry::Active;
 use crate::model::range_text;
@@ -258,35 +258,10 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
         );
     }
     let name = plugin.info.name.clone();
-    let spec = crate::scheduler::ScanSpec {
-        targets: subject
-            .ip()
-            .map(|ip| vec![crate::targets::Target::from(ip)])
-            .unwrap_or_default(),
-        // The subject is the whole scope: the name of NAME@ADDRESS[:PORT]
-        // names the address (Host header, SNI) but is not resolved, so the
-        // plugin reaches that address only, whatever the name's real ones.
-        hosts: match &subject {
-            crate::model::Subject::Host(name) => vec![name.clone()],
-            _ => Vec::new(),
-        },
-        one_port: Vec::new(),
-        input: None,
-        exclude: Default::default(),
-        order: crate::targets::Order::Ordered,
-        shard: crate::targets::Shard { index: 1, count: 1 },
-        ports: args.ports.clone(),
-        timeout: args.timeout.into(),
-        plugin_timeout: args.plugin_timeout.into(),
-        plugin_memory: args.plugin_memory,
-        limits: crate::primitives::gate::Limits::default(),
-        resolver: args.dns.settings(),
-        tls: crate::primitives::tls::TlsCore::new(&args.tls.ca_file)
-            .map_err(|e| UsageError(e.to_string()))?,
-        parallel: 1,
-        plugin_args: plugin_args(&args.plugin_arg, std::slice::from_ref(&plugin))?,
-        plugins: None,
-    };
+    let call = args.call.request();
+    let tls = crate::scheduler::spec::tls_core(&call).map_err(super::usage)?;
+    let spec = crate::scheduler::ScanSpec::for_subject(&subject, &call, &plugin.info, tls)
+        .map_err(super::usage)?;
     let mut sink = Format::for_stdout(args.format).sink(std::io::stdout());
     let summary = crate::scheduler::run_one(&spec, engine, plugin, subject, sink.as_mut()).await?;
     if let Some(why) = mismatch
