@@ -13,9 +13,9 @@
 //! records for other names.
 //!
 //! Every address is compared in canonical form: `::ffff:192.0.2.1` is
-//! `192.0.2.1` ([`RangeSet`] and [`IpAddr::to_canonical`]).
+//! `192.0.2.1` ([`Exclusions`], [`RangeSet`] and [`IpAddr::to_canonical`]).
 
-use crate::targets::{Endpoint, RangeSet, Target, TargetArg};
+use crate::targets::{Endpoint, Exclusions, RangeSet, Target, TargetArg};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub struct Scope {
     /// address line is deduplicated against. A `host:port` target's
     /// address is in `nets` but not here, since only that port was asked.
     swept: RwLock<RangeSet>,
-    exclude: Arc<RangeSet>,
+    exclude: Arc<Exclusions>,
     /// The `host:port` targets given (command line and `-i`), so that one
     /// given twice, in either place, is scanned once.
     ports: RwLock<HashSet<(Endpoint, u16)>>,
@@ -62,7 +62,7 @@ const GIVEN_PORT: u8 = 2;
 impl Scope {
     /// A scope covering the address targets and host names, less the
     /// exclusions (`--exclude`).
-    pub fn new(targets: &[Target], hosts: &[String], exclude: Arc<RangeSet>) -> Self {
+    pub fn new(targets: &[Target], hosts: &[String], exclude: Arc<Exclusions>) -> Self {
         let nets = RangeSet::of(targets);
         Scope {
             nets: RwLock::new(nets.clone()),
@@ -276,7 +276,7 @@ mod tests {
             .iter()
             .map(|t| t.parse().unwrap())
             .collect();
-        let exclude = RangeSet::of(&["10.0.0.8/30".parse().unwrap()]);
+        let exclude = Exclusions::of(&["10.0.0.8/30".parse().unwrap()]);
         let s = Scope::new(&targets, &[], Arc::new(exclude));
         assert!(s.contains("10.0.0.1".parse().unwrap()));
         assert!(s.contains("10.0.0.20".parse().unwrap()));
@@ -293,7 +293,7 @@ mod tests {
         let s = Scope::new(
             &[],
             &["WWW.wscan.test.".into()],
-            Arc::new(RangeSet::of(&["127.0.0.9".parse().unwrap()])),
+            Arc::new(Exclusions::of(&["127.0.0.9".parse().unwrap()])),
         );
         assert!(s.contains_name("www.wscan.test"));
         assert!(!s.contains_name("other.wscan.test"));
@@ -355,7 +355,7 @@ mod tests {
             .iter()
             .map(|t| t.parse().unwrap())
             .collect();
-        let exclude = RangeSet::of(&["::ffff:127.0.0.1".parse().unwrap()]);
+        let exclude = Exclusions::of(&["::ffff:127.0.0.1".parse().unwrap()]);
         let s = Scope::new(&targets, &[], Arc::new(exclude));
         assert!(!s.contains(ip("127.0.0.1")));
         assert!(!s.contains(ip("::ffff:127.0.0.1")));

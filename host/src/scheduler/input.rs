@@ -5,7 +5,7 @@
 
 use crate::model::Subject;
 use crate::scope::Scope;
-use crate::targets::{Endpoint, Order, RangeSet, Shard, TargetArg, TargetError, TargetSpace};
+use crate::targets::{Endpoint, Exclusions, Order, Shard, TargetArg, TargetError, TargetSpace};
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,7 +111,7 @@ pub struct LineError {
 /// block or range is walked in the scan's order (`--seed`, `--ordered`).
 #[derive(Debug)]
 pub struct Expander {
-    exclude: Arc<RangeSet>,
+    exclude: Arc<Exclusions>,
     order: Order,
     shard: Shard,
     /// Lines that are one unit (names, `host:port`), counted for sharding.
@@ -123,7 +123,7 @@ pub struct Expander {
 
 impl Expander {
     /// An expander for a scan with these exclusions, order and shard.
-    pub fn new(exclude: Arc<RangeSet>, order: Order, shard: Shard) -> Self {
+    pub fn new(exclude: Arc<Exclusions>, order: Order, shard: Shard) -> Self {
         Expander {
             exclude,
             order,
@@ -345,7 +345,7 @@ mod tests {
 
     fn starts(lines: &str, shard: Shard) -> Vec<String> {
         let mut expander = Expander::new(
-            Arc::new(RangeSet::of(&["10.0.0.2/32".parse().unwrap()])),
+            Arc::new(Exclusions::of(&["10.0.0.2/32".parse().unwrap()])),
             Order::Ordered,
             shard,
         );

@@ -10,7 +10,9 @@ use crate::primitives::dns::ResolverSettings;
 use crate::primitives::gate::Limits;
 use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
-use crate::targets::{Endpoint, Order, PortSpec, RangeSet, Shard, Target, TargetArg, TargetSpace};
+use crate::targets::{
+    Endpoint, Exclusions, Order, PortSpec, Shard, Target, TargetArg, TargetSpace,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +30,7 @@ pub struct ScanSpec {
     /// Where more targets are read from, line by line (`-i`).
     pub input: Option<InputSource>,
     /// What not to scan, ever (`--exclude`).
-    pub exclude: Arc<RangeSet>,
+    pub exclude: Arc<Exclusions>,
     /// The order addresses are visited in.
     pub order: Order,
     /// Which share of the addresses this run takes.
@@ -444,8 +446,8 @@ fn select<'p>(
 /// `--exclude` and the exclude file's lines (`#` starts a comment), merged
 /// into one set of ranges (looked up in logarithmic time, however many
 /// lines the file has).
-fn exclusions(request: &ScanRequest, file: Option<&str>) -> Result<Arc<RangeSet>, SpecError> {
-    let mut nets = RangeSet::of(&request.exclude);
+fn exclusions(request: &ScanRequest, file: Option<&str>) -> Result<Arc<Exclusions>, SpecError> {
+    let mut nets = Exclusions::of(&request.exclude);
     if let (Some(path), Some(text)) = (&request.exclude_file, file) {
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();

@@ -271,6 +271,38 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// What a scan never touches (`--exclude`, `--exclude-file`): the one rule
+/// every check applies, whether the scope judges an operation, the address
+/// sweep walks or counts its targets, or a `-i` line is expanded. An
+/// interval set, looked up in logarithmic time however many entries it
+/// has; an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is the IPv4
+/// address it maps, both in the set and when looked up.
+#[derive(Debug, Default, Clone)]
+pub struct Exclusions(RangeSet);
+
+impl Exclusions {
+    /// Exclusions of `targets`.
+    pub fn of<'a>(targets: impl IntoIterator<Item = &'a Target>) -> Self {
+        Exclusions(RangeSet::of(targets))
+    }
+
+    /// Exclude `target` too.
+    pub fn insert(&mut self, target: &Target) {
+        self.0.insert(target);
+    }
+
+    /// Whether `ip` is excluded.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(ip)
+    }
+
+    /// The excluded runs of `target` (one canonical piece), as inclusive
+    /// offsets from its first address (see [`RangeSet::overlaps`]).
+    pub(crate) fn overlaps(&self, target: &Target) -> impl Iterator<Item = (u128, u128)> + '_ {
+        self.0.overlaps(target)
+    }
+}
+
 /// Disjoint inclusive address ranges, merged as they are added: the user's
 /// targets or exclusions, one entry per run of adjacent addresses, looked
 /// up in logarithmic time however many lines a target file had.

@@ -3,7 +3,7 @@
 //! targets (as ZMap does, so load spreads across networks), generated one
 //! address at a time in constant memory.
 
-use super::{RangeSet, Target};
+use super::{Exclusions, Target};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -54,7 +54,7 @@ pub struct TargetSpace {
     /// its target by binary search.
     starts: Vec<u128>,
     total: u128,
-    exclude: Arc<RangeSet>,
+    exclude: Arc<Exclusions>,
     order: Order,
     shard: Shard,
     /// This shard's residue of the target index: `index - 1`, less the
@@ -66,7 +66,7 @@ impl TargetSpace {
     /// The space of `targets` without `exclude`. Targets are taken in
     /// canonical pieces ([`Target::canonical_pieces`]), so the walk, the
     /// count and the scope agree on IPv4-mapped addresses.
-    pub fn new(targets: Vec<Target>, exclude: Arc<RangeSet>, order: Order, shard: Shard) -> Self {
+    pub fn new(targets: Vec<Target>, exclude: Arc<Exclusions>, order: Order, shard: Shard) -> Self {
         let targets: Vec<Target> = targets.iter().flat_map(Target::canonical_pieces).collect();
         let mut starts = Vec::with_capacity(targets.len());
         let mut total: u128 = 0;
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn exclusions_are_skipped() {
-        let ex = RangeSet::of(&targets(&["10.0.0.0/25", "10.0.0.200/32"]));
+        let ex = Exclusions::of(&targets(&["10.0.0.0/25", "10.0.0.200/32"]));
         let space = TargetSpace::new(
             targets(&["10.0.0.0/24"]),
             Arc::new(ex),
@@ -316,7 +316,7 @@ mod tests {
             "::ffff:198.51.100.0/126",
             "2001:db8::/120",
         ]);
-        let ex = Arc::new(RangeSet::of(&targets(&[
+        let ex = Arc::new(Exclusions::of(&targets(&[
             "10.0.0.3-10.0.0.77",
             "192.0.2.15",
             "198.51.100.2",
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn count_never_walks_a_huge_block() {
-        let ex = Arc::new(RangeSet::of(&targets(&["fd00::/65"])));
+        let ex = Arc::new(Exclusions::of(&targets(&["fd00::/65"])));
         let counts: Vec<u128> = (1..=3)
             .map(|index| {
                 let shard = Shard { index, count: 3 };
