@@ -13,15 +13,7 @@ use std::time::Duration;
 /// Scan an open port with the port plugin and `hostile` in `mode`.
 fn scan(mode: &str, extra: &[&str]) -> (Output, Vec<Value>) {
     let open = Listener::start(Behaviour::Silent);
-    let mut cmd = wscan();
-    cmd.args([
-        "scan",
-        "127.0.0.1",
-        "-p",
-        &open.port().to_string(),
-        "--format",
-        "jsonl",
-    ]);
+    let mut cmd = scan_port(open.port(), &["hostile"]);
     cmd.args([
         "--plugins",
         "port,hostile",
@@ -29,7 +21,6 @@ fn scan(mode: &str, extra: &[&str]) -> (Output, Vec<Value>) {
         "port.banner=false",
     ]);
     cmd.args(["--plugin-arg", &format!("hostile.mode={mode}")]);
-    cmd.arg("--plugin").arg(test_plugin("hostile"));
     cmd.args(extra);
     let out = run(cmd, Duration::from_secs(120));
     let records = records(&out);

@@ -7,16 +7,7 @@ use std::time::Duration;
 #[test]
 fn sdk_plugin_chains_from_port_and_its_findings_come_out() {
     let echo = Listener::start(Behaviour::Echo);
-    let mut cmd = wscan();
-    cmd.args([
-        "scan",
-        "127.0.0.1",
-        "-p",
-        &echo.port().to_string(),
-        "--format",
-        "jsonl",
-    ]);
-    cmd.arg("--plugin").arg(test_plugin("greeter"));
+    let mut cmd = scan_port(echo.port(), &["greeter"]);
     cmd.args([
         "--plugin-arg",
         "greeter.greeting=hi there",
@@ -46,15 +37,7 @@ fn sdk_plugin_chains_from_port_and_its_findings_come_out() {
 #[test]
 fn looping_plugin_is_stopped_at_its_deadline_and_the_scan_completes() {
     let open = Listener::start(Behaviour::Silent);
-    let mut cmd = wscan();
-    cmd.args([
-        "scan",
-        "127.0.0.1",
-        "-p",
-        &open.port().to_string(),
-        "--format",
-        "jsonl",
-    ]);
+    let mut cmd = scan_port(open.port(), &["looper"]);
     cmd.args([
         "--plugins",
         "port,looper",
@@ -63,7 +46,6 @@ fn looping_plugin_is_stopped_at_its_deadline_and_the_scan_completes() {
         "--plugin-arg",
         "port.banner=false",
     ]);
-    cmd.arg("--plugin").arg(test_plugin("looper"));
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(
         out.status.code(),
@@ -89,22 +71,13 @@ fn looping_plugin_is_stopped_at_its_deadline_and_the_scan_completes() {
 #[test]
 fn panicking_plugin_is_recorded_with_its_message() {
     let open = Listener::start(Behaviour::Silent);
-    let mut cmd = wscan();
-    cmd.args([
-        "scan",
-        "127.0.0.1",
-        "-p",
-        &open.port().to_string(),
-        "--format",
-        "jsonl",
-    ]);
+    let mut cmd = scan_port(open.port(), &["panicker"]);
     cmd.args([
         "--plugins",
         "panicker,port",
         "--plugin-arg",
         "port.banner=false",
     ]);
-    cmd.arg("--plugin").arg(test_plugin("panicker"));
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(3));
     let records = records(&out);
@@ -161,17 +134,8 @@ fn connects_outside_the_scope_are_denied_and_stray_subjects_not_scanned() {
     let outside = std::net::TcpListener::bind(("127.0.0.2", port)).expect("bind 127.0.0.2");
     outside.set_nonblocking(true).unwrap();
 
-    let mut cmd = wscan();
-    cmd.args([
-        "scan",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "--format",
-        "jsonl",
-    ]);
+    let mut cmd = scan_port(port, &["stray"]);
     cmd.args(["--plugin-arg", "port.banner=false"]);
-    cmd.arg("--plugin").arg(test_plugin("stray"));
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(
         out.status.code(),

@@ -32,6 +32,25 @@ pub fn test_plugin(name: &str) -> PathBuf {
     path
 }
 
+/// `wscan scan 127.0.0.1 -p PORT --format jsonl` with `--plugin FILE` for
+/// each of `test_plugins`: the setup the plugin tests share (each adds its
+/// `--plugins` and plugin arguments).
+pub fn scan_port(port: u16, test_plugins: &[&str]) -> Command {
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "--format",
+        "jsonl",
+    ]);
+    for name in test_plugins {
+        cmd.arg("--plugin").arg(test_plugin(name));
+    }
+    cmd
+}
+
 /// Run `cmd`, failing the test if it does not finish within `limit` (a hang
 /// guard, not a speed check). Its output is drained as it comes, so a
 /// command that writes more than a pipe holds does not stall.
