@@ -1,7 +1,7 @@
 //! Raw command-line flags (clap). Values are parsed here, so a malformed
 //! target, port spec or duration is a one-line usage error (exit code 2).
 
-use crate::output::Format;
+use crate::output::{Field, Format};
 use crate::scheduler::spec::{CallRequest, ScanRequest};
 use crate::targets::{PortSpec, Target, TargetArg};
 use clap::{Args, Parser, Subcommand};
@@ -69,7 +69,7 @@ pub enum ResultsCommand {
 pub struct ResultsListArgs {
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<ListFormat>,
 }
 
 /// Flags of `wscan results show`.
@@ -79,9 +79,9 @@ pub struct ResultsShowArgs {
     #[arg(value_name = "SCAN")]
     pub scan: i64,
 
-    /// Output format (default: table on a terminal, jsonl otherwise).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    /// Output format, and CSV's columns.
+    #[command(flatten)]
+    pub output_format: RecordFormat,
 }
 
 /// `wscan plugin ...`
@@ -121,9 +121,50 @@ pub struct PluginRunArgs {
     #[command(flatten)]
     pub call: CallArgs,
 
+    /// Output format, and CSV's columns.
+    #[command(flatten)]
+    pub output_format: RecordFormat,
+}
+
+/// How records are written: `--format`, and `--fields` for CSV.
+#[derive(Debug, Clone, Args)]
+pub struct RecordFormat {
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+
+    /// With --format csv: the columns, comma-separated: time, type,
+    /// severity, plugin, version, kind, title, error, address, port, host,
+    /// service, outside, or a path into the record such as data.banner or
+    /// data.chain.0.sha256 [default:
+    /// time,type,severity,plugin,kind,address,port,host,title,error].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_field)]
+    pub fields: Option<Vec<Field>>,
+}
+
+fn parse_field(s: &str) -> Result<Field, String> {
+    s.parse()
+}
+
+/// Formats of the commands that list scans or plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Aligned columns for people.
+    Table,
+}
+
+impl ListFormat {
+    /// The format asked for, or the default for standard output: a table
+    /// for a terminal, JSON Lines otherwise.
+    pub fn for_stdout(format: Option<ListFormat>) -> ListFormat {
+        format.unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            ListFormat::Table
+        } else {
+            ListFormat::Jsonl
+        })
+    }
 }
 
 /// What every plugin call gets: the flags `scan` and `plugin run` share.
@@ -249,7 +290,7 @@ pub struct PluginListArgs {
 
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<ListFormat>,
 }
 
 /// Flags of `wscan plugin info`.
@@ -264,7 +305,7 @@ pub struct PluginInfoArgs {
 
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<ListFormat>,
 }
 
 /// Flags of `wscan plugin check`.
@@ -275,7 +316,7 @@ pub struct PluginCheckArgs {
 
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<ListFormat>,
 }
 
 /// Flags of `wscan plugin new`.
@@ -559,9 +600,9 @@ pub struct ScanArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Output format (default: table on a terminal, jsonl otherwise).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    /// Output format, and CSV's columns.
+    #[command(flatten)]
+    pub output_format: RecordFormat,
 
     /// No summary and no progress bar on standard error.
     #[arg(short, long)]

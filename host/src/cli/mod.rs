@@ -7,8 +7,8 @@ mod results;
 
 pub use args::{
     Cli, Command, PluginCheckArgs, PluginCommand, PluginInfoArgs, PluginListArgs, PluginNewArgs,
-    PluginRunArgs, PluginSources, ResultsCommand, ResultsListArgs, ResultsShowArgs, ScanArgs,
-    parse,
+    PluginRunArgs, PluginSources, RecordFormat, ResultsCommand, ResultsListArgs, ResultsShowArgs,
+    ScanArgs, parse,
 };
 
 use crate::engine::registry::Registry;
@@ -290,6 +290,35 @@ fn dry_run(
     Ok(Exit::Success)
 }
 
+impl RecordFormat {
+    /// A sink writing records to `out` in the chosen format (the default
+    /// for a terminal when `terminal`); `--fields` with another format
+    /// than CSV is a usage error.
+    pub fn sink(
+        &self,
+        out: impl std::io::Write + Send + 'static,
+        terminal: bool,
+    ) -> anyhow::Result<Box<dyn crate::output::Sink>> {
+        self.check()?;
+        Ok(Format::or_default(self.format, terminal).sink(out, self.fields.clone()))
+    }
+
+    /// `--fields` goes with `--format csv` only (CSV is never a default).
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.fields.is_some() && self.format != Some(Format::Csv) {
+            bail!(UsageError(
+                "--fields chooses the columns of --format csv; add --format csv".into()
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`RecordFormat::sink`] for standard output.
+    pub fn stdout_sink(&self) -> anyhow::Result<Box<dyn crate::output::Sink>> {
+        self.sink(std::io::stdout(), std::io::stdout().is_terminal())
+    }
+}
+
 /// A spec error as the CLI reports it: a usage error (exit 2) when the
 /// request is wrong, a failure otherwise.
 pub(crate) fn usage(e: SpecError) -> anyhow::Error {
@@ -314,6 +343,7 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
     let request = args.request();
     let gathered = Gathered::gather(&request).map_err(usage)?;
     let spec = ScanSpec::resolve(&request, &available, gathered).map_err(usage)?;
+    args.output_format.check()?;
     if let (None, Some(seed)) = (args.seed, spec.seed()) {
         tracing::info!("address order seed {seed} (repeat it with --seed {seed})");
     }
@@ -472,7 +502,7 @@ fn output_sink(
         }
         None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
     };
-    let mut sink = Format::or_default(args.format, to_terminal).sink(out);
+    let mut sink = args.output_format.sink(out, to_terminal)?;
     if let (Some((store, id)), Some(_)) = (stored, &args.output) {
         store
             .records(id, |record| sink.write(&record))

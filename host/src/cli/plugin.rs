@@ -1,11 +1,12 @@
 //! `wscan plugin ...`: list, info, check and new.
 
-use super::args::{PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs, PluginRunArgs};
+use super::args::{
+    ListFormat, PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs, PluginRunArgs,
+};
 use super::{Exit, Globals, UsageError, load_plugins};
 use crate::engine::PluginSource;
 use crate::engine::registry::Active;
 use crate::model::range_text;
-use crate::output::Format;
 use anyhow::{Context, bail};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,13 +50,13 @@ pub(super) async fn check(globals: &Globals, args: PluginCheckArgs) -> anyhow::R
     Ok(Exit::Success)
 }
 
-fn print(plugins: &[Active], format: Option<Format>) -> anyhow::Result<()> {
-    let format = Format::for_stdout(format);
+fn print(plugins: &[Active], format: Option<ListFormat>) -> anyhow::Result<()> {
+    let format = ListFormat::for_stdout(format);
     let mut out = std::io::stdout().lock();
     for active in plugins {
         let p = &active.plugin;
         match format {
-            Format::Jsonl => {
+            ListFormat::Jsonl => {
                 let mut value = serde_json::to_value(&p.info)?;
                 value["source"] = p.source.to_string().into();
                 if let Some(replaced) = &active.replaces {
@@ -63,7 +64,7 @@ fn print(plugins: &[Active], format: Option<Format>) -> anyhow::Result<()> {
                 }
                 writeln!(out, "{value}")?;
             }
-            Format::Table => write_table(&mut out, active)?,
+            ListFormat::Table => write_table(&mut out, active)?,
         }
     }
     Ok(())
@@ -262,7 +263,7 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
     let tls = crate::scheduler::spec::tls_core(&call).map_err(super::usage)?;
     let spec = crate::scheduler::ScanSpec::for_subject(&subject, &call, &plugin.info, tls)
         .map_err(super::usage)?;
-    let mut sink = Format::for_stdout(args.format).sink(std::io::stdout());
+    let mut sink = args.output_format.stdout_sink()?;
     let summary = crate::scheduler::run_one(&spec, engine, plugin, subject, sink.as_mut()).await?;
     if let Some(why) = mismatch
         && summary.findings == 0

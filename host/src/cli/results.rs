@@ -1,9 +1,8 @@
 //! `wscan results ...`: read the result store, and the store's side of
 //! `wscan scan` (opening it, `--resume`).
 
-use super::args::{Cli, Command, ResultsListArgs, ResultsShowArgs, ScanArgs};
+use super::args::{Cli, Command, ListFormat, ResultsListArgs, ResultsShowArgs, ScanArgs};
 use super::{Exit, Globals, UsageError, project_dirs};
-use crate::output::Format;
 use crate::store::{RecordsError, ScanRow, Status, Store};
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -137,14 +136,14 @@ pub(super) fn list(globals: &Globals, args: ResultsListArgs) -> anyhow::Result<E
     };
     let scans = store.scans()?;
     let mut out = std::io::stdout().lock();
-    match Format::for_stdout(args.format) {
-        Format::Jsonl => {
+    match ListFormat::for_stdout(args.format) {
+        ListFormat::Jsonl => {
             for scan in &scans {
                 serde_json::to_writer(&mut out, scan)?;
                 writeln!(out)?;
             }
         }
-        Format::Table => {
+        ListFormat::Table => {
             writeln!(
                 out,
                 "{:>5} {:<11} {:<24} {:>4} {:>8} {:>6}  COMMAND",
@@ -187,7 +186,10 @@ pub(super) fn show(globals: &Globals, args: ResultsShowArgs) -> anyhow::Result<E
     if store.scan(args.scan)?.is_none() {
         bail!(missing());
     }
-    let mut sink = Format::for_stdout(args.format).sink(std::io::BufWriter::new(std::io::stdout()));
+    let mut sink = args.output_format.sink(
+        std::io::BufWriter::new(std::io::stdout()),
+        std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    )?;
     match store.records(args.scan, |record| sink.write(&record)) {
         Ok(()) => {}
         Err(RecordsError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -1,10 +1,12 @@
 //! Output: the [`Sink`] trait the scheduler writes records to, and its
 //! writers. Scanning code never prints.
 
+pub mod csv;
 mod jsonl;
 mod record;
 mod table;
 
+pub use csv::{CsvSink, Field};
 pub use jsonl::JsonlSink;
 pub use record::{
     ErrorRecord, FindingRecord, OutOfScopeRecord, PluginRef, Record, SubjectEmitted, SubjectRecord,
@@ -56,6 +58,8 @@ pub enum Format {
     Jsonl,
     /// Aligned columns for people.
     Table,
+    /// Comma-separated values, the columns chosen with --fields.
+    Csv,
 }
 
 impl Format {
@@ -74,11 +78,22 @@ impl Format {
         Format::or_default(format, std::io::IsTerminal::is_terminal(&std::io::stdout()))
     }
 
-    /// A sink writing records in this format to `out`.
-    pub fn sink(self, out: impl io::Write + Send + 'static) -> Box<dyn Sink> {
+    /// A sink writing records in this format to `out`; `fields` are the
+    /// columns of CSV (its default columns when `None`).
+    pub fn sink(
+        self,
+        out: impl io::Write + Send + 'static,
+        fields: Option<Vec<Field>>,
+    ) -> Box<dyn Sink> {
         match self {
             Format::Jsonl => Box::new(JsonlSink::new(out)),
             Format::Table => Box::new(TableSink::new(out)),
+            Format::Csv => Box::new(CsvSink::new(
+                out,
+                fields.unwrap_or_else(|| {
+                    csv::parse_fields(csv::DEFAULT_FIELDS).expect("valid default fields")
+                }),
+            )),
         }
     }
 }
