@@ -155,8 +155,9 @@ fn table_format_shows_one_row_per_open_port_and_one_per_banner() {
 
 /// `--format csv`: a header, then one row per record with the chosen
 /// fields (a banner with a comma and quotes stays one cell), from a scan
-/// and from the store; `--fields` without CSV, or an unknown field, is a
-/// usage error before anything is sent.
+/// and from the store; `--format markdown` groups them by host; `--fields`
+/// without CSV, or an unknown field, is a usage error before anything is
+/// sent.
 #[test]
 fn csv_output_has_the_chosen_columns_from_a_scan_and_from_the_store() {
     let ssh = Listener::start(Behaviour::Banner(b"SSH-2.0-test, \"quoted\"\r\n"));
@@ -212,6 +213,20 @@ fn csv_output_has_the_chosen_columns_from_a_scan_and_from_the_store() {
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(rows(&out), scanned, "the store gives the same rows");
+
+    // The same records as a Markdown report, grouped by host.
+    let mut cmd = wscan();
+    cmd.arg("--db").arg(&db);
+    cmd.args(["results", "show", "1", "--format", "markdown"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(report.starts_with("# wscan report\n"), "{report}");
+    assert!(report.contains("\n## 127.0.0.1\n"), "{report}");
+    assert!(
+        report.contains(&format!("| info | port | service | {port} |")),
+        "{report}"
+    );
 
     for (args, says) in [
         (vec!["--fields", "port"], "add --format csv"),

@@ -3,11 +3,13 @@
 
 pub mod csv;
 mod jsonl;
+mod markdown;
 mod record;
 mod table;
 
 pub use csv::{CsvSink, Field};
 pub use jsonl::JsonlSink;
+pub use markdown::MarkdownSink;
 pub use record::{
     ErrorRecord, FindingRecord, OutOfScopeRecord, PluginRef, Record, SubjectEmitted, SubjectRecord,
     now,
@@ -35,7 +37,9 @@ impl Sink for Suspended {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.inner.finish()
+        // A format that writes at the end (markdown) writes it all here.
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.finish())
     }
 }
 
@@ -60,6 +64,8 @@ pub enum Format {
     Table,
     /// Comma-separated values, the columns chosen with --fields.
     Csv,
+    /// A report grouped by host, written when the scan ends.
+    Markdown,
 }
 
 impl Format {
@@ -88,6 +94,7 @@ impl Format {
         match self {
             Format::Jsonl => Box::new(JsonlSink::new(out)),
             Format::Table => Box::new(TableSink::new(out)),
+            Format::Markdown => Box::new(MarkdownSink::new(out)),
             Format::Csv => Box::new(CsvSink::new(
                 out,
                 fields.unwrap_or_else(|| {
