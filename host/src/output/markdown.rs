@@ -34,10 +34,7 @@ impl<W: Write + Send> MarkdownSink<W> {
 
 /// A cell of a Markdown table: one line, with `|` escaped.
 fn cell(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .replace('|', "\\|")
+    super::table::one_line(text).replace('|', "\\|")
 }
 
 /// The host a subject belongs to: its address, with its name when it has

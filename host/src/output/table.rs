@@ -92,7 +92,7 @@ fn subject_text(s: &SubjectRecord) -> String {
 }
 
 /// Keep a cell on one line: banners may hold control characters.
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
