@@ -31,6 +31,11 @@
 //! Operations such as [`tcp::connect`] start at once on the host and return a
 //! future; start many and await them together (with [`futures`] or
 //! [`spawn`]) to keep thousands in flight from one `scan` call.
+//!
+//! The host hands an instance many subjects at once, and the SDK runs
+//! their `scan` calls concurrently on one reactor; what each reports is
+//! its own (see [`Plugin::scan_batch`] for plugins that scan a batch
+//! together).
 
 #![allow(async_fn_in_trait)]
 
@@ -63,7 +68,7 @@ pub mod tcp;
 pub mod tls;
 mod wait;
 
-pub use plugin::{__run_scan, Plugin};
+pub use plugin::{__run_batch, Plugin, Task, spawn};
 
 /// The shared types of the plugin contract.
 pub use bindings::wscan::plugin::types::{
@@ -74,7 +79,6 @@ pub use convert::{from_ip, to_ip};
 pub use error::{Context, Error};
 pub use futures;
 pub use serde_json;
-pub use wstd::runtime::spawn;
 pub use wstd::{task, time};
 
 /// The most used items, for `use wscan_sdk::prelude::*`.
@@ -82,7 +86,7 @@ pub mod prelude {
     pub use crate::{
         AddressSubject, ArgInfo, ArgValue, Capability, Context, Error, ErrorCode, Finding, Plugin,
         PluginInfo, PortRange, ScanOptions, Service, Severity, Subject, SubjectFilter, SubjectKind,
-        dns, http, log, report, tcp, tls,
+        Task, dns, http, log, report, tcp, tls,
     };
 }
 
@@ -97,10 +101,10 @@ macro_rules! export_plugin {
                     <$ty as $crate::Plugin>::describe()
                 }
                 fn scan(
-                    subject: $crate::Subject,
+                    tasks: ::std::vec::Vec<$crate::bindings::wscan::plugin::report::Task>,
                     options: $crate::ScanOptions,
-                ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__run_scan(<$ty as $crate::Plugin>::scan(subject, options))
+                ) {
+                    $crate::__run_batch::<$ty>(tasks, options)
                 }
             }
     $crate::bindings::__export_plugin_world!($ty with_types_in $crate::bindings);

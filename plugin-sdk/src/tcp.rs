@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-pub use raw::{PortState, ProbeResult};
+pub use raw::PortState;
 
 fn millis(timeout: Option<Duration>) -> Option<u32> {
     timeout.map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX))
@@ -170,9 +170,20 @@ impl Connection {
     }
 }
 
-/// A running sweep of ports on one address; see [`probe`].
+/// A running sweep of ports; see [`probe`] and [`probe_many`].
 pub struct Probe {
     inner: raw::PortProbe,
+}
+
+/// One port's outcome in a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// The address probed.
+    pub ip: IpAddr,
+    /// The port probed.
+    pub port: u16,
+    /// What was learned.
+    pub state: PortState,
 }
 
 impl Probe {
@@ -183,7 +194,18 @@ impl Probe {
         loop {
             match self.inner.next() {
                 None => return None,
-                Some(batch) if !batch.is_empty() => return Some(batch),
+                Some(batch) if !batch.is_empty() => {
+                    return Some(
+                        batch
+                            .into_iter()
+                            .map(|r| ProbeResult {
+                                ip: to_ip(r.address),
+                                port: r.port,
+                                state: r.state,
+                            })
+                            .collect(),
+                    );
+                }
                 Some(_) => pollable.wait_for().await,
             }
         }
@@ -200,7 +222,20 @@ pub fn probe(
     ports: &[PortRange],
     timeout: Option<Duration>,
 ) -> Result<Probe, ErrorCode> {
-    let inner = raw::probe(from_ip(ip), ports, millis(timeout))?;
+    probe_many(&[ip], ports, timeout)
+}
+
+/// Connect-probe every port in `ports` on each of `ips` in one sweep: what
+/// a plugin that scans a batch of addresses together uses
+/// ([`Plugin::scan_batch`](crate::Plugin::scan_batch)). Errors as
+/// [`probe`]; one address out of scope denies the whole sweep.
+pub fn probe_many(
+    ips: &[IpAddr],
+    ports: &[PortRange],
+    timeout: Option<Duration>,
+) -> Result<Probe, ErrorCode> {
+    let addresses: Vec<_> = ips.iter().map(|&ip| from_ip(ip)).collect();
+    let inner = raw::probe(&addresses, ports, millis(timeout))?;
     Ok(Probe { inner })
 }
 

@@ -147,15 +147,20 @@ fn bad_plugin_argument_values_are_usage_errors_before_anything_is_sent() {
 
 #[test]
 fn a_plugin_built_for_an_older_contract_is_refused_with_the_fix() {
-    let old = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/panicker-wit-0.1.0.wasm"
-    );
-    fails_with(
-        &["scan", "127.0.0.1", "--plugin", old],
-        1,
-        "was built for wscan:plugin@0.1.0, but this wscan runs plugins of wscan:plugin@0.2.0: rebuild it with wscan-sdk 0.2",
-    );
+    // 0.1.0: from before typed arguments; 0.2.0: from before batches.
+    for version in ["0.1.0", "0.2.0"] {
+        let old = format!(
+            "{}/../tests/fixtures/panicker-wit-{version}.wasm",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        fails_with(
+            &["scan", "127.0.0.1", "--plugin", &old],
+            1,
+            &format!(
+                "was built for wscan:plugin@{version}, but this wscan runs plugins of wscan:plugin@0.3.0: rebuild it with wscan-sdk 0.3"
+            ),
+        );
+    }
 }
 
 #[test]

@@ -254,7 +254,8 @@ fn ptr_queries(server: &DnsServer) -> usize {
 #[test]
 fn answers_are_cached_for_the_scan_unless_turned_off() {
     // Two names resolve to 192.0.2.1; each unit asks for its PTR. Units run
-    // one at a time so the second asks after the first has its answer.
+    // one at a time, each in an instance of its own, so the second asks
+    // after the first has its answer.
     let args = [
         "--plugins",
         "dns",
@@ -263,6 +264,8 @@ fn answers_are_cached_for_the_scan_unless_turned_off() {
         "--plugin-arg",
         "dns.ptr=true",
         "--parallel",
+        "1",
+        "--batch-size",
         "1",
     ];
     let cached = DnsServer::start();

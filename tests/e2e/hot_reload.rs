@@ -22,8 +22,8 @@ fn swaps_rejects_and_removes_plugins_while_a_watch_scan_runs() {
     let tick = dir.path().join("tick.wasm");
     install(&std::fs::read(test_plugin("tick_v1")).unwrap(), &tick);
 
-    // 256 addresses, one at a time, 100 ms each: a scan of about 25 s,
-    // unless the plugin disappears.
+    // 256 addresses, one at a time (one instance, one subject each), 100 ms
+    // each: a scan of about 25 s, unless the plugin disappears.
     let mut cmd = wscan();
     cmd.args([
         "scan",
@@ -31,6 +31,8 @@ fn swaps_rejects_and_removes_plugins_while_a_watch_scan_runs() {
         "--plugins",
         "tick",
         "--parallel",
+        "1",
+        "--batch-size",
         "1",
         "--format",
         "jsonl",

@@ -333,7 +333,7 @@ fn plugin_check_explains_components_of_another_world_and_describe_traps() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("does not fit the wscan:plugin@0.2.0 world"),
+        stderr.contains("does not fit the wscan:plugin@0.3.0 world"),
         "{stderr}"
     );
 

@@ -93,6 +93,68 @@ fn panicking_plugin_is_recorded_with_its_message() {
 }
 
 #[test]
+fn poison_in_a_batch_costs_the_other_subjects_nothing() {
+    // One instance at a time, so the 32 addresses go to it as one batch.
+    // .13 traps, .14 loops, .15 exhausts its memory: the batch fails, its
+    // unfinished subjects run again alone, and each poison one ends as its
+    // own error. The plugin never touches the network.
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.0/27",
+        "--plugins",
+        "poison",
+        "--parallel",
+        "1",
+        "--plugin-timeout",
+        "2s",
+        "--plugin-memory",
+        "32M",
+        "--format",
+        "jsonl",
+        "--plugin",
+    ]);
+    cmd.arg(test_plugin("poison"));
+    let out = run(cmd, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let records = records(&out);
+    let mut ok: Vec<&str> = findings(&records, "ok")
+        .iter()
+        .map(|f| f["subject"]["address"].as_str().unwrap())
+        .collect();
+    ok.sort_unstable();
+    let mut want: Vec<String> = (0..32)
+        .filter(|n| !(13..=15).contains(n))
+        .map(|n| format!("127.0.0.{n}"))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(ok, want, "every other subject once: {records:#?}");
+
+    let errors = errors(&records);
+    let error = |n: u8| -> &str {
+        let of: Vec<_> = errors
+            .iter()
+            .filter(|e| e["subject"]["address"] == format!("127.0.0.{n}"))
+            .collect();
+        assert_eq!(of.len(), 1, "one error for .{n}: {records:#?}");
+        of[0]["error"].as_str().unwrap()
+    };
+    assert!(error(13).contains("poison: trap on"), "{}", error(13));
+    assert_eq!(error(14), "plugin stopped after exceeding its 2s deadline");
+    assert!(
+        error(15).contains("plugin memory limit reached"),
+        "{}",
+        error(15)
+    );
+    assert_eq!(errors.len(), 3, "{records:#?}");
+    assert!(
+        stderr(&out).contains("32 unit(s), 29 finding(s), 3 error(s)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn plugin_list_shows_builtin_and_loaded_plugins() {
     let mut cmd = wscan();
     cmd.args(["plugin", "list", "--format", "jsonl", "--plugin"])

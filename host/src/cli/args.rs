@@ -468,12 +468,22 @@ fn parse_retries(s: &str) -> Result<u32, String> {
     }
 }
 
+fn parse_batch(s: &str) -> Result<usize, String> {
+    let max = crate::scheduler::MAX_BATCH;
+    match positive(s)? {
+        n if n <= max => Ok(n),
+        _ => Err(format!(
+            "{s:?}: a plugin instance scans at most {max} subjects at once"
+        )),
+    }
+}
+
 fn parse_parallel(s: &str) -> Result<usize, String> {
     let max = crate::engine::limits::MAX_PARALLEL;
     match positive(s)? {
         n if n <= max => Ok(n),
         _ => Err(format!(
-            "{s:?}: at most {max} plugin calls run at once (each holds an instance slot)"
+            "{s:?}: at most {max} plugin instances run at once (each holds an instance slot)"
         )),
     }
 }
@@ -591,10 +601,16 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub stats: Option<PathBuf>,
 
-    /// Plugin calls running at once (each may hold many operations; at
-    /// most 1000).
+    /// Plugin instances running at once, each scanning a batch of
+    /// subjects concurrently (at most 1000).
     #[arg(long, value_name = "N", default_value = "64", value_parser = parse_parallel)]
     pub parallel: usize,
+
+    /// The most subjects one plugin instance scans at once (1 to 256):
+    /// batches grow with the work waiting, up to this. 1 gives every
+    /// subject an instance of its own.
+    #[arg(long, value_name = "N", default_value = "256", value_parser = parse_batch)]
+    pub batch_size: usize,
 
     /// Write records to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
@@ -638,6 +654,7 @@ impl ScanArgs {
                 retries: self.retries,
             },
             parallel: self.parallel,
+            batch: self.batch_size,
             call: self.call.request(),
         }
     }

@@ -21,6 +21,7 @@ wasmtime::component::bindgen!({
         "wscan:plugin/dns.future-records": crate::engine::host::dns::FutureRecords,
         "wscan:plugin/tls.future-handshake": crate::engine::host::tls::FutureHandshake,
         "wscan:plugin/http.future-response": crate::engine::host::http::FutureResponse,
+        "wscan:plugin/report.task": crate::engine::host::report::TaskHandle,
     },
 });
 

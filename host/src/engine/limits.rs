@@ -18,13 +18,20 @@ pub const MIN_PLUGIN_MEMORY: usize = 1 << 20;
 /// Host resources (futures, connections, probes) a call may hold at once.
 /// Past it the call traps: it is leaking handles.
 pub const MAX_LIVE_RESOURCES: usize = 50_000;
-/// Findings a call may report; later ones get `limit-exceeded`.
+/// Findings a call may report about one subject; later ones get
+/// `limit-exceeded`.
 pub const MAX_FINDINGS_PER_CALL: u64 = 100_000;
-/// Subjects a call may emit; later ones get `limit-exceeded`.
+/// Subjects a call may emit from one subject; later ones get
+/// `limit-exceeded`.
 pub const MAX_SUBJECTS_PER_CALL: u64 = 100_000;
+/// Events (findings and subjects) a subject of a batch may have held back
+/// until it is finished; past it they stream, and the subject is not run
+/// again if its batch fails.
+pub const MAX_HELD_EVENTS: usize = 1024;
 /// Size of one finding's `data` JSON.
 pub const MAX_FINDING_DATA_BYTES: usize = 1 << 20;
-/// Log messages a call may write; later ones are dropped.
+/// Log messages a call may write for each of its subjects; later ones are
+/// dropped.
 pub const MAX_LOGS_PER_CALL: u64 = 1_000;
 /// Longest log message kept; longer ones are cut.
 pub const MAX_LOG_BYTES: usize = 4096;

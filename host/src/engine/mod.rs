@@ -2,8 +2,9 @@
 //! validation, and bounded calls into plugins.
 //!
 //! Each plugin is compiled once into an `InstancePre`; every call gets a
-//! fresh `Store` with its own limits, so calls run concurrently and a plugin
-//! that traps, loops or leaks only loses its own unit of work.
+//! fresh `Store` with its own limits, and a batch of subjects, so calls run
+//! concurrently and a plugin that traps, loops or leaks only loses its own
+//! call, whose unfinished subjects run again alone.
 
 pub mod bindings;
 mod builtin;
@@ -19,8 +20,9 @@ pub use state::{Event, ScanContext};
 
 use crate::model::{PluginInfo, Subject, check_declared, valid_name};
 use bindings::{PluginPre, wscan::plugin::types as wit};
+use host::report::TaskHandle;
 use limits::EPOCH_TICK;
-use state::{CallContext, CallCounts, HostState};
+use state::{CallContext, HostState, TaskState};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -130,9 +132,6 @@ pub struct CallOptions {
     pub deadline: Duration,
     /// Linear memory the call may grow to, in bytes (`--plugin-memory`).
     pub memory: usize,
-    /// The caller's number for this call: its events carry it, so the
-    /// scheduler knows which unit a finding belongs to.
-    pub unit: u64,
 }
 
 /// The process-wide wasmtime engine and linker.
@@ -332,8 +331,10 @@ impl Engine {
             capabilities: Vec::new(),
             scan: None,
             events: None,
-            unit: 0,
-            counts: CallCounts::default(),
+            tasks: Vec::new(),
+            started: Instant::now(),
+            logs: 0,
+            live_resources: 0,
         };
         let mut store = self.store(call, DESCRIBE_DEADLINE, limits::DEFAULT_PLUGIN_MEMORY);
         let describe = async {
@@ -399,11 +400,11 @@ impl Engine {
 }
 
 /// The version of the `wscan:plugin` package this host implements.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 /// The package with its version, as components name it.
-pub const WIT_PACKAGE: &str = "wscan:plugin@0.2.0";
+pub const WIT_PACKAGE: &str = "wscan:plugin@0.3.0";
 /// The SDK release that builds plugins for [`WIT_PACKAGE`].
-const SDK_VERSION: &str = "0.2";
+const SDK_VERSION: &str = "0.3";
 
 /// The `wscan:plugin` version a component's imports name (every plugin
 /// imports at least `wscan:plugin/types@VERSION`), if any.
@@ -462,33 +463,49 @@ impl LoadedPlugin {
         &self.id
     }
 
-    /// Run `scan(subject, options)` in a fresh store. Findings and subjects
-    /// go to `events` while it runs; whatever happens to the call, what it
-    /// sent is kept.
+    /// Run `scan` on `tasks` (each the caller's number for a unit, and its
+    /// subject) in one fresh instance. Findings, subjects and the end of
+    /// each unit ([`Event::Done`]) go to `events`.
+    ///
+    /// A call of one subject streams its events and ends its unit whatever
+    /// happens, keeping what it sent. A call of several holds each
+    /// subject's events until the plugin finishes it; when the call traps,
+    /// hits the memory limit or its deadline, the subjects not finished
+    /// are returned, their events dropped, to be run again alone. Empty
+    /// when every unit has ended.
     pub async fn scan(
         &self,
         engine: &Engine,
         scan: Arc<ScanContext>,
         events: mpsc::Sender<Event>,
-        subject: &Subject,
+        tasks: Vec<(u64, Subject)>,
         options: &CallOptions,
-    ) -> Result<(), CallError> {
+    ) -> Vec<(u64, Subject)> {
         let call = CallContext {
             plugin: self.id.clone(),
             capabilities: self.info.capabilities.clone(),
             scan: Some(scan),
             events: Some(events),
-            unit: options.unit,
-            counts: CallCounts::default(),
+            tasks: tasks
+                .into_iter()
+                .map(|(unit, subject)| TaskState::new(unit, subject))
+                .collect(),
+            started: Instant::now(),
+            logs: 0,
+            live_resources: 0,
         };
         let mut store = engine.store(call, options.deadline, options.memory);
+        let count = store.data().call.tasks.len();
         // Checked when the scan was specified; checked again here because a
         // plugin hot-loaded since may declare its arguments differently.
-        let args = self
-            .info
-            .resolve_args(&options.args)
-            .map_err(|e| CallError::Failed(format!("plugin argument {e}")))?;
-        let wit_subject = wit::Subject::from(subject);
+        let args = match self.info.resolve_args(&options.args) {
+            Ok(args) => args,
+            Err(e) => {
+                let failed = CallError::Failed(format!("plugin argument {e}"));
+                end_all(&mut store, &failed).await;
+                return Vec::new();
+            }
+        };
         let wit_options = wit::ScanOptions {
             ports: options
                 .ports
@@ -498,21 +515,68 @@ impl LoadedPlugin {
             timeout_ms: u32::try_from(options.timeout.as_millis()).unwrap_or(u32::MAX),
             args: args.into_iter().map(|(k, v)| (k, v.into())).collect(),
         };
+        let mut handles = Vec::with_capacity(count);
+        for index in 0..count {
+            match store.data_mut().push(TaskHandle(index)) {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    end_all(&mut store, &CallError::Trapped(format!("{e:#}"))).await;
+                    return Vec::new();
+                }
+            }
+        }
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            instance
-                .call_scan(&mut store, &wit_subject, &wit_options)
-                .await
+            instance.call_scan(&mut store, &handles, &wit_options).await
         };
-        match tokio::time::timeout(options.deadline, run).await {
-            Err(_) => Err(CallError::Deadline(options.deadline)),
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(message))) => Err(CallError::Failed(message)),
+        let failure = match tokio::time::timeout(options.deadline, run).await {
+            Ok(Ok(())) => None,
+            Err(_) => Some(CallError::Deadline(options.deadline)),
             Ok(Err(e)) if e.downcast_ref::<DeadlineExceeded>().is_some() => {
-                Err(CallError::Deadline(options.deadline))
+                Some(CallError::Deadline(options.deadline))
             }
-            Ok(Err(e)) => Err(CallError::Trapped(explain_trap(&e, store.data()))),
+            Ok(Err(e)) => Some(CallError::Trapped(explain_trap(&e, store.data()))),
+        };
+        match failure {
+            // Returned with a subject neither finished nor dropped (the
+            // plugin leaked its task): a fault of the plugin, not of the
+            // subject's neighbours, so it is not run again.
+            None => {
+                let leaked = CallError::Failed(
+                    "the plugin returned without finishing this subject's task".into(),
+                );
+                end_all(&mut store, &leaked).await;
+                Vec::new()
+            }
+            Some(failed) if count == 1 => {
+                end_all(&mut store, &failed).await;
+                Vec::new()
+            }
+            Some(failed) => {
+                let state = store.data_mut();
+                let mut again = Vec::new();
+                for index in 0..count {
+                    let task = &mut state.call.tasks[index];
+                    if task.finished || task.streamed {
+                        // Finished before the failure (only its sending was
+                        // cut short), or too prolific to hold: ends here.
+                        state.end_task(index, Err(failed.clone())).await;
+                    } else {
+                        task.held.clear();
+                        again.push((task.unit, task.subject.clone()));
+                    }
+                }
+                again
+            }
         }
+    }
+}
+
+/// End every task of `store`'s call not ended yet with `error`.
+async fn end_all(store: &mut Store<HostState>, error: &CallError) {
+    let state = store.data_mut();
+    for index in 0..state.call.tasks.len() {
+        state.end_task(index, Err(error.clone())).await;
     }
 }
 

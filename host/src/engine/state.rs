@@ -10,22 +10,25 @@ use crate::primitives::http::HttpCore;
 use crate::primitives::tcp::TcpCore;
 use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::CallError;
 use super::bindings::ErrorCode;
 
-/// What a running call sends to the scheduler, as it happens.
+/// What a running call sends to the scheduler, as it happens. Every event
+/// of a unit comes before its [`Event::Done`].
 #[derive(Debug)]
 pub enum Event {
     /// A finding was reported.
     Finding {
-        /// The call it came from ([`super::CallOptions::unit`]).
+        /// The unit it belongs to (the caller's number for the task).
         unit: u64,
         /// Who reported it.
         plugin: Arc<PluginId>,
@@ -34,12 +37,24 @@ pub enum Event {
     },
     /// A new subject was emitted.
     Subject {
-        /// The call it came from ([`super::CallOptions::unit`]).
+        /// The unit it came from.
         unit: u64,
         /// Who emitted it.
         plugin: Arc<PluginId>,
         /// What.
         subject: Subject,
+    },
+    /// A unit ended: its task was finished (or dropped) by the plugin, or
+    /// its call failed.
+    Done {
+        /// The unit.
+        unit: u64,
+        /// Who ran it.
+        plugin: Arc<PluginId>,
+        /// How it ended.
+        result: Result<(), CallError>,
+        /// From the start of its call to its end.
+        elapsed: Duration,
     },
 }
 
@@ -76,17 +91,44 @@ impl ScanContext {
     }
 }
 
-/// Counters of one call, checked against [`super::limits`].
-#[derive(Debug, Default)]
-pub struct CallCounts {
-    /// Findings reported.
+/// One subject of a call (a `task` resource's state): what it is, what it
+/// reported so far, and whether the plugin finished it.
+#[derive(Debug)]
+pub struct TaskState {
+    /// The caller's number for it, stamped on its events.
+    pub unit: u64,
+    /// What the plugin scans.
+    pub subject: Subject,
+    /// Findings reported, against [`super::limits::MAX_FINDINGS_PER_CALL`].
     pub findings: u64,
-    /// Subjects emitted.
+    /// Subjects emitted, against [`super::limits::MAX_SUBJECTS_PER_CALL`].
     pub subjects: u64,
-    /// Log messages written.
-    pub logs: u64,
-    /// Host resources currently held.
-    pub live_resources: usize,
+    /// Its events not sent yet. While the call has other tasks they are
+    /// held back until it is finished: a failed call runs its unfinished
+    /// tasks again alone, and what they reported in the failed call must
+    /// not be written twice.
+    pub held: VecDeque<Event>,
+    /// Reported more than [`super::limits::MAX_HELD_EVENTS`]: its events
+    /// go straight on, and a failed call ends it with its error instead of
+    /// running it again (what it reported is kept, never written twice).
+    pub streamed: bool,
+    /// Ended: its [`Event::Done`] is queued (sent once `held` is empty).
+    pub finished: bool,
+}
+
+impl TaskState {
+    /// A task for `subject`, numbered `unit` by the caller.
+    pub fn new(unit: u64, subject: Subject) -> Self {
+        TaskState {
+            unit,
+            subject,
+            findings: 0,
+            subjects: 0,
+            held: VecDeque::new(),
+            streamed: false,
+            finished: false,
+        }
+    }
 }
 
 /// The context of one call into a plugin.
@@ -100,10 +142,14 @@ pub struct CallContext {
     pub scan: Option<Arc<ScanContext>>,
     /// Where findings and subjects go; `None` while loading.
     pub events: Option<mpsc::Sender<Event>>,
-    /// The caller's number for this call, stamped on its events.
-    pub unit: u64,
-    /// Usage so far.
-    pub counts: CallCounts,
+    /// The subjects of the call, by the index their `task` resource holds.
+    pub tasks: Vec<TaskState>,
+    /// When the call started, for each unit's time.
+    pub started: Instant,
+    /// Log messages written, against [`super::limits::MAX_LOGS_PER_CALL`].
+    pub logs: u64,
+    /// Host resources currently held.
+    pub live_resources: usize,
 }
 
 impl CallContext {
@@ -121,7 +167,7 @@ impl CallContext {
 
     /// The scan, when this call may use `capability` at all: not while
     /// loading, and only when the plugin declared it.
-    fn network(&self, capability: Capability) -> Result<&ScanContext, ErrorCode> {
+    pub(crate) fn network(&self, capability: Capability) -> Result<&ScanContext, ErrorCode> {
         let scan = self
             .scan
             .as_deref()
@@ -212,20 +258,20 @@ impl HostState {
 
     /// Put a host resource in the table, counting it against the call's cap.
     pub fn push<T: Send + 'static>(&mut self, value: T) -> wasmtime::Result<Resource<T>> {
-        if self.call.counts.live_resources >= MAX_LIVE_RESOURCES {
+        if self.call.live_resources >= MAX_LIVE_RESOURCES {
             wasmtime::bail!(
                 "plugin {} holds more than {MAX_LIVE_RESOURCES} host resources at once; it is leaking handles",
                 self.call.plugin.name
             );
         }
-        self.call.counts.live_resources += 1;
+        self.call.live_resources += 1;
         Ok(self.table.push(value)?)
     }
 
     /// Remove a host resource the plugin dropped.
     pub fn delete<T: 'static>(&mut self, resource: Resource<T>) -> wasmtime::Result<T> {
         let value = self.table.delete(resource)?;
-        self.call.counts.live_resources = self.call.counts.live_resources.saturating_sub(1);
+        self.call.live_resources = self.call.live_resources.saturating_sub(1);
         Ok(value)
     }
 }

@@ -13,11 +13,13 @@
 //! - this module: the loop that starts units, waits on them and takes in
 //!   what they send.
 
+mod batch;
 pub mod input;
 mod route;
 pub mod spec;
 mod summary;
 
+pub use batch::MAX_BATCH;
 pub use spec::ScanSpec;
 pub use summary::{NetTotals, PluginStats, Summary};
 
@@ -28,7 +30,8 @@ use crate::output::{Record, Sink};
 use crate::store::{Journal, Resumed, StoreError};
 use indicatif::ProgressBar;
 use input::{InputSource, Start};
-use route::{Outcome, ScanState, Unit};
+use route::ScanState;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -111,6 +114,8 @@ pub async fn run(
         starts: Box::new(starts),
         input,
         running: JoinSet::new(),
+        batches: HashMap::new(),
+        again: VecDeque::new(),
         events_tx,
         events,
         next_unit: 0,
@@ -165,7 +170,14 @@ fn open_input<'s>(
     Ok((Some(rx), Some((source, thread))))
 }
 
-/// One run of a scan: its books, where targets come from, and the units
+/// The ports of a `host:port` target's units, instead of the scan's.
+type Ports = Option<Arc<[(u16, u16)]>>;
+
+/// Subjects of a failed batch, to run again alone: the plugin, the ports
+/// of its call, and each unit's number and subject.
+type Again = (String, Ports, Vec<(u64, Subject)>);
+
+/// One run of a scan: its books, where targets come from, and the batches
 /// running.
 struct Scan<'s> {
     spec: &'s ScanSpec,
@@ -177,9 +189,16 @@ struct Scan<'s> {
     starts: Box<dyn Iterator<Item = Start> + 's>,
     /// Lines of `-i`, until there are none.
     input: Option<mpsc::Receiver<input::Item>>,
-    running: JoinSet<Outcome>,
+    /// Plugin calls, each on a batch of units; each returns the units to
+    /// run again alone.
+    running: JoinSet<Again>,
+    /// The units of each running call, for a call lost to a host panic.
+    batches: HashMap<tokio::task::Id, Vec<u64>>,
+    /// Units of failed batches, each to run in an instance of its own
+    /// before anything new starts.
+    again: VecDeque<(String, Ports, u64, Subject)>,
     events_tx: mpsc::Sender<Event>,
-    /// What running units send: findings and subjects.
+    /// What running units send: findings, subjects, and their ends.
     events: mpsc::Receiver<Event>,
     next_unit: u64,
     progress: &'s ProgressBar,
@@ -200,7 +219,10 @@ impl Scan<'_> {
             if self.running.is_empty() {
                 // Events sent by the last units may still sit in the
                 // channel.
-                if self.state.drain(&mut self.events, sink)? || !self.state.ready.is_empty() {
+                if self.state.drain(&mut self.events, sink, self.progress)?
+                    || !self.state.ready.is_empty()
+                    || !self.again.is_empty()
+                {
                     continue;
                 }
                 // Nothing to do but wait for the next line of input.
@@ -218,7 +240,7 @@ impl Scan<'_> {
             }
             let wants_input = self.state.ready.is_empty() && self.has_room();
             tokio::select! {
-                Some(event) = self.events.recv() => self.state.handle(event, sink)?,
+                Some(event) = self.events.recv() => self.state.handle(event, sink, self.progress)?,
                 item = next_input(&mut self.input), if wants_input && self.input.is_some() => {
                     self.take(item)
                 }
@@ -229,54 +251,101 @@ impl Scan<'_> {
                     self.state.summary.interrupted = true;
                     self.running.abort_all();
                     while self.running.join_next().await.is_some() {}
-                    self.state.drain(&mut self.events, sink)?;
+                    self.state.drain(&mut self.events, sink, self.progress)?;
                     break;
                 }
-                Some(joined) = self.running.join_next() => match joined {
-                    Ok(outcome) => {
-                        // Every event of the unit was sent before its call
-                        // returned: handled first, so that the journal's
-                        // mark follows all of the unit's records.
-                        self.state.drain(&mut self.events, sink)?;
-                        self.state.finish(outcome, sink, self.progress)?;
+                Some(joined) = self.running.join_next_with_id() => {
+                    // Every event of the call was sent before it returned.
+                    self.state.drain(&mut self.events, sink, self.progress)?;
+                    match joined {
+                        Ok((id, (plugin, ports, again))) => {
+                            self.batches.remove(&id);
+                            self.again.extend(
+                                again
+                                    .into_iter()
+                                    .map(|(unit, subject)| (plugin.clone(), ports.clone(), unit, subject)),
+                            );
+                        }
+                        // A panic in host code: a bug, but the scan goes on.
+                        // Its units not ended are not marked done: a resume
+                        // runs them again.
+                        Err(e) => {
+                            tracing::error!("a scan task failed: {e}");
+                            for unit in self.batches.remove(&e.id()).unwrap_or_default() {
+                                self.state.abandon(unit);
+                                self.state.summary.errors += 1;
+                            }
+                        }
                     }
-                    // A panic in host code for this unit: a bug, but the
-                    // scan goes on. The unit is not marked done: a resume
-                    // runs it again.
-                    Err(e) => {
-                        tracing::error!("a scan task failed: {e}");
-                        self.state.summary.errors += 1;
-                    }
-                },
+                }
             }
         }
         self.state.write_outside_of_unfinished(sink)
     }
 
-    fn has_room(&self) -> bool {
+    /// Whether an instance is free.
+    fn instance_free(&self) -> bool {
         self.running.len() < self.spec.parallel.max(1)
     }
 
-    /// Start units while there is room: derived units first (they finish
-    /// what is already started), then the next target, then a line of
-    /// input already read.
+    /// Whether new work may start: an instance is free, and the work in
+    /// flight is within the scan's budget.
+    fn has_room(&self) -> bool {
+        self.instance_free() && self.state.weight < self.spec.budget()
+    }
+
+    /// Start calls while there is room: units of failed batches first
+    /// (alone; they count in the budget already), then batches of what
+    /// waits, topped up from the next targets and lines of input until it
+    /// fills the budget.
     fn fill(&mut self) {
-        while self.has_room() {
-            if let Some(unit) = self.state.ready.pop_front() {
-                self.spawn(unit);
-            } else if let Some(start) = self.starts.next() {
-                self.state.start(start, self.progress);
-            } else {
-                match self.input.as_mut().map(|rx| rx.try_recv()) {
-                    Some(Ok(item)) => {
-                        self.state.take(item, self.progress);
-                        continue;
-                    }
-                    Some(Err(mpsc::error::TryRecvError::Disconnected)) => self.input = None,
-                    Some(Err(mpsc::error::TryRecvError::Empty)) | None => {}
-                }
+        while self.instance_free() {
+            if let Some((plugin, ports, unit, subject)) = self.again.pop_front() {
+                self.spawn(plugin, ports, vec![(unit, subject)]);
+                continue;
+            }
+            if !self.has_room() {
                 break;
             }
+            let room = self.spec.budget() - self.state.weight;
+            while self.state.ready.weight() < room && self.pull() {}
+            let free = self.spec.parallel.max(1) - self.running.len();
+            let Some(batch) = self.state.ready.take(free, room, self.spec.batch) else {
+                break;
+            };
+            let (plugin, ports) = (batch[0].plugin.clone(), batch[0].ports.clone());
+            if self.registry.get(&plugin).is_none() {
+                tracing::debug!(%plugin, units = batch.len(), "plugin no longer in use; units dropped");
+                continue;
+            }
+            let tasks = batch
+                .into_iter()
+                .map(|unit| {
+                    self.next_unit += 1;
+                    (self.next_unit, self.state.started(self.next_unit, unit))
+                })
+                .collect();
+            self.spawn(plugin, ports, tasks);
+        }
+    }
+
+    /// Take the next target, or a line of input already read; whether
+    /// there was one.
+    fn pull(&mut self) -> bool {
+        if let Some(start) = self.starts.next() {
+            self.state.start(start, self.progress);
+            return true;
+        }
+        match self.input.as_mut().map(|rx| rx.try_recv()) {
+            Some(Ok(item)) => {
+                self.state.take(item, self.progress);
+                true
+            }
+            Some(Err(mpsc::error::TryRecvError::Disconnected)) => {
+                self.input = None;
+                false
+            }
+            Some(Err(mpsc::error::TryRecvError::Empty)) | None => false,
         }
     }
 
@@ -288,39 +357,29 @@ impl Scan<'_> {
         }
     }
 
-    /// Start `unit`, unless its plugin is no longer in use.
-    fn spawn(&mut self, unit: Unit) {
-        let Some(plugin) = self.registry.get(&unit.plugin) else {
-            tracing::debug!(plugin = %unit.plugin, subject = %unit.subject, "plugin no longer in use; unit dropped");
+    /// Start one call of `plugin` on `tasks` (units already started), with
+    /// `ports` (those of a `host:port` target) or the scan's. When the
+    /// plugin is no longer in use, the units are abandoned.
+    fn spawn(&mut self, plugin: String, ports: Ports, tasks: Vec<(u64, Subject)>) {
+        let Some(loaded) = self.registry.get(&plugin) else {
+            tracing::debug!(%plugin, "plugin no longer in use; units abandoned");
+            for (unit, _) in tasks {
+                self.state.abandon(unit);
+            }
             return;
         };
-        self.next_unit += 1;
-        let id = self.next_unit;
-        self.state
-            .inflight
-            .insert(id, (unit.key.clone(), unit.subject.clone()));
-        let options = self
-            .spec
-            .call_options(&plugin.info.name, unit.ports.as_deref(), id);
+        let options = self.spec.call_options(&plugin, ports.as_deref());
+        let units = tasks.iter().map(|(unit, _)| *unit).collect();
         let (engine, scan, events) = (
             self.engine.clone(),
             self.context.clone(),
             self.events_tx.clone(),
         );
-        self.state.summary.units += 1;
-        self.running.spawn(async move {
-            let started = Instant::now();
-            let result = plugin
-                .scan(&engine, scan, events, &unit.subject, &options)
-                .await;
-            Outcome {
-                unit: id,
-                plugin: plugin.id().clone(),
-                subject: unit.subject,
-                result,
-                elapsed: started.elapsed(),
-            }
+        let handle = self.running.spawn(async move {
+            let again = loaded.scan(&engine, scan, events, tasks, &options).await;
+            (plugin, ports, again)
         });
+        self.batches.insert(handle.id(), units);
     }
 }
 
@@ -346,12 +405,12 @@ pub async fn run_one(
     let (scope, scan) = spec.context();
     let scan_stats = scan.tcp.gate().stats().clone();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
-    let options = spec.call_options(&plugin.info.name, None, 0);
+    let options = spec.call_options(&plugin.info.name, None);
     let id = plugin.id().clone();
     let call_subject = subject.clone();
     let mut call = tokio::spawn(async move {
         plugin
-            .scan(&engine, scan, events_tx, &call_subject, &options)
+            .scan(&engine, scan, events_tx, vec![(0, call_subject)], &options)
             .await
     });
     let mut summary = Summary {
@@ -369,10 +428,19 @@ pub async fn run_one(
             Event::Subject {
                 plugin, subject, ..
             } => sink.write(&Record::subject(&plugin, &subject))?,
+            Event::Done {
+                plugin,
+                result: Err(e),
+                ..
+            } => {
+                summary.errors += 1;
+                sink.write(&Record::error(&plugin, &subject, e.to_string()))?;
+            }
+            Event::Done { .. } => {}
         }
         Ok(())
     };
-    let result = loop {
+    let joined = loop {
         tokio::select! {
             Some(event) = events_rx.recv() => write(event, &mut summary)?,
             joined = &mut call => break joined,
@@ -382,14 +450,13 @@ pub async fn run_one(
     while let Some(event) = events_rx.recv().await {
         write(event, &mut summary)?;
     }
-    let failure = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(e) => Some(format!("host task failed: {e}")),
-    };
-    if let Some(error) = failure {
+    if let Err(e) = joined {
         summary.errors += 1;
-        sink.write(&Record::error(&id, &subject, error))?;
+        sink.write(&Record::error(
+            &id,
+            &subject,
+            format!("host task failed: {e}"),
+        ))?;
     }
     sink.finish()?;
     summary.denied = scope.denied();

@@ -5,6 +5,7 @@
 //! `NAME:PORT`, what lies outside the scope, and every record, written to
 //! the sink and the journal together).
 
+use super::batch::Ready;
 use super::input::{self, Start};
 use super::summary::Summary;
 use super::{ScanError, ScanSpec};
@@ -16,7 +17,7 @@ use crate::scope::Scope;
 use crate::store::{DoneUnits, Journal, Resumed};
 use crate::targets::{Endpoint, PortSpec};
 use indicatif::ProgressBar;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub(super) struct Unit {
     pub ports: Option<Arc<[(u16, u16)]>>,
     /// Its identity in the result store's journal ([`unit_key`]).
     pub key: Arc<str>,
+    /// What it weighs against the scan's budget of work in flight: the
+    /// ports an address is swept on, 1 for any other subject.
+    pub weight: usize,
 }
 
 /// What identifies a unit across runs of a scan: the plugin, the subject's
@@ -53,14 +57,22 @@ fn unit_key(plugin: &str, subject: &Subject, ports: Option<&[(u16, u16)]>) -> St
     }
 }
 
+/// A unit started and not ended yet.
+struct Running {
+    /// Its journal key.
+    key: Arc<str>,
+    subject: Subject,
+    /// Its share of [`ScanState::weight`].
+    weight: usize,
+}
+
 /// How a unit ended.
-pub(super) struct Outcome {
+struct Outcome {
     /// Its number, which its events carry.
-    pub unit: u64,
-    pub plugin: Arc<PluginId>,
-    pub subject: Subject,
-    pub result: Result<(), CallError>,
-    pub elapsed: Duration,
+    unit: u64,
+    plugin: Arc<PluginId>,
+    result: Result<(), CallError>,
+    elapsed: Duration,
 }
 
 /// Port ranges shared by the units of one target.
@@ -86,7 +98,7 @@ impl Dispatch<'_> {
         &self,
         subject: &Subject,
         ports: Option<&Arc<[(u16, u16)]>>,
-        ready: &mut VecDeque<Unit>,
+        ready: &mut Ready,
         mut seen: Option<&mut HashSet<(String, SubjectKey)>>,
         summary: &mut Summary,
     ) -> bool {
@@ -110,11 +122,16 @@ impl Dispatch<'_> {
                 summary.skipped += 1;
                 continue;
             };
-            ready.push_back(Unit {
+            let weight = match subject {
+                Subject::Address { .. } => ports_len(ports.as_deref().unwrap_or(self.scan_ports)),
+                _ => 1,
+            };
+            ready.push(Unit {
                 plugin: info.name.clone(),
                 subject: subject.clone(),
                 ports,
                 key: key.into(),
+                weight,
             });
         }
         consumed
@@ -258,6 +275,11 @@ impl PortBits {
     }
 }
 
+/// How many ports `ranges` hold.
+fn ports_len(ranges: &[(u16, u16)]) -> usize {
+    ranges.iter().map(|&(a, b)| usize::from(b - a) + 1).sum()
+}
+
 /// The ports of `new` that are not in `old`.
 fn ports_minus(new: &[(u16, u16)], old: &[(u16, u16)]) -> Vec<(u16, u16)> {
     let mut bits = PortBits::default();
@@ -286,7 +308,8 @@ pub(super) struct ScanState<'r> {
     /// Out-of-scope subjects found by each running unit, by the number its
     /// events carry: written as one record when the unit ends.
     outside_found: HashMap<u64, (Arc<PluginId>, Vec<Subject>)>,
-    pub ready: VecDeque<Unit>,
+    /// Units waiting to run.
+    pub ready: Ready,
     /// Ports of `host:port` targets on names, for the addresses the names
     /// resolve to.
     pins: Pins,
@@ -297,9 +320,10 @@ pub(super) struct ScanState<'r> {
     addresses: HashMap<Box<str>, Box<[IpAddr]>>,
     /// The result store's journal, if the scan has one.
     journal: Option<&'r Journal>,
-    /// The journal key of each running unit, by the number its events
-    /// carry.
-    pub inflight: HashMap<u64, (Arc<str>, Subject)>,
+    /// Each running unit, by the number its events carry.
+    inflight: HashMap<u64, Running>,
+    /// The weight of the running units ([`Unit::weight`]).
+    pub weight: usize,
     /// What the scan did so far.
     pub summary: Summary,
 }
@@ -328,11 +352,12 @@ impl<'r> ScanState<'r> {
             outside: resumed.outside.into_iter().collect(),
             scan_ports,
             outside_found: HashMap::new(),
-            ready: VecDeque::new(),
+            ready: Ready::default(),
             pins: pins(spec),
             addresses: HashMap::new(),
             journal,
             inflight: HashMap::new(),
+            weight: 0,
             summary: Summary::default(),
         };
         for subject in resumed.emitted {
@@ -383,8 +408,8 @@ impl<'r> ScanState<'r> {
     /// has none).
     fn write(&self, sink: &mut dyn Sink, unit: u64, record: &Record) -> Result<(), ScanError> {
         sink.write(record)?;
-        if let (Some(journal), Some((key, _))) = (self.journal, self.inflight.get(&unit)) {
-            journal.record(key, record)?;
+        if let (Some(journal), Some(running)) = (self.journal, self.inflight.get(&unit)) {
+            journal.record(&running.key, record)?;
         }
         Ok(())
     }
@@ -394,11 +419,12 @@ impl<'r> ScanState<'r> {
         &mut self,
         events: &mut mpsc::Receiver<Event>,
         sink: &mut dyn Sink,
+        progress: &ProgressBar,
     ) -> Result<bool, ScanError> {
         let mut any = false;
         while let Ok(event) = events.try_recv() {
             any = true;
-            self.handle(event, sink)?;
+            self.handle(event, sink, progress)?;
         }
         Ok(any)
     }
@@ -406,8 +432,27 @@ impl<'r> ScanState<'r> {
     /// Write a finding; route an emitted subject, or report it once when it
     /// is outside the scope. Both are journaled under the unit that sent
     /// them.
-    pub fn handle(&mut self, event: Event, sink: &mut dyn Sink) -> Result<(), ScanError> {
+    pub fn handle(
+        &mut self,
+        event: Event,
+        sink: &mut dyn Sink,
+        progress: &ProgressBar,
+    ) -> Result<(), ScanError> {
         match event {
+            Event::Done {
+                unit,
+                plugin,
+                result,
+                elapsed,
+            } => {
+                let outcome = Outcome {
+                    unit,
+                    plugin,
+                    result,
+                    elapsed,
+                };
+                self.finish(outcome, sink, progress)?;
+            }
             Event::Finding {
                 unit,
                 plugin,
@@ -432,7 +477,7 @@ impl<'r> ScanState<'r> {
                 };
                 let journal = self
                     .journal
-                    .zip(self.inflight.get(&unit).map(|(key, _)| key));
+                    .zip(self.inflight.get(&unit).map(|running| &running.key));
                 if !in_scope {
                     self.summary.out_of_scope += 1;
                     if self.outside.insert(subject.key()) {
@@ -469,18 +514,48 @@ impl<'r> ScanState<'r> {
         matches!(subject, Subject::Address { ip, host: None } if self.scope.is_target(*ip))
     }
 
+    /// Take in that `unit` starts, numbered `id`: its subject, to run.
+    pub fn started(&mut self, id: u64, unit: Unit) -> Subject {
+        self.summary.units += 1;
+        self.weight += unit.weight;
+        self.inflight.insert(
+            id,
+            Running {
+                key: unit.key,
+                subject: unit.subject.clone(),
+                weight: unit.weight,
+            },
+        );
+        unit.subject
+    }
+
+    /// Take in that the running unit `id` will not end: its plugin is gone,
+    /// or its call was lost to a host panic. It is not marked done (a
+    /// resume runs it again); what it found outside the scope is written
+    /// at the end.
+    pub fn abandon(&mut self, id: u64) {
+        if let Some(running) = self.inflight.get_mut(&id) {
+            self.weight -= running.weight;
+            running.weight = 0;
+        }
+    }
+
     /// Close the books of a unit that ended: its out-of-scope record, its
     /// statistics, its error if it failed, and its mark in the journal
     /// (after all its records, so a resume skips it only when they are all
-    /// stored). Its events must have been handled first.
-    pub fn finish(
+    /// stored). Its events come before its end, so they are handled.
+    fn finish(
         &mut self,
         outcome: Outcome,
         sink: &mut dyn Sink,
         progress: &ProgressBar,
     ) -> Result<(), ScanError> {
+        let Some(running) = self.inflight.get(&outcome.unit) else {
+            return Ok(());
+        };
+        let subject = running.subject.clone();
         if let Some((_, outside)) = self.outside_found.remove(&outcome.unit) {
-            let record = Record::out_of_scope(&outcome.plugin, &outcome.subject, &outside);
+            let record = Record::out_of_scope(&outcome.plugin, &subject, &outside);
             self.write(sink, outcome.unit, &record)?;
         }
         let stats = self
@@ -492,14 +567,16 @@ impl<'r> ScanState<'r> {
         stats.time += outcome.elapsed;
         if let Err(e) = &outcome.result {
             stats.errors += 1;
-            tracing::info!(plugin = %outcome.plugin.name, subject = %outcome.subject, "unit failed: {e}");
+            tracing::info!(plugin = %outcome.plugin.name, %subject, "unit failed: {e}");
             self.summary.errors += 1;
-            let record = Record::error(&outcome.plugin, &outcome.subject, e.to_string());
+            let record = Record::error(&outcome.plugin, &subject, e.to_string());
             self.write(sink, outcome.unit, &record)?;
         }
-        if let (Some(journal), Some((key, _))) = (self.journal, self.inflight.remove(&outcome.unit))
-        {
-            journal.done(&key, outcome.result.is_err())?;
+        if let Some(running) = self.inflight.remove(&outcome.unit) {
+            self.weight -= running.weight;
+            if let Some(journal) = self.journal {
+                journal.done(&running.key, outcome.result.is_err())?;
+            }
         }
         progress.set_message(format!(
             "{} unit(s), {} finding(s), {} error(s)",
@@ -515,10 +592,10 @@ impl<'r> ScanState<'r> {
         let mut left: Vec<_> = self.outside_found.drain().collect();
         left.sort_by_key(|(unit, _)| *unit);
         for (unit, (plugin, outside)) in left {
-            let Some((_, subject)) = self.inflight.get(&unit) else {
+            let Some(running) = self.inflight.get(&unit) else {
                 continue;
             };
-            let record = Record::out_of_scope(&plugin, subject, &outside);
+            let record = Record::out_of_scope(&plugin, &running.subject, &outside);
             self.write(sink, unit, &record)?;
         }
         Ok(())

@@ -49,8 +49,10 @@ pub struct ScanSpec {
     pub resolver: ResolverSettings,
     /// TLS trust roots.
     pub tls: TlsCore,
-    /// Plugin calls running at once.
+    /// Plugin instances running at once (each scans a batch of subjects).
     pub parallel: usize,
+    /// The most subjects one instance scans at once (`--batch-size`).
+    pub batch: usize,
     /// Arguments per plugin name.
     pub plugin_args: HashMap<String, Vec<(String, String)>>,
     /// The plugins to run, by name (`--plugins`); `None` runs every plugin
@@ -88,20 +90,27 @@ impl ScanSpec {
 
     /// What one call of `plugin` gets: the scan's ports, or those of the
     /// target that named its own.
-    pub(super) fn call_options(
-        &self,
-        plugin: &str,
-        ports: Option<&[(u16, u16)]>,
-        unit: u64,
-    ) -> CallOptions {
+    pub(super) fn call_options(&self, plugin: &str, ports: Option<&[(u16, u16)]>) -> CallOptions {
         CallOptions {
-            unit,
             ports: ports.unwrap_or(self.ports.ranges()).to_vec(),
             timeout: self.timeout,
             args: self.plugin_args.get(plugin).cloned().unwrap_or_default(),
             deadline: self.plugin_timeout,
             memory: self.plugin_memory,
         }
+    }
+
+    /// How much work may be in flight at once, in [`route::Unit`] weight
+    /// (an address's ports, or 1 a subject): enough to keep
+    /// `--concurrency` busy several times over, since subjects spend most
+    /// of their time waiting, and one unit for each instance at least.
+    ///
+    /// [`route::Unit`]: super::route::Unit
+    pub(super) fn budget(&self) -> usize {
+        self.limits
+            .concurrency
+            .saturating_mul(4)
+            .max(self.parallel.max(1))
     }
 
     /// The names and `host:port` targets this run starts from, this
@@ -184,8 +193,10 @@ pub struct ScanRequest {
     pub plugins: Option<Vec<String>>,
     /// Concurrency, per-host cap, rate and retries.
     pub limits: Limits,
-    /// Plugin calls at once.
+    /// Plugin instances at once.
     pub parallel: usize,
+    /// The most subjects one instance scans at once.
+    pub batch: usize,
     /// What every call gets.
     pub call: CallRequest,
 }
@@ -365,6 +376,7 @@ impl ScanSpec {
             resolver: call.resolver.clone(),
             tls: gathered.tls,
             parallel: request.parallel,
+            batch: request.batch,
             plugin_args,
             plugins: request.plugins.clone(),
         })
@@ -402,6 +414,7 @@ impl ScanSpec {
             resolver: call.resolver.clone(),
             tls,
             parallel: 1,
+            batch: 1,
             plugin_args: call.plugin_args(&[plugin])?,
             plugins: None,
         })
@@ -500,6 +513,7 @@ mod tests {
             plugins: None,
             limits: Limits::default(),
             parallel: 8,
+            batch: 256,
             call: CallRequest {
                 ports: "22,80".parse().unwrap(),
                 plugin_args: Vec::new(),

@@ -12,6 +12,7 @@
 mod identify;
 mod service;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 use wscan_sdk::prelude::*;
@@ -61,18 +62,7 @@ impl Plugin for Port {
         let Subject::Address(target) = subject else {
             return Err("the port plugin consumes addresses only".into());
         };
-        // The host checked each value against its declared range and
-        // filled in the defaults; the fallbacks only serve an older host.
-        let settings = Settings {
-            banner: options.boolean("banner").unwrap_or(true),
-            banner_bytes: options
-                .integer("banner-bytes")
-                .unwrap_or(DEFAULT_BANNER_BYTES),
-            banner_wait: options
-                .duration("banner-timeout")
-                .unwrap_or(Duration::from_millis(DEFAULT_BANNER_MS)),
-            identify: options.boolean("identify").unwrap_or(true),
-        };
+        let settings = Settings::new(&options);
         let ip = wscan_sdk::to_ip(target.address);
         let mut probe = tcp::probe(ip, &options.ports, None).context(format_args!("probe {ip}"))?;
 
@@ -93,6 +83,68 @@ impl Plugin for Port {
         }
         Ok(())
     }
+
+    /// Every address of the batch in one sweep: on a network of one port,
+    /// one probe of hundreds of addresses instead of hundreds of probes.
+    async fn scan_batch(tasks: Vec<Task>, options: ScanOptions) {
+        let settings = Settings::new(&options);
+        // The tasks of each address (one address may come with several
+        // host names).
+        let mut by_ip: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+        for (index, task) in tasks.iter().enumerate() {
+            if let Subject::Address(target) = task.subject() {
+                by_ip
+                    .entry(wscan_sdk::to_ip(target.address))
+                    .or_default()
+                    .push(index);
+            }
+        }
+        let ips: Vec<IpAddr> = by_ip.keys().copied().collect();
+        let mut probe = match tcp::probe_many(&ips, &options.ports, None) {
+            Ok(probe) => probe,
+            Err(e) => {
+                let failed = Error::from(e);
+                for task in tasks {
+                    task.finish(Err(failed.clone()));
+                }
+                return;
+            }
+        };
+        let mut grabs = Vec::new();
+        while let Some(batch) = probe.next().await {
+            for result in batch {
+                if result.state != tcp::PortState::Open {
+                    continue;
+                }
+                for &index in &by_ip[&result.ip] {
+                    let task = &tasks[index];
+                    let Subject::Address(target) = task.subject() else {
+                        continue;
+                    };
+                    let host = target.host.clone();
+                    task.enter(|| {
+                        report_open(result.ip, result.port, host.clone());
+                        grabs.push(wscan_sdk::spawn(details(
+                            result.ip,
+                            result.port,
+                            host,
+                            settings,
+                        )));
+                    });
+                }
+            }
+        }
+        for grab in grabs {
+            grab.await;
+        }
+        for task in tasks {
+            let result = match task.subject() {
+                Subject::Address(_) => Ok(()),
+                _ => Err("the port plugin consumes addresses only".into()),
+            };
+            task.finish(result);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -101,6 +153,23 @@ struct Settings {
     banner_bytes: u32,
     banner_wait: Duration,
     identify: bool,
+}
+
+impl Settings {
+    fn new(options: &ScanOptions) -> Self {
+        // The host checked each value against its declared range and
+        // filled in the defaults; the fallbacks only serve an older host.
+        Settings {
+            banner: options.boolean("banner").unwrap_or(true),
+            banner_bytes: options
+                .integer("banner-bytes")
+                .unwrap_or(DEFAULT_BANNER_BYTES),
+            banner_wait: options
+                .duration("banner-timeout")
+                .unwrap_or(Duration::from_millis(DEFAULT_BANNER_MS)),
+            identify: options.boolean("identify").unwrap_or(true),
+        }
+    }
 }
 
 /// Report `port` open, named by its number alone (the banner may say more

@@ -19,10 +19,12 @@ fn truncate(message: &str, max: usize) -> &str {
 
 impl Host for HostState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        let counts = &mut self.call.counts;
-        counts.logs += 1;
-        if counts.logs > MAX_LOGS_PER_CALL {
-            if counts.logs == MAX_LOGS_PER_CALL + 1 {
+        // The cap grows with the subjects of the call, so a batch logs as
+        // much per subject as a call of one.
+        let cap = MAX_LOGS_PER_CALL * self.call.tasks.len().max(1) as u64;
+        self.call.logs += 1;
+        if self.call.logs > cap {
+            if self.call.logs == cap + 1 {
                 tracing::warn!(plugin = %self.call.plugin.name, "plugin log limit reached; further messages dropped");
             }
             return Ok(());

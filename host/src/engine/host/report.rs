@@ -1,13 +1,19 @@
-//! The `wscan:plugin/report` interface: findings and subjects stream to the
-//! scheduler as the plugin reports them. Sending waits when the scheduler is
-//! behind, so a flood of findings applies back-pressure instead of memory.
+//! The `wscan:plugin/report` interface: the `task` of each subject of a
+//! call, through which its findings and subjects reach the scheduler. A
+//! call of one subject streams them as they come (sending waits when the
+//! scheduler is behind, so a flood of findings applies back-pressure
+//! instead of memory); a batch holds each subject's until it is finished.
 
+use crate::engine::CallError;
 use crate::engine::bindings::ErrorCode;
-use crate::engine::bindings::wscan::plugin::report::Host;
+use crate::engine::bindings::wscan::plugin::report::{Host, HostTask};
 use crate::engine::bindings::wscan::plugin::types as wit;
-use crate::engine::limits::{MAX_FINDING_DATA_BYTES, MAX_FINDINGS_PER_CALL, MAX_SUBJECTS_PER_CALL};
+use crate::engine::limits::{
+    MAX_FINDING_DATA_BYTES, MAX_FINDINGS_PER_CALL, MAX_HELD_EVENTS, MAX_SUBJECTS_PER_CALL,
+};
 use crate::engine::state::{Event, HostState};
 use crate::model::Finding;
+use wasmtime::component::Resource;
 
 /// Check a finding's fields and turn it into the host's type.
 fn validate(finding: wit::Finding) -> Result<Finding, ErrorCode> {
@@ -32,56 +38,153 @@ fn validate(finding: wit::Finding) -> Result<Finding, ErrorCode> {
     })
 }
 
-impl Host for HostState {
+/// The `task` resource: the index of its subject in the call's
+/// [`TaskState`]s, where its state stays after the plugin lets go of it.
+pub struct TaskHandle(pub usize);
+
+impl Host for HostState {}
+
+impl HostState {
+    /// The task `this` stands for, unless it is finished.
+    fn open_task(&mut self, this: &Resource<TaskHandle>) -> wasmtime::Result<Option<usize>> {
+        let index = self.table.get(this)?.0;
+        Ok((!self.call.tasks[index].finished).then_some(index))
+    }
+
+    /// Send `event` of task `index` on, or hold it while the call has other
+    /// tasks (see [`TaskState::held`](crate::engine::state::TaskState::held)).
+    async fn report(&mut self, index: usize, event: Event) {
+        let alone = self.call.tasks.len() == 1;
+        let task = &mut self.call.tasks[index];
+        task.held.push_back(event);
+        if !alone && !task.streamed {
+            if task.held.len() < MAX_HELD_EVENTS {
+                return;
+            }
+            // A subject this prolific would hold memory without bound: it
+            // streams from now on, and is not run again if the call fails.
+            task.streamed = true;
+        }
+        self.flush(index).await;
+    }
+
+    /// Send task `index`'s events on. Each leaves the task only once the
+    /// channel has room for it, so a call stopped while it waits loses
+    /// none: the caller flushes the rest.
+    pub async fn flush(&mut self, index: usize) {
+        let Some(sender) = self.call.events.clone() else {
+            return;
+        };
+        while !self.call.tasks[index].held.is_empty() {
+            // The scheduler outlives every call; a closed channel means the
+            // scan is being torn down, and the call is about to be dropped.
+            let Ok(permit) = sender.reserve().await else {
+                return;
+            };
+            if let Some(event) = self.call.tasks[index].held.pop_front() {
+                permit.send(event);
+            }
+        }
+    }
+
+    /// End task `index` with `result`: its held events, then its `Done`,
+    /// go to the scheduler. A task already ended only sends what is left.
+    pub async fn end_task(&mut self, index: usize, result: Result<(), CallError>) {
+        let task = &mut self.call.tasks[index];
+        if !task.finished {
+            task.finished = true;
+            task.held.push_back(Event::Done {
+                unit: task.unit,
+                plugin: self.call.plugin.clone(),
+                result,
+                elapsed: self.call.started.elapsed(),
+            });
+        }
+        self.flush(index).await;
+    }
+}
+
+impl HostTask for HostState {
+    async fn subject(&mut self, this: Resource<TaskHandle>) -> wasmtime::Result<wit::Subject> {
+        let index = self.table.get(&this)?.0;
+        Ok(wit::Subject::from(&self.call.tasks[index].subject))
+    }
+
     async fn emit_finding(
         &mut self,
+        this: Resource<TaskHandle>,
         finding: wit::Finding,
     ) -> wasmtime::Result<Result<(), ErrorCode>> {
-        let Some(events) = self.call.events.clone() else {
+        if self.call.events.is_none() {
             return Ok(Err(ErrorCode::AccessDenied(
                 "describe() may not report".into(),
             )));
+        }
+        let Some(index) = self.open_task(&this)? else {
+            return Ok(Err(ErrorCode::InvalidState));
         };
-        if self.call.counts.findings >= MAX_FINDINGS_PER_CALL {
+        let task = &mut self.call.tasks[index];
+        if task.findings >= MAX_FINDINGS_PER_CALL {
             return Ok(Err(ErrorCode::LimitExceeded));
         }
         let finding = match validate(finding) {
             Ok(f) => f,
             Err(e) => return Ok(Err(e)),
         };
-        self.call.counts.findings += 1;
+        task.findings += 1;
         let event = Event::Finding {
-            unit: self.call.unit,
+            unit: task.unit,
             plugin: self.call.plugin.clone(),
             finding,
         };
-        // The scheduler outlives every call; a closed channel means the scan
-        // is being torn down, and the call is about to be dropped anyway.
-        let _ = events.send(event).await;
+        self.report(index, event).await;
         Ok(Ok(()))
     }
 
     async fn emit_subject(
         &mut self,
+        this: Resource<TaskHandle>,
         subject: wit::Subject,
     ) -> wasmtime::Result<Result<(), ErrorCode>> {
-        let Some(events) = self.call.events.clone() else {
+        if self.call.events.is_none() {
             return Ok(Err(ErrorCode::AccessDenied(
                 "describe() may not report".into(),
             )));
+        }
+        let Some(index) = self.open_task(&this)? else {
+            return Ok(Err(ErrorCode::InvalidState));
         };
-        if self.call.counts.subjects >= MAX_SUBJECTS_PER_CALL {
+        let task = &mut self.call.tasks[index];
+        if task.subjects >= MAX_SUBJECTS_PER_CALL {
             return Ok(Err(ErrorCode::LimitExceeded));
         }
-        self.call.counts.subjects += 1;
-        let _ = events
-            .send(Event::Subject {
-                unit: self.call.unit,
-                plugin: self.call.plugin.clone(),
-                subject: subject.into(),
-            })
-            .await;
+        task.subjects += 1;
+        let event = Event::Subject {
+            unit: task.unit,
+            plugin: self.call.plugin.clone(),
+            subject: subject.into(),
+        };
+        self.report(index, event).await;
         Ok(Ok(()))
+    }
+
+    async fn finish(
+        &mut self,
+        task: Resource<TaskHandle>,
+        outcome: Result<(), String>,
+    ) -> wasmtime::Result<()> {
+        let index = self.delete(task)?.0;
+        self.end_task(index, outcome.map_err(CallError::Failed))
+            .await;
+        Ok(())
+    }
+
+    async fn drop(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {
+        let index = self.delete(task)?.0;
+        let dropped =
+            CallError::Failed("the plugin dropped this subject's task without finishing it".into());
+        self.end_task(index, Err(dropped)).await;
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use crate::engine::limits::MAX_READ_BYTES;
 use crate::engine::state::HostState;
 use crate::model::Capability;
 use crate::primitives::tcp::core::{NetError, PortState, TcpConnection};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::sync::mpsc;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
@@ -50,8 +50,8 @@ pub type FutureWritten = Pending<Result<u64, ErrorCode>>;
 
 /// The `port-probe` resource: results stream in from the probe's tasks.
 pub struct PortProbe {
-    rx: mpsc::UnboundedReceiver<(u16, PortState)>,
-    buffer: Vec<(u16, PortState)>,
+    rx: mpsc::UnboundedReceiver<(IpAddr, u16, PortState)>,
+    buffer: Vec<(IpAddr, u16, PortState)>,
     done: bool,
 }
 
@@ -95,7 +95,7 @@ impl wit::Host for HostState {
 
     async fn probe(
         &mut self,
-        address: IpAddress,
+        addresses: Vec<IpAddress>,
         ports: Vec<PortRange>,
         timeout_ms: Option<u32>,
     ) -> wasmtime::Result<Result<Resource<PortProbe>, ErrorCode>> {
@@ -105,12 +105,19 @@ impl wit::Host for HostState {
                 bad.first, bad.last
             ))));
         }
-        let ip = to_ip(address);
+        let ips: Vec<IpAddr> = addresses.into_iter().map(to_ip).collect();
         let timeout = self.call.timeout(timeout_ms);
-        let rx = match self.call.authorize(Capability::Tcp, ip) {
+        // Every address is checked before anything is sent: one outside
+        // the scope denies the whole probe.
+        for &ip in &ips {
+            if let Err(code) = self.call.authorize(Capability::Tcp, ip) {
+                return Ok(Err(code));
+            }
+        }
+        let rx = match self.call.network(Capability::Tcp) {
             Err(code) => return Ok(Err(code)),
             Ok(scan) => scan.tcp.probe(
-                ip,
+                ips,
                 ports.iter().map(|r| (r.first, r.last)).collect(),
                 timeout,
             ),
@@ -275,7 +282,8 @@ impl wit::HostPortProbe for HostState {
             probe
                 .buffer
                 .drain(..)
-                .map(|(port, state)| wit::ProbeResult {
+                .map(|(ip, port, state)| wit::ProbeResult {
+                    address: from_ip(ip),
                     port,
                     state: state.into(),
                 })

@@ -52,7 +52,7 @@ impl From<io::Error> for NetError {
 }
 
 /// The state of one probed port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PortState {
     /// Accepted.
     Open,
@@ -131,38 +131,46 @@ impl TcpCore {
         }
     }
 
-    /// Probe every port in `ports` on `ip`; results arrive on the returned
-    /// channel as they are known. Dropping the receiver stops the probe.
+    /// Probe every port in `ports` on each of `ips`, port by port across
+    /// the addresses (so a limit per host never idles the sweep); results
+    /// arrive on the returned channel as they are known. Dropping the
+    /// receiver stops the probe.
     pub fn probe(
         &self,
-        ip: IpAddr,
+        ips: Vec<IpAddr>,
         ports: Vec<(u16, u16)>,
         timeout: Duration,
-    ) -> mpsc::UnboundedReceiver<(u16, PortState)> {
+    ) -> mpsc::UnboundedReceiver<(IpAddr, u16, PortState)> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let ports: Arc<Vec<u16>> = Arc::new(ports.into_iter().flat_map(|(a, b)| a..=b).collect());
+        let ports: Vec<u16> = ports.into_iter().flat_map(|(a, b)| a..=b).collect();
+        let total = ports.len().saturating_mul(ips.len());
+        let sweep = Arc::new((ips, ports));
         let next = Arc::new(AtomicUsize::new(0));
         // Spread the sweep over one task per core so connect syscalls and
         // completions do not all queue on a single worker thread; each task
         // keeps its share of the concurrency budget busy.
-        let workers = cores().min(ports.len().max(1));
+        let workers = cores().min(total.max(1));
         let limits = self.gate.limits();
         let budget = limits
             .host_concurrency
             .map_or(limits.concurrency, |h| h.min(limits.concurrency));
         let per_worker = (budget / workers).max(1);
         for _ in 0..workers {
-            let (tx, ports, next, core) = (tx.clone(), ports.clone(), next.clone(), self.clone());
+            let (tx, sweep, next, core) = (tx.clone(), sweep.clone(), next.clone(), self.clone());
             tokio::spawn(async move {
+                let (ips, ports) = &*sweep;
                 let mut in_flight = futures::stream::FuturesUnordered::new();
                 loop {
                     while in_flight.len() < per_worker {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&port) = ports.get(i) else { break };
+                        if i >= total {
+                            break;
+                        }
+                        let (ip, port) = (ips[i % ips.len()], ports[i / ips.len()]);
                         let core = core.clone();
                         in_flight.push(async move {
                             let state = core.probe_port(SocketAddr::new(ip, port), timeout).await;
-                            (port, state)
+                            (ip, port, state)
                         });
                     }
                     match futures::StreamExt::next(&mut in_flight).await {
@@ -407,13 +415,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn probe_reports_every_port_once() {
+    async fn probe_reports_every_port_of_every_address_once() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let open = listener.local_addr().unwrap().port();
         let closed = closed_port().await.port();
-        let ip = "127.0.0.1".parse().unwrap();
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
         let mut rx = core(4).probe(
-            ip,
+            vec![a, b],
             vec![(open, open), (closed, closed)],
             Duration::from_secs(2),
         );
@@ -421,9 +429,16 @@ mod tests {
         while let Some(r) = rx.recv().await {
             got.push(r);
         }
-        got.sort_by_key(|r| r.0);
-        let mut want = vec![(open, PortState::Open), (closed, PortState::Closed)];
-        want.sort_by_key(|r| r.0);
+        got.sort();
+        // The listener is bound to 127.0.0.1 alone: the same port on
+        // 127.0.0.2 is closed.
+        let mut want = vec![
+            (a, open, PortState::Open),
+            (a, closed, PortState::Closed),
+            (b, open, PortState::Closed),
+            (b, closed, PortState::Closed),
+        ];
+        want.sort();
         assert_eq!(got, want);
     }
 }

@@ -1,0 +1,181 @@
+//! Units waiting to run, grouped so that one plugin instance takes many:
+//! a batch is units of one plugin with the same ports (one call's
+//! options), and its size follows the work waiting and the instances
+//! free.
+//!
+//! Instantiating a component costs about as much CPU as a connect; on a
+//! sweep of many addresses and one port, one instance per address would
+//! be the whole cost of the scan. A few units waiting and many instances
+//! free (three HTTP services) still get one instance each, so slow work
+//! is spread as widely as before.
+
+use super::route::Unit;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// The most subjects one instance is given at once. Past a few hundred,
+/// an instance's cost is already spread thin, and a batch stopped by one
+/// bad subject has more to run again.
+pub const MAX_BATCH: usize = 256;
+
+/// What units of one batch share: the plugin, and the ports of a
+/// `host:port` target (`None`: the scan's).
+type Group = (String, Option<Arc<[(u16, u16)]>>);
+
+/// The queue of units not started yet, by group; groups take turns.
+#[derive(Default)]
+pub(super) struct Ready {
+    groups: HashMap<Group, VecDeque<Unit>>,
+    /// Groups with units waiting, the next to run first.
+    turn: VecDeque<Group>,
+    /// Units waiting.
+    len: usize,
+    /// The units' weight, summed.
+    weight: usize,
+}
+
+impl Ready {
+    /// Queue `unit` behind the units of its group.
+    pub fn push(&mut self, unit: Unit) {
+        let group = (unit.plugin.clone(), unit.ports.clone());
+        let queue = self.groups.entry(group.clone()).or_default();
+        if queue.is_empty() {
+            self.turn.push_back(group);
+        }
+        self.len += 1;
+        self.weight += unit.weight;
+        queue.push_back(unit);
+    }
+
+    /// The units' weight, summed ([`Unit::weight`]).
+    pub fn weight(&self) -> usize {
+        self.weight
+    }
+
+    /// Whether no unit waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The next batch: units of the group whose turn it is, as many as
+    /// [`batch_size`] says for `free` instances and at most `max`, while
+    /// their weight fits in `room` (one unit at least, whatever its
+    /// weight).
+    pub fn take(&mut self, free: usize, room: usize, max: usize) -> Option<Vec<Unit>> {
+        let group = self.turn.pop_front()?;
+        let queue = self.groups.get_mut(&group)?;
+        let size = batch_size(queue.len(), free).min(max.max(1));
+        let mut batch = Vec::with_capacity(size);
+        let mut weight = 0;
+        while batch.len() < size {
+            let Some(unit) = queue.front() else { break };
+            if !batch.is_empty() && weight + unit.weight > room {
+                break;
+            }
+            weight += unit.weight;
+            batch.extend(queue.pop_front());
+        }
+        self.len -= batch.len();
+        self.weight -= weight;
+        if queue.is_empty() {
+            self.groups.remove(&group);
+        } else {
+            self.turn.push_back(group);
+        }
+        Some(batch)
+    }
+}
+
+/// How many of `waiting` units one of `free` instances takes: an even
+/// share, so what waits is spread over every free instance, within 1 and
+/// [`MAX_BATCH`].
+pub(super) fn batch_size(waiting: usize, free: usize) -> usize {
+    waiting.div_ceil(free.max(1)).clamp(1, MAX_BATCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Subject;
+
+    fn unit(plugin: &str, n: u8, ports: Option<&Arc<[(u16, u16)]>>) -> Unit {
+        Unit {
+            plugin: plugin.into(),
+            subject: Subject::Address {
+                ip: [10, 0, 0, n].into(),
+                host: None,
+            },
+            ports: ports.cloned(),
+            key: format!("{plugin} {n}").into(),
+            weight: 1,
+        }
+    }
+
+    #[test]
+    fn few_units_spread_over_free_instances_many_share_one() {
+        assert_eq!(batch_size(3, 64), 1);
+        assert_eq!(batch_size(1000, 64), 16);
+        assert_eq!(batch_size(100_000, 4), MAX_BATCH);
+        assert_eq!(batch_size(5, 0), 5);
+        assert_eq!(batch_size(0, 8), 1);
+    }
+
+    #[test]
+    fn a_batch_holds_one_plugin_and_one_set_of_ports() {
+        let pinned: Arc<[(u16, u16)]> = Arc::from(&[(443, 443)][..]);
+        let mut ready = Ready::default();
+        for n in 0..4 {
+            ready.push(unit("port", n, None));
+            ready.push(unit("dns", n, None));
+        }
+        ready.push(unit("port", 9, Some(&pinned)));
+        assert_eq!(ready.weight(), 9);
+        let mut seen = Vec::new();
+        while let Some(batch) = ready.take(1, usize::MAX, MAX_BATCH) {
+            let first = &batch[0];
+            assert!(
+                batch
+                    .iter()
+                    .all(|u| u.plugin == first.plugin && u.ports == first.ports)
+            );
+            seen.push((first.plugin.clone(), first.ports.is_some(), batch.len()));
+        }
+        assert!(ready.is_empty());
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("dns".to_string(), false, 4),
+                ("port".to_string(), false, 4),
+                ("port".to_string(), true, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn groups_take_turns_and_weight_bounds_a_batch() {
+        let mut ready = Ready::default();
+        for n in 0..10 {
+            ready.push(unit("port", n, None));
+        }
+        ready.push(unit("http", 0, None));
+        // Two free instances: five units each, but only three fit.
+        let first = ready.take(2, 3, MAX_BATCH).unwrap();
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[0].plugin, "port");
+        // The other group's turn comes before the rest of the first.
+        assert_eq!(ready.take(2, 3, MAX_BATCH).unwrap()[0].plugin, "http");
+        // A unit heavier than the room still runs, alone.
+        let mut heavy = unit("port", 20, None);
+        heavy.weight = 65_535;
+        let mut alone = Ready::default();
+        alone.push(heavy);
+        alone.push(unit("port", 21, None));
+        assert_eq!(alone.take(1, 10, MAX_BATCH).unwrap().len(), 1);
+        // And `--batch-size` bounds every batch.
+        for n in 0..10 {
+            alone.push(unit("port", n, None));
+        }
+        assert_eq!(alone.take(1, usize::MAX, 3).unwrap().len(), 3);
+    }
+}
