@@ -1,22 +1,29 @@
 //! The physical-limit reference of the benchmarks (`bench/`): the least a
-//! tokio connect scan can do. Connects to every port of a range with N in
-//! flight, spread over one task per core as wscan's sweep is, closes each
-//! with a reset, and prints the open ones. No plugins, no scope, no output
-//! format: what wscan's port plugin is measured against.
+//! tokio connect scan can do. Connects to every port of a range on every
+//! address of a block with N in flight, spread over one task per core as
+//! wscan's sweep is, closes each with a reset, and prints the open ones
+//! (`PORT/tcp open`, after `ADDRESS` when the block has more than one). No
+//! plugins, no scope, no output format: what wscan's port plugin is
+//! measured against.
 //!
-//! `connect_loop ADDRESS FIRST-LAST [CONCURRENCY] [TIMEOUT-MS]`
+//! `connect_loop ADDRESS[/PREFIX] FIRST-LAST [CONCURRENCY] [TIMEOUT-MS]`
 
 use futures::StreamExt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: connect_loop ADDRESS FIRST-LAST [CONCURRENCY] [TIMEOUT-MS]";
-    let ip: IpAddr = args.get(1).and_then(|a| a.parse().ok()).expect(usage);
+    let usage = "usage: connect_loop ADDRESS[/PREFIX] FIRST-LAST [CONCURRENCY] [TIMEOUT-MS]";
+    let block: ipnet::IpNet = args
+        .get(1)
+        .and_then(|a| a.parse().ok().or_else(|| a.parse::<IpAddr>().ok().map(Into::into)))
+        .expect(usage);
+    let ips: Arc<Vec<IpAddr>> = Arc::new(block.hosts().collect());
+    let single = ips.len() == 1;
     let (first, last) = args
         .get(2)
         .and_then(|r| r.split_once('-'))
@@ -26,31 +33,36 @@ async fn main() {
     let timeout = Duration::from_millis(args.get(4).map_or(1000, |t| t.parse().expect(usage)));
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let next = Arc::new(AtomicU32::new(u32::from(first)));
+    // Port by port across the addresses, as wscan's probe goes.
+    let ports = u64::from(last - first) + 1;
+    let total = ports * ips.len() as u64;
+    let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let next = next.clone();
+        let (next, ips) = (next.clone(), ips.clone());
         tasks.push(tokio::spawn(async move {
-            let ports = futures::stream::iter(std::iter::from_fn(|| {
-                let port = next.fetch_add(1, Ordering::Relaxed);
-                (port <= u32::from(last)).then_some(port as u16)
+            let targets = futures::stream::iter(std::iter::from_fn(|| {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                (i < total).then(|| {
+                    let n = ips.len() as u64;
+                    SocketAddr::new(ips[(i % n) as usize], first + (i / n) as u16)
+                })
             }));
-            ports
-                .map(|port| async move {
-                    let addr = SocketAddr::new(ip, port);
+            targets
+                .map(|addr| async move {
                     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
                     {
                         Ok(Ok(stream)) if stream.local_addr().ok() != Some(addr) => {
                             let _ =
                                 socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                            Some(port)
+                            Some(addr)
                         }
                         _ => None,
                     }
                 })
                 .buffer_unordered((concurrency / workers).max(1))
-                .filter_map(|p| async move { p })
-                .collect::<Vec<u16>>()
+                .filter_map(|a| async move { a })
+                .collect::<Vec<SocketAddr>>()
                 .await
         }));
     }
@@ -59,7 +71,11 @@ async fn main() {
         open.extend(task.await.expect("worker"));
     }
     open.sort_unstable();
-    for port in open {
-        println!("{port}/tcp open");
+    for addr in open {
+        if single {
+            println!("{}/tcp open", addr.port());
+        } else {
+            println!("{} {}/tcp open", addr.ip(), addr.port());
+        }
     }
 }
