@@ -20,7 +20,11 @@ async fn main() {
     let usage = "usage: connect_loop ADDRESS[/PREFIX] FIRST-LAST [CONCURRENCY] [TIMEOUT-MS]";
     let block: ipnet::IpNet = args
         .get(1)
-        .and_then(|a| a.parse().ok().or_else(|| a.parse::<IpAddr>().ok().map(Into::into)))
+        .and_then(|a| {
+            a.parse()
+                .ok()
+                .or_else(|| a.parse::<IpAddr>().ok().map(Into::into))
+        })
         .expect(usage);
     let ips: Arc<Vec<IpAddr>> = Arc::new(block.hosts().collect());
     let single = ips.len() == 1;

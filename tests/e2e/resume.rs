@@ -240,6 +240,64 @@ fn a_scan_killed_at_several_points_and_resumed_finds_exactly_what_an_uninterrupt
 }
 
 #[test]
+fn a_batched_sweep_killed_and_resumed_finds_exactly_what_an_uninterrupted_one_does() {
+    // 4,096 addresses of one port: the port plugin takes them in batches
+    // of up to 256 per instance, each swept in one probe. Killed while
+    // batches are in flight, every resume must neither lose nor repeat a
+    // subject of a batch cut short.
+    let lab = Lab::new("resume-batch");
+    let sweep = |output: &Path| {
+        let mut cmd = lab.wscan(&["scan", "127.0.0.0/20", "-p", "80"]);
+        cmd.args(["--plugins", "port", "--rate", "1500", "--parallel", "4"]);
+        cmd.args(["--plugin-arg", "port.banner=false"]);
+        cmd.args(["--format", "jsonl", "-o"]).arg(output);
+        cmd
+    };
+    let whole = lab.dir.path().join("whole.jsonl");
+    let out = run(sweep(&whole), Duration::from_secs(180));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reference = census(&read_jsonl(&whole));
+    assert_eq!(reference.len(), EXPECTED_SERVERS, "{reference:#?}");
+    assert!(reference.values().all(|&n| n == 1), "{reference:#?}");
+
+    let cut = lab.dir.path().join("cut.jsonl");
+    assert!(
+        !kill_after(sweep(&cut), Duration::from_millis(600)),
+        "the sweep ended before the first kill"
+    );
+    let id = lab.scans().last().unwrap()["id"].as_i64().unwrap();
+    let resume = || lab.wscan(&["scan", "--resume", &id.to_string()]);
+    let mut kills = 1;
+    for after in [700, 900, 600] {
+        if kill_after(resume(), Duration::from_millis(after)) {
+            break;
+        }
+        kills += 1;
+    }
+    let out = run(resume(), Duration::from_secs(180));
+    assert!(
+        out.status.code() == Some(0) || stderr(&out).contains("is complete: nothing to resume"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(lab.scans().last().unwrap()["status"], "completed");
+    assert!(
+        kills >= 2,
+        "only {kills} kill(s) landed before the scan ended"
+    );
+    assert_eq!(
+        census(&read_jsonl(&cut)),
+        reference,
+        "the -o file differs from an uninterrupted run"
+    );
+    assert_eq!(
+        census(&lab.stored(id)),
+        reference,
+        "the store differs from an uninterrupted run"
+    );
+}
+
+#[test]
 fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     let lab = Lab::new("resume-int");
     let output = lab.dir.path().join("out.jsonl");
