@@ -521,7 +521,7 @@ fn progress_bar(quiet: bool) -> ProgressBar {
     } else {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4)).with_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} targets, {per_sec}, ETA {eta}  {msg}",
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} units, {per_sec}, ETA {eta}  {msg}",
             )
             .expect("valid template"),
         )

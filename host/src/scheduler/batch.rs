@@ -32,6 +32,8 @@ pub(super) struct Ready {
     len: usize,
     /// The units' weight, summed.
     weight: usize,
+    /// Units ever queued.
+    queued: u64,
 }
 
 impl Ready {
@@ -43,6 +45,7 @@ impl Ready {
             self.turn.push_back(group);
         }
         self.len += 1;
+        self.queued += 1;
         self.weight += unit.weight;
         queue.push_back(unit);
     }
@@ -50,6 +53,11 @@ impl Ready {
     /// The units' weight, summed ([`Unit::weight`]).
     pub fn weight(&self) -> usize {
         self.weight
+    }
+
+    /// How many units were ever queued.
+    pub fn queued(&self) -> u64 {
+        self.queued
     }
 
     /// Whether no unit waits.

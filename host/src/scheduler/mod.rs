@@ -68,7 +68,8 @@ pub struct Durable {
 }
 
 /// Run `spec` with the plugins of `registry`, writing every record to
-/// `sink`. `progress` counts targets taken out of their total (a hidden bar
+/// `sink`. `progress` counts units finished out of the units known (the
+/// targets not taken yet count one each; a hidden bar
 /// draws nothing). With `durable`, records and completed units are also
 /// journaled in the result store, and units an earlier run completed are
 /// skipped. When `stop` completes (Ctrl-C), running units are cut short,
@@ -272,7 +273,7 @@ impl Scan<'_> {
                         Err(e) => {
                             tracing::error!("a scan task failed: {e}");
                             for unit in self.batches.remove(&e.id()).unwrap_or_default() {
-                                self.state.abandon(unit);
+                                self.state.abandon(unit, self.progress);
                                 self.state.summary.errors += 1;
                             }
                         }
@@ -316,6 +317,7 @@ impl Scan<'_> {
             let (plugin, ports) = (batch[0].plugin.clone(), batch[0].ports.clone());
             if self.registry.get(&plugin).is_none() {
                 tracing::debug!(%plugin, units = batch.len(), "plugin no longer in use; units dropped");
+                self.progress.inc(batch.len() as u64);
                 continue;
             }
             let tasks = batch
@@ -333,7 +335,7 @@ impl Scan<'_> {
     /// there was one.
     fn pull(&mut self) -> bool {
         if let Some(start) = self.starts.next() {
-            self.state.start(start, self.progress);
+            self.state.start(start, true, self.progress);
             return true;
         }
         match self.input.as_mut().map(|rx| rx.try_recv()) {
@@ -364,7 +366,7 @@ impl Scan<'_> {
         let Some(loaded) = self.registry.get(&plugin) else {
             tracing::debug!(%plugin, "plugin no longer in use; units abandoned");
             for (unit, _) in tasks {
-                self.state.abandon(unit);
+                self.state.abandon(unit, self.progress);
             }
             return;
         };

@@ -324,6 +324,8 @@ pub(super) struct ScanState<'r> {
     inflight: HashMap<u64, Running>,
     /// The weight of the running units ([`Unit::weight`]).
     pub weight: usize,
+    /// Units queued so far that the progress bar's length counts.
+    counted: u64,
     /// What the scan did so far.
     pub summary: Summary,
 }
@@ -358,6 +360,7 @@ impl<'r> ScanState<'r> {
             journal,
             inflight: HashMap::new(),
             weight: 0,
+            counted: 0,
             summary: Summary::default(),
         };
         for subject in resumed.emitted {
@@ -367,10 +370,14 @@ impl<'r> ScanState<'r> {
         state
     }
 
-    /// Queue the units of a target.
-    pub fn start(&mut self, start: Start, progress: &ProgressBar) {
+    /// Queue the units of a target. `counted`: the target is in the
+    /// progress bar's length already (a command-line target; not a line of
+    /// `-i`), where its units now take its place.
+    pub fn start(&mut self, start: Start, counted: bool, progress: &ProgressBar) {
         self.summary.targets += 1;
-        progress.inc(1);
+        if counted {
+            progress.dec_length(1);
+        }
         if let Subject::Host(name) = &start.subject {
             self.pin(name, start.pin);
         }
@@ -387,12 +394,22 @@ impl<'r> ScanState<'r> {
             seen,
             &mut self.summary,
         );
+        self.count_units(progress);
+    }
+
+    /// Add the units queued since the last call to the progress bar's
+    /// length: the bar counts units finished out of units known, so it
+    /// reaches its end when the scan does.
+    fn count_units(&mut self, progress: &ProgressBar) {
+        let queued = self.ready.queued();
+        progress.inc_length(queued - self.counted);
+        self.counted = queued;
     }
 
     /// Take one line's worth of `-i` input.
     pub fn take(&mut self, item: input::Item, progress: &ProgressBar) {
         match item {
-            Ok(start) => self.start(start, progress),
+            Ok(start) => self.start(start, false, progress),
             Err(e) => {
                 tracing::warn!("input {e}; skipped");
                 self.summary.bad_lines += 1;
@@ -503,6 +520,7 @@ impl<'r> ScanState<'r> {
                     journal.emitted(key, &subject, false)?;
                 }
                 self.derive(subject);
+                self.count_units(progress);
             }
         }
         Ok(())
@@ -533,10 +551,11 @@ impl<'r> ScanState<'r> {
     /// or its call was lost to a host panic. It is not marked done (a
     /// resume runs it again); what it found outside the scope is written
     /// at the end.
-    pub fn abandon(&mut self, id: u64) {
+    pub fn abandon(&mut self, id: u64, progress: &ProgressBar) {
         if let Some(running) = self.inflight.get_mut(&id) {
             self.weight -= running.weight;
             running.weight = 0;
+            progress.inc(1);
         }
     }
 
@@ -578,6 +597,7 @@ impl<'r> ScanState<'r> {
                 journal.done(&running.key, outcome.result.is_err())?;
             }
         }
+        progress.inc(1);
         progress.set_message(format!(
             "{} unit(s), {} finding(s), {} error(s)",
             self.summary.units, self.summary.findings, self.summary.errors
