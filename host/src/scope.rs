@@ -159,6 +159,15 @@ impl Scope {
             .is_some_and(|bits| bits & GIVEN_HOST != 0)
     }
 
+    /// Whether `name` was given as a target, bare or in a `host:port`
+    /// target or URL.
+    pub fn is_given_name(&self, name: &str) -> bool {
+        let names = self.names.read().unwrap_or_else(|e| e.into_inner());
+        names
+            .get(&canonical(name))
+            .is_some_and(|bits| bits & (GIVEN_HOST | GIVEN_PORT) != 0)
+    }
+
     /// Whether `name` is in scope, without counting.
     pub fn contains_name(&self, name: &str) -> bool {
         let names = self.names.read().unwrap_or_else(|e| e.into_inner());
@@ -257,6 +266,20 @@ mod tests {
             &[],
             Arc::default(),
         )
+    }
+
+    #[test]
+    fn given_names_are_told_from_aliases() {
+        let s = Scope::new(&[], &["www.example.test".into()], Arc::default());
+        s.add(&"api.example.test:8443".parse().unwrap());
+        s.learn("www.example.test", &["cdn.example.test".into()], &[]);
+        assert!(s.is_given_name("WWW.example.test."));
+        assert!(s.is_given_name("api.example.test"));
+        // An alias is in scope, but no target: a plugin that finds it
+        // starts it.
+        assert!(s.contains_name("cdn.example.test"));
+        assert!(!s.is_given_name("cdn.example.test"));
+        assert!(!s.is_given_name("other.example.test"));
     }
 
     #[test]

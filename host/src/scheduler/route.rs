@@ -89,17 +89,29 @@ struct Dispatch<'a> {
     scan_ports: &'a [(u16, u16)],
 }
 
+/// The units of derived subjects queued so far, by plugin and subject.
+type SeenSet = HashSet<(String, SubjectKey)>;
+
+/// How a route uses the units queued so far.
+enum Seen<'s> {
+    /// Skip those, and remember these (derived subjects: few).
+    Remember(&'s mut SeenSet),
+    /// Skip those, remember nothing (a target name: a million names from
+    /// `-i` are told apart by the scope already, and a derived subject
+    /// that is a target name is skipped in `handle`).
+    Check(&'s SeenSet),
+}
+
 impl Dispatch<'_> {
     /// Queue a unit for every selected plugin in use whose filter matches.
-    /// `seen` (for derived subjects) keeps a plugin from scanning the same
-    /// subject twice. Whether any such plugin consumes the subject at all
-    /// (queued now, or before).
+    /// `seen` keeps a plugin from scanning the same subject twice. Whether
+    /// any such plugin consumes the subject at all (queued now, or before).
     fn route(
         &self,
         subject: &Subject,
         ports: Option<&Arc<[(u16, u16)]>>,
         ready: &mut Ready,
-        mut seen: Option<&mut HashSet<(String, SubjectKey)>>,
+        mut seen: Option<Seen<'_>>,
         summary: &mut Summary,
     ) -> bool {
         let mut consumed = false;
@@ -113,9 +125,12 @@ impl Dispatch<'_> {
                 continue;
             }
             consumed = true;
-            if let Some(seen) = seen.as_deref_mut()
-                && !seen.insert((info.name.clone(), subject.key()))
-            {
+            let repeated = match &mut seen {
+                Some(Seen::Remember(seen)) => !seen.insert((info.name.clone(), subject.key())),
+                Some(Seen::Check(seen)) => seen.contains(&(info.name.clone(), subject.key())),
+                None => false,
+            };
+            if repeated {
                 continue;
             }
             let Some((ports, key)) = self.left(&info.name, subject, ports) else {
@@ -300,7 +315,7 @@ pub(super) struct ScanState<'r> {
     dispatch: Dispatch<'r>,
     scope: &'r Scope,
     /// Units already queued, keyed so none runs twice.
-    seen: HashSet<(String, SubjectKey)>,
+    seen: SeenSet,
     /// Out-of-scope subjects already reported, so each is written once.
     outside: HashSet<SubjectKey>,
     /// The scan's ports (`-p`), for pins of names also given bare.
@@ -382,11 +397,11 @@ impl<'r> ScanState<'r> {
             self.pin(name, start.pin);
         }
         let ports: Option<Arc<[(u16, u16)]>> = start.ports.map(Arc::from);
-        // Names are few: remember them, so a plugin that finds one again (a
-        // certificate's SAN) does not start it over. Addresses are too many
-        // to remember; a found address that is a target is skipped in
-        // `handle` instead.
-        let seen = matches!(start.subject, Subject::Host(_)).then_some(&mut self.seen);
+        // A plugin that finds a target again (a certificate's SAN, an
+        // address of the sweep) does not start it over: that is checked in
+        // `handle`, against the scope, which knows every target already. A
+        // name derived before its `-i` line came is not started again.
+        let seen = matches!(start.subject, Subject::Host(_)).then_some(Seen::Check(&self.seen));
         self.dispatch.route(
             &start.subject,
             ports.as_ref(),
@@ -511,9 +526,9 @@ impl<'r> ScanState<'r> {
                     }
                     return Ok(());
                 }
-                // A bare address the user listed is visited by the target
-                // sweep already.
-                if self.is_swept(&subject) {
+                // A target is started already: a bare address the user
+                // listed by the target sweep, a name by its own start.
+                if self.is_started(&subject) {
                     return Ok(());
                 }
                 if let Some((journal, key)) = journal {
@@ -526,10 +541,15 @@ impl<'r> ScanState<'r> {
         Ok(())
     }
 
-    /// Whether `subject` is a bare address the user listed: the target
-    /// sweep visits it already.
-    fn is_swept(&self, subject: &Subject) -> bool {
-        matches!(subject, Subject::Address { ip, host: None } if self.scope.is_target(*ip))
+    /// Whether `subject` is a target, started as one: a bare address the
+    /// user listed (the target sweep visits it), or a name given as a
+    /// target (on the command line, or in a line of `-i` already read).
+    fn is_started(&self, subject: &Subject) -> bool {
+        match subject {
+            Subject::Address { ip, host: None } => self.scope.is_target(*ip),
+            Subject::Host(name) => self.scope.is_given_name(name),
+            _ => false,
+        }
     }
 
     /// Take in that `unit` starts, numbered `id`: its subject, to run.
@@ -688,7 +708,7 @@ impl<'r> ScanState<'r> {
             &subject,
             ports.as_ref(),
             &mut self.ready,
-            Some(&mut self.seen),
+            Some(Seen::Remember(&mut self.seen)),
             &mut self.summary,
         );
         // Remembered for a later pin only when some plugin scans it: with
