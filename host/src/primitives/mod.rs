@@ -23,3 +23,10 @@ pub struct NetSettings {
     /// TLS trust roots (`--ca-file`) and engine.
     pub tls: tls::TlsCore,
 }
+
+/// The machine's cores, asked once: `available_parallelism` reads cgroup
+/// files each time, which cost a tenth of a one-port scan's CPU per address.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}

@@ -1,13 +1,14 @@
 //! Units waiting to run, grouped so that one plugin instance takes many:
 //! a batch is units of one plugin with the same ports (one call's
-//! options), and its size follows the work waiting and the instances
-//! free.
+//! options), and its size follows the work waiting.
 //!
 //! Instantiating a component costs about as much CPU as a connect; on a
 //! sweep of many addresses and one port, one instance per address would
-//! be the whole cost of the scan. A few units waiting and many instances
-//! free (three HTTP services) still get one instance each, so slow work
-//! is spread as widely as before.
+//! be the whole cost of the scan. An instance runs its subjects
+//! concurrently, so what waits is shared out over about as many instances
+//! as there are cores (each instance runs on one thread at a time): a few
+//! units still go to several instances (three HTTP services on two cores:
+//! two and one), many fill instances of [`MAX_BATCH`].
 
 use super::route::Unit;
 use std::collections::{HashMap, VecDeque};
@@ -66,13 +67,18 @@ impl Ready {
     }
 
     /// The next batch: units of the group whose turn it is, as many as
-    /// [`batch_size`] says for `free` instances and at most `max`, while
-    /// their weight fits in `room` (one unit at least, whatever its
-    /// weight).
-    pub fn take(&mut self, free: usize, room: usize, max: usize) -> Option<Vec<Unit>> {
+    /// [`batch_size`] says for `free` instances and at most `max` for its
+    /// plugin, while their weight fits in `room` (one unit at least,
+    /// whatever its weight).
+    pub fn take(
+        &mut self,
+        free: usize,
+        room: usize,
+        max: impl Fn(&str) -> usize,
+    ) -> Option<Vec<Unit>> {
         let group = self.turn.pop_front()?;
         let queue = self.groups.get_mut(&group)?;
-        let size = batch_size(queue.len(), free).min(max.max(1));
+        let size = batch_size(queue.len(), free).min(max(&group.0).max(1));
         let mut batch = Vec::with_capacity(size);
         let mut weight = 0;
         while batch.len() < size {
@@ -94,11 +100,12 @@ impl Ready {
     }
 }
 
-/// How many of `waiting` units one of `free` instances takes: an even
-/// share, so what waits is spread over every free instance, within 1 and
-/// [`MAX_BATCH`].
+/// How many of `waiting` units the next instance takes: an even share
+/// over as many instances as there are cores (fewer when fewer are
+/// free), within 1 and [`MAX_BATCH`].
 pub(super) fn batch_size(waiting: usize, free: usize) -> usize {
-    waiting.div_ceil(free.max(1)).clamp(1, MAX_BATCH)
+    let instances = crate::primitives::cores().min(free).max(1);
+    waiting.div_ceil(instances).clamp(1, MAX_BATCH)
 }
 
 #[cfg(test)]
@@ -120,10 +127,12 @@ mod tests {
     }
 
     #[test]
-    fn few_units_spread_over_free_instances_many_share_one() {
-        assert_eq!(batch_size(3, 64), 1);
-        assert_eq!(batch_size(1000, 64), 16);
-        assert_eq!(batch_size(100_000, 4), MAX_BATCH);
+    fn few_units_spread_over_the_cores_many_fill_instances() {
+        let cores = crate::primitives::cores();
+        assert_eq!(batch_size(cores, 64), 1);
+        assert_eq!(batch_size(3 * cores, 64), 3);
+        assert_eq!(batch_size(100_000, 64), MAX_BATCH);
+        assert_eq!(batch_size(5, 1), 5);
         assert_eq!(batch_size(5, 0), 5);
         assert_eq!(batch_size(0, 8), 1);
     }
@@ -139,7 +148,7 @@ mod tests {
         ready.push(unit("port", 9, Some(&pinned)));
         assert_eq!(ready.weight(), 9);
         let mut seen = Vec::new();
-        while let Some(batch) = ready.take(1, usize::MAX, MAX_BATCH) {
+        while let Some(batch) = ready.take(1, usize::MAX, |_| MAX_BATCH) {
             let first = &batch[0];
             assert!(
                 batch
@@ -167,23 +176,23 @@ mod tests {
             ready.push(unit("port", n, None));
         }
         ready.push(unit("http", 0, None));
-        // Two free instances: five units each, but only three fit.
-        let first = ready.take(2, 3, MAX_BATCH).unwrap();
+        // One free instance: ten units, but only three fit.
+        let first = ready.take(1, 3, |_| MAX_BATCH).unwrap();
         assert_eq!(first.len(), 3);
         assert_eq!(first[0].plugin, "port");
         // The other group's turn comes before the rest of the first.
-        assert_eq!(ready.take(2, 3, MAX_BATCH).unwrap()[0].plugin, "http");
+        assert_eq!(ready.take(1, 3, |_| MAX_BATCH).unwrap()[0].plugin, "http");
         // A unit heavier than the room still runs, alone.
         let mut heavy = unit("port", 20, None);
         heavy.weight = 65_535;
         let mut alone = Ready::default();
         alone.push(heavy);
         alone.push(unit("port", 21, None));
-        assert_eq!(alone.take(1, 10, MAX_BATCH).unwrap().len(), 1);
+        assert_eq!(alone.take(1, 10, |_| MAX_BATCH).unwrap().len(), 1);
         // And `--batch-size` bounds every batch.
         for n in 0..10 {
             alone.push(unit("port", n, None));
         }
-        assert_eq!(alone.take(1, usize::MAX, 3).unwrap().len(), 3);
+        assert_eq!(alone.take(1, usize::MAX, |_| 3).unwrap().len(), 3);
     }
 }

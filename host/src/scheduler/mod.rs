@@ -113,9 +113,11 @@ pub async fn run(
         context: scan,
         state,
         starts: Box::new(starts),
+        starts_done: false,
         input,
         running: JoinSet::new(),
         batches: HashMap::new(),
+        caps: HashMap::new(),
         again: VecDeque::new(),
         events_tx,
         events,
@@ -188,6 +190,8 @@ struct Scan<'s> {
     state: ScanState<'s>,
     /// The command line's targets, in order.
     starts: Box<dyn Iterator<Item = Start> + 's>,
+    /// Whether `starts` has given all it had.
+    starts_done: bool,
     /// Lines of `-i`, until there are none.
     input: Option<mpsc::Receiver<input::Item>>,
     /// Plugin calls, each on a batch of units; each returns the units to
@@ -195,6 +199,8 @@ struct Scan<'s> {
     running: JoinSet<Again>,
     /// The units of each running call, for a call lost to a host panic.
     batches: HashMap<tokio::task::Id, Vec<u64>>,
+    /// Batch sizes lowered, by plugin, after batches of it failed.
+    caps: HashMap<String, usize>,
     /// Units of failed batches, each to run in an instance of its own
     /// before anything new starts.
     again: VecDeque<(String, Ports, u64, Subject)>,
@@ -260,7 +266,10 @@ impl Scan<'_> {
                     self.state.drain(&mut self.events, sink, self.progress)?;
                     match joined {
                         Ok((id, (plugin, ports, again))) => {
-                            self.batches.remove(&id);
+                            let size = self.batches.remove(&id).map_or(0, |units| units.len());
+                            if !again.is_empty() {
+                                self.shrink(&plugin, size);
+                            }
                             self.again.extend(
                                 again
                                     .into_iter()
@@ -282,6 +291,22 @@ impl Scan<'_> {
             }
         }
         self.state.write_outside_of_unfinished(sink)
+    }
+
+    /// Halve the batches of `plugin` after one of `size` failed: a plugin
+    /// that traps or runs out of memory now and then loses less to each
+    /// failure (its unfinished subjects run again alone), down to one
+    /// subject an instance.
+    fn shrink(&mut self, plugin: &str, size: usize) {
+        let cap = self
+            .caps
+            .entry(plugin.to_string())
+            .or_insert(self.spec.batch);
+        let lower = (size / 2).clamp(1, *cap);
+        if lower < *cap {
+            tracing::info!(%plugin, batch = lower, "a batch failed; the plugin's batches are smaller from now on");
+            *cap = lower;
+        }
     }
 
     /// Whether an instance is free.
@@ -310,8 +335,18 @@ impl Scan<'_> {
             }
             let room = self.spec.budget() - self.state.weight;
             while self.state.ready.weight() < room && self.pull() {}
+            // While calls run, a new one waits until a quarter of the
+            // budget is free: starting one as each unit ends would give
+            // every instance a batch of one. Nothing running, or nothing
+            // more to come, it starts with what there is.
+            let tail = self.starts_done && self.input.is_none();
+            if room < (self.spec.budget() / 4).max(1) && !self.running.is_empty() && !tail {
+                break;
+            }
             let free = self.spec.parallel.max(1) - self.running.len();
-            let Some(batch) = self.state.ready.take(free, room, self.spec.batch) else {
+            let (caps, most) = (&self.caps, self.spec.batch);
+            let cap = |plugin: &str| caps.get(plugin).copied().unwrap_or(most);
+            let Some(batch) = self.state.ready.take(free, room, cap) else {
                 break;
             };
             let (plugin, ports) = (batch[0].plugin.clone(), batch[0].ports.clone());
@@ -334,9 +369,14 @@ impl Scan<'_> {
     /// Take the next target, or a line of input already read; whether
     /// there was one.
     fn pull(&mut self) -> bool {
-        if let Some(start) = self.starts.next() {
-            self.state.start(start, true, self.progress);
-            return true;
+        if !self.starts_done {
+            match self.starts.next() {
+                Some(start) => {
+                    self.state.start(start, true, self.progress);
+                    return true;
+                }
+                None => self.starts_done = true,
+            }
         }
         match self.input.as_mut().map(|rx| rx.try_recv()) {
             Some(Ok(item)) => {

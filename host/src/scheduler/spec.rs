@@ -101,16 +101,14 @@ impl ScanSpec {
     }
 
     /// How much work may be in flight at once, in [`route::Unit`] weight
-    /// (an address's ports, or 1 a subject): enough to keep
-    /// `--concurrency` busy several times over, since subjects spend most
-    /// of their time waiting, and one unit for each instance at least.
+    /// (an address's ports, or 1 a subject): `--concurrency`, the network
+    /// operations that may be in flight, since most subjects spend their
+    /// time on one (more would only wait at the gate, holding memory), and
+    /// one unit for each instance at least.
     ///
     /// [`route::Unit`]: super::route::Unit
     pub(super) fn budget(&self) -> usize {
-        self.limits
-            .concurrency
-            .saturating_mul(4)
-            .max(self.parallel.max(1))
+        self.limits.concurrency.max(self.parallel.max(1))
     }
 
     /// The names and `host:port` targets this run starts from, this

@@ -149,7 +149,7 @@ impl TcpCore {
         // Spread the sweep over one task per core so connect syscalls and
         // completions do not all queue on a single worker thread; each task
         // keeps its share of the concurrency budget busy.
-        let workers = cores().min(total.max(1));
+        let workers = crate::primitives::cores().min(total.max(1));
         let limits = self.gate.limits();
         let budget = limits
             .host_concurrency
@@ -235,13 +235,6 @@ impl TcpCore {
             }
         }
     }
-}
-
-/// The machine's cores, asked once: `available_parallelism` reads cgroup
-/// files each time, which cost a tenth of a one-port scan's CPU per address.
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 async fn connect_once(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, NetError> {
