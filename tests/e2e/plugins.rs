@@ -155,6 +155,38 @@ fn poison_in_a_batch_costs_the_other_subjects_nothing() {
 }
 
 #[test]
+fn a_plugin_flooding_derived_subjects_finishes_without_deadlock() {
+    // One instance at a time; the address unit emits 30,000 services, three
+    // times the places the scan keeps for derived subjects waiting to run,
+    // while it holds the only slot. The plugin never touches the network.
+    let mut cmd = wscan();
+    cmd.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        "1-30000",
+        "--plugins",
+        "flood",
+        "--parallel",
+        "1",
+        "--format",
+        "jsonl",
+        "--plugin",
+    ]);
+    cmd.arg(test_plugin("flood"));
+    let out = run(cmd, Duration::from_secs(300));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = records(&out);
+    let mut drained: Vec<u64> = findings(&records, "drained")
+        .iter()
+        .map(|f| f["subject"]["port"].as_u64().unwrap())
+        .collect();
+    drained.sort_unstable();
+    assert_eq!(drained.len(), 30_000, "{}", stderr(&out));
+    assert!(drained.iter().copied().eq(1..=30_000), "every service once");
+}
+
+#[test]
 fn plugin_list_shows_builtin_and_loaded_plugins() {
     let mut cmd = wscan();
     cmd.args(["plugin", "list", "--format", "jsonl", "--plugin"])

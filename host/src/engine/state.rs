@@ -13,8 +13,10 @@ use crate::scope::Scope;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -43,6 +45,10 @@ pub enum Event {
         plugin: Arc<PluginId>,
         /// What.
         subject: Subject,
+        /// Its place among the derived subjects waiting to run
+        /// ([`ScanContext::derived`]), taken before it is sent; held by its
+        /// units until they start. `None` only while held in its call.
+        permit: Option<OwnedSemaphorePermit>,
     },
     /// A unit ended: its task was finished (or dropped) by the plugin, or
     /// its call failed.
@@ -74,6 +80,49 @@ pub struct ScanContext {
     pub http: HttpCore,
     /// Timeouts and limits.
     pub settings: NetSettings,
+    /// Places for derived subjects waiting to run: a plugin that emits
+    /// subjects faster than they run waits for one, so the queue of
+    /// derived units stays bounded.
+    pub derived: Arc<Semaphore>,
+    /// Calls waiting for such a place.
+    pub blocked: Arc<Blocked>,
+}
+
+/// Derived subjects that may wait to run at once, across the scan.
+pub const MAX_DERIVED_WAITING: usize = 10_000;
+
+/// The calls of a scan waiting for a place for a derived subject. When
+/// every running call waits, only units that are already queued can free a
+/// place: the scheduler is told, and starts some beyond `--parallel`.
+#[derive(Debug, Default)]
+pub struct Blocked {
+    count: AtomicUsize,
+    /// Signalled as a call starts waiting.
+    pub notify: Notify,
+}
+
+impl Blocked {
+    /// Calls waiting now.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Take a place from `places`, counted as waiting while there is none.
+    pub async fn acquire(&self, places: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = places.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.count);
+        self.notify.notify_one();
+        places.clone().acquire_owned().await.ok()
+    }
 }
 
 impl ScanContext {
@@ -87,6 +136,8 @@ impl ScanContext {
             http: HttpCore::new(settings.tls.clone()),
             scope,
             settings,
+            derived: Arc::new(Semaphore::new(MAX_DERIVED_WAITING)),
+            blocked: Arc::default(),
         }
     }
 }

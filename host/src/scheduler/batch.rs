@@ -123,6 +123,7 @@ mod tests {
             ports: ports.cloned(),
             key: format!("{plugin} {n}").into(),
             weight: 1,
+            place: None,
         }
     }
 

@@ -246,8 +246,12 @@ impl Scan<'_> {
                 continue;
             }
             let wants_input = self.state.ready.is_empty() && self.has_room();
+            let blocked = self.context.blocked.clone();
             tokio::select! {
                 Some(event) = self.events.recv() => self.state.handle(event, sink, self.progress)?,
+                // Every call may now wait for a derived subject's place:
+                // `fill` sees whether to start more.
+                () = blocked.notify.notified() => {}
                 item = next_input(&mut self.input), if wants_input && self.input.is_some() => {
                     self.take(item)
                 }
@@ -309,15 +313,26 @@ impl Scan<'_> {
         }
     }
 
-    /// Whether an instance is free.
+    /// Whether an instance is free: under `--parallel`, or, while every
+    /// running call waits for a place for a derived subject, a few more
+    /// (up to twice `--parallel`, within the instance pool), for the
+    /// queued units whose start frees places. Without them, plugins that
+    /// emit faster than their subjects run would wait on each other
+    /// forever.
     fn instance_free(&self) -> bool {
-        self.running.len() < self.spec.parallel.max(1)
+        let (running, parallel) = (self.running.len(), self.spec.parallel.max(1));
+        let most =
+            (parallel + parallel.max(4)).min(crate::engine::limits::MAX_INSTANCES as usize - 64);
+        running < parallel
+            || (running < most
+                && !self.state.ready.is_empty()
+                && self.context.blocked.count() >= running)
     }
 
     /// Whether new work may start: an instance is free, and the work in
     /// flight is within the scan's budget.
     fn has_room(&self) -> bool {
-        self.instance_free() && self.state.weight < self.spec.budget()
+        self.running.len() < self.spec.parallel.max(1) && self.state.weight < self.spec.budget()
     }
 
     /// Start calls while there is room: units of failed batches first
@@ -330,20 +345,30 @@ impl Scan<'_> {
                 self.spawn(plugin, ports, vec![(unit, subject)]);
                 continue;
             }
-            if !self.has_room() {
+            let jammed = self.running.len() >= self.spec.parallel.max(1);
+            if !jammed && !self.has_room() {
                 break;
             }
-            let room = self.spec.budget() - self.state.weight;
-            while self.state.ready.weight() < room && self.pull() {}
+            let room = self.spec.budget().saturating_sub(self.state.weight).max(1);
+            while !jammed && self.state.ready.weight() < room && self.pull() {}
             // While calls run, a new one waits until a quarter of the
             // budget is free: starting one as each unit ends would give
             // every instance a batch of one. Nothing running, or nothing
             // more to come, it starts with what there is.
             let tail = self.starts_done && self.input.is_none();
-            if room < (self.spec.budget() / 4).max(1) && !self.running.is_empty() && !tail {
+            if !jammed
+                && room < (self.spec.budget() / 4).max(1)
+                && !self.running.is_empty()
+                && !tail
+            {
                 break;
             }
-            let free = self.spec.parallel.max(1) - self.running.len();
+            let free = self
+                .spec
+                .parallel
+                .max(1)
+                .saturating_sub(self.running.len())
+                .max(1);
             let (caps, most) = (&self.caps, self.spec.batch);
             let cap = |plugin: &str| caps.get(plugin).copied().unwrap_or(most);
             let Some(batch) = self.state.ready.take(free, room, cap) else {

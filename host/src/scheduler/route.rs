@@ -36,7 +36,13 @@ pub(super) struct Unit {
     /// What it weighs against the scan's budget of work in flight: the
     /// ports an address is swept on, 1 for any other subject.
     pub weight: usize,
+    /// The place its subject holds among the derived subjects waiting to
+    /// run (shared by the subject's units; freed when the last starts).
+    pub place: Option<Place>,
 }
+
+/// A derived subject's place in the queue ([`crate::engine::ScanContext::derived`]).
+pub(super) type Place = Arc<tokio::sync::OwnedSemaphorePermit>;
 
 /// What identifies a unit across runs of a scan: the plugin, the subject's
 /// key and the ports of a `host:port` target. Stable text, stored in the
@@ -112,6 +118,7 @@ impl Dispatch<'_> {
         ports: Option<&Arc<[(u16, u16)]>>,
         ready: &mut Ready,
         mut seen: Option<Seen<'_>>,
+        place: Option<&Place>,
         summary: &mut Summary,
     ) -> bool {
         let mut consumed = false;
@@ -147,6 +154,7 @@ impl Dispatch<'_> {
                 ports,
                 key: key.into(),
                 weight,
+                place: place.cloned(),
             });
         }
         consumed
@@ -380,7 +388,7 @@ impl<'r> ScanState<'r> {
         };
         for subject in resumed.emitted {
             scope.restore(&subject);
-            state.derive(subject);
+            state.derive(subject, None);
         }
         state
     }
@@ -407,6 +415,7 @@ impl<'r> ScanState<'r> {
             ports.as_ref(),
             &mut self.ready,
             seen,
+            None,
             &mut self.summary,
         );
         self.count_units(progress);
@@ -502,6 +511,7 @@ impl<'r> ScanState<'r> {
                 unit,
                 plugin,
                 subject,
+                permit,
             } => {
                 let in_scope = match &subject {
                     Subject::Host(name) => self.scope.contains_name(name),
@@ -534,7 +544,7 @@ impl<'r> ScanState<'r> {
                 if let Some((journal, key)) = journal {
                     journal.emitted(key, &subject, false)?;
                 }
-                self.derive(subject);
+                self.derive(subject, permit.map(Arc::new));
                 self.count_units(progress);
             }
         }
@@ -554,17 +564,27 @@ impl<'r> ScanState<'r> {
 
     /// Take in that `unit` starts, numbered `id`: its subject, to run.
     pub fn started(&mut self, id: u64, unit: Unit) -> Subject {
+        let Unit {
+            subject,
+            key,
+            weight,
+            place,
+            ..
+        } = unit;
+        // Started, the unit no longer waits: its subject's place is freed
+        // once its last unit starts.
+        drop(place);
         self.summary.units += 1;
-        self.weight += unit.weight;
+        self.weight += weight;
         self.inflight.insert(
             id,
             Running {
-                key: unit.key,
-                subject: unit.subject.clone(),
-                weight: unit.weight,
+                key,
+                subject: subject.clone(),
+                weight,
             },
         );
-        unit.subject
+        subject
     }
 
     /// Take in that the running unit `id` will not end: its plugin is gone,
@@ -685,6 +705,7 @@ impl<'r> ScanState<'r> {
                 Some(&added),
                 &mut self.ready,
                 None,
+                None,
                 &mut self.summary,
             );
         }
@@ -693,7 +714,9 @@ impl<'r> ScanState<'r> {
     /// Queue the units of an in-scope subject a plugin emitted (one the
     /// target sweep does not visit: emitted subjects are journaled only
     /// then, so those a resume routes again are such subjects too).
-    pub fn derive(&mut self, subject: Subject) {
+    /// `place`: the subject's place among the derived subjects waiting,
+    /// held by its units until they start.
+    pub fn derive(&mut self, subject: Subject, place: Option<Place>) {
         // The addresses of a name given as host:port get its ports.
         let ports = match &subject {
             Subject::Address {
@@ -709,6 +732,7 @@ impl<'r> ScanState<'r> {
             ports.as_ref(),
             &mut self.ready,
             Some(Seen::Remember(&mut self.seen)),
+            place.as_ref(),
             &mut self.summary,
         );
         // Remembered for a later pin only when some plugin scans it: with

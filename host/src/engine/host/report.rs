@@ -76,6 +76,20 @@ impl HostState {
             return;
         };
         while !self.call.tasks[index].held.is_empty() {
+            // A subject waits for a place among the derived subjects first
+            // (see `ScanContext::derived`): nothing leaves the task until
+            // it has one.
+            let needs_place = matches!(
+                self.call.tasks[index].held.front(),
+                Some(Event::Subject { permit: None, .. })
+            );
+            if needs_place && let Some(scan) = self.call.scan.clone() {
+                let place = scan.blocked.acquire(&scan.derived).await;
+                if let Some(Event::Subject { permit, .. }) = self.call.tasks[index].held.front_mut()
+                {
+                    *permit = place;
+                }
+            }
             // The scheduler outlives every call; a closed channel means the
             // scan is being torn down, and the call is about to be dropped.
             let Ok(permit) = sender.reserve().await else {
@@ -163,6 +177,7 @@ impl HostTask for HostState {
             unit: task.unit,
             plugin: self.call.plugin.clone(),
             subject: subject.into(),
+            permit: None,
         };
         self.report(index, event).await;
         Ok(Ok(()))
