@@ -156,34 +156,38 @@ fn poison_in_a_batch_costs_the_other_subjects_nothing() {
 
 #[test]
 fn a_plugin_flooding_derived_subjects_finishes_without_deadlock() {
-    // One instance at a time; the address unit emits 30,000 services, three
-    // times the places the scan keeps for derived subjects waiting to run,
-    // while it holds the only slot. The plugin never touches the network.
-    let mut cmd = wscan();
-    cmd.args([
-        "scan",
-        "127.0.0.1",
-        "-p",
-        "1-30000",
-        "--plugins",
-        "flood",
-        "--parallel",
-        "1",
-        "--format",
-        "jsonl",
-        "--plugin",
-    ]);
-    cmd.arg(test_plugin("flood"));
-    let out = run(cmd, Duration::from_secs(300));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let records = records(&out);
-    let mut drained: Vec<u64> = findings(&records, "drained")
-        .iter()
-        .map(|f| f["subject"]["port"].as_u64().unwrap())
-        .collect();
-    drained.sort_unstable();
-    assert_eq!(drained.len(), 30_000, "{}", stderr(&out));
-    assert!(drained.iter().copied().eq(1..=30_000), "every service once");
+    // Address units emit a service for each of their ports, several times
+    // the 10,000 places the scan keeps for derived subjects waiting to run.
+    // First one instance at a time, the flooding unit holding the only
+    // slot; then four addresses whose ports fill the budget of work in
+    // flight, one flooding unit at a time. The plugin never touches the
+    // network.
+    for (targets, ports, parallel, want) in [
+        ("127.0.0.1", "1-30000", "1", 30_000),
+        ("127.0.0.0/30", "1-12000", "64", 48_000),
+    ] {
+        let mut cmd = wscan();
+        cmd.args(["scan", targets, "-p", ports, "--plugins", "flood"]);
+        cmd.args(["--parallel", parallel, "--format", "jsonl", "--plugin"]);
+        cmd.arg(test_plugin("flood"));
+        let out = run(cmd, Duration::from_secs(300));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let records = records(&out);
+        let mut drained: Vec<(String, u64)> = findings(&records, "drained")
+            .iter()
+            .map(|f| {
+                (
+                    f["subject"]["address"].as_str().unwrap().to_string(),
+                    f["subject"]["port"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let total = drained.len();
+        drained.sort_unstable();
+        drained.dedup();
+        assert_eq!(drained.len(), total, "a service drained twice ({targets})");
+        assert_eq!(total, want, "{targets}: {}", stderr(&out));
+    }
 }
 
 #[test]

@@ -313,20 +313,22 @@ impl Scan<'_> {
         }
     }
 
-    /// Whether an instance is free: under `--parallel`, or, while every
-    /// running call waits for a place for a derived subject, a few more
-    /// (up to twice `--parallel`, within the instance pool), for the
-    /// queued units whose start frees places. Without them, plugins that
-    /// emit faster than their subjects run would wait on each other
-    /// forever.
+    /// Whether every running call waits for a place for a derived subject
+    /// while queued units could free some: then only starting those can
+    /// move the scan on (plugins that emit faster than their subjects run
+    /// would otherwise wait on each other forever).
+    fn jammed(&self) -> bool {
+        let running = self.running.len();
+        running > 0 && !self.state.ready.is_empty() && self.context.blocked.count() >= running
+    }
+
+    /// Whether an instance is free: under `--parallel`, or, jammed, a few
+    /// more (up to twice `--parallel`, within the instance pool).
     fn instance_free(&self) -> bool {
         let (running, parallel) = (self.running.len(), self.spec.parallel.max(1));
         let most =
             (parallel + parallel.max(4)).min(crate::engine::limits::MAX_INSTANCES as usize - 64);
-        running < parallel
-            || (running < most
-                && !self.state.ready.is_empty()
-                && self.context.blocked.count() >= running)
+        running < parallel || (running < most && self.jammed())
     }
 
     /// Whether new work may start: an instance is free, and the work in
@@ -345,7 +347,9 @@ impl Scan<'_> {
                 self.spawn(plugin, ports, vec![(unit, subject)]);
                 continue;
             }
-            let jammed = self.running.len() >= self.spec.parallel.max(1);
+            // Jammed, queued units start whatever the budget, and no new
+            // target is taken.
+            let jammed = self.jammed();
             if !jammed && !self.has_room() {
                 break;
             }
