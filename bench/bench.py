@@ -257,23 +257,33 @@ def scenario_all_ports(runs):
                                "exits."])
 
 
-def all_ports_verdict(results):
-    """Each goal of the all-ports scenario, met or missed, with its figure."""
-    med = {name: statistics.median(t for t, _ in samples) for name, samples in results.items()}
-    if "wscan" not in med:
-        return "Goals not judged: wscan was not timed."
-    w = med["wscan"]
+def medians(results):
+    return {name: statistics.median(t for t, _ in samples) for name, samples in results.items()}
+
+
+def judge(med, goals):
+    """Each (peer, test of the peer's median over wscan's, text) goal, met or
+    missed, with its ratio."""
     said = []
-    for peer, goal, text in (("nmap -sT -T5", lambda r: r >= 2, "2x faster than `nmap -sT -T5`"),
-                             ("rustscan", lambda r: r > 1, "faster than RustScan"),
-                             ("tokio connect loop", lambda r: r >= 1 / 1.3,
-                              "within 1.3x of the tokio connect loop")):
+    for peer, goal, text in goals:
         if peer not in med:
             said.append(f"{text}: not judged ({peer} not timed)")
             continue
-        ratio = med[peer] / w
+        ratio = med[peer] / med["wscan"]
         verdict = "met" if goal(ratio) else "**missed**"
         said.append(f"{text}: {verdict} (ratio {ratio:.2f}x)")
+    return said
+
+
+def all_ports_verdict(results):
+    """Each goal of the all-ports scenario, met or missed, with its figure."""
+    med = medians(results)
+    if "wscan" not in med:
+        return "Goals not judged: wscan was not timed."
+    said = judge(med, (("nmap -sT -T5", lambda r: r >= 2, "2x faster than `nmap -sT -T5`"),
+                       ("rustscan", lambda r: r > 1, "faster than RustScan"),
+                       ("tokio connect loop", lambda r: r >= 1 / 1.3,
+                        "within 1.3x of the tokio connect loop")))
     return "Goals this run: " + "; ".join(said) + "."
 
 
@@ -328,22 +338,14 @@ def scenario_slash16(runs):
 
 def slash16_verdict(results):
     """Each goal of the /16 scenario, met or missed, with its figure."""
-    med = {name: statistics.median(t for t, _ in samples) for name, samples in results.items()}
+    med = medians(results)
     rss = {name: max(r for _, r in samples) for name, samples in results.items()}
     if "wscan" not in med:
         return "Goals not judged: wscan was not timed."
-    w = med["wscan"]
-    said = []
-    for peer, goal, text in (("nmap -sT -T5", lambda r: r >= 1, "no slower than `nmap -sT -T5`"),
-                             ("nmap -sT -T5", lambda r: r >= 2, "0.5x of `nmap -sT -T5`"),
-                             ("tokio connect loop", lambda r: r >= 1 / 1.3,
-                              "within 1.3x of the tokio connect loop")):
-        if peer not in med:
-            said.append(f"{text}: not judged ({peer} not timed)")
-            continue
-        ratio = med[peer] / w
-        verdict = "met" if goal(ratio) else "**missed**"
-        said.append(f"{text}: {verdict} (ratio {ratio:.2f}x)")
+    said = judge(med, (("nmap -sT -T5", lambda r: r >= 1, "no slower than `nmap -sT -T5`"),
+                       ("nmap -sT -T5", lambda r: r >= 2, "0.5x of `nmap -sT -T5`"),
+                       ("tokio connect loop", lambda r: r >= 1 / 1.3,
+                        "within 1.3x of the tokio connect loop")))
     verdict = "met" if rss["wscan"] < 64 else "**missed**"
     said.append(f"peak RSS under 64 MB: {verdict} ({rss['wscan']:.0f} MB)")
     return "Goals this run: " + "; ".join(said) + "."
@@ -437,7 +439,7 @@ zone:
 
 def dns_verdict(results, n):
     """Each goal of the dns scenario, met or missed, with its figure."""
-    med = {name: statistics.median(t for t, _ in samples) for name, samples in results.items()}
+    med = medians(results)
     rss = {name: max(r for _, r in samples) for name, samples in results.items()}
     if "wscan" not in med:
         return "Goals not judged: wscan was not timed."
