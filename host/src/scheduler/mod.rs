@@ -353,7 +353,12 @@ impl Scan<'_> {
             if !jammed && !self.has_room() {
                 break;
             }
-            let room = self.spec.budget().saturating_sub(self.state.weight).max(1);
+            let mut room = self.spec.budget().saturating_sub(self.state.weight).max(1);
+            if jammed {
+                // Each unit started frees its subject's place: a batch of
+                // one would let a waiting plugin emit one more subject.
+                room = room.max(self.spec.budget() / 4);
+            }
             while !jammed && self.state.ready.weight() < room && self.pull() {}
             // While calls run, a new one waits until a quarter of the
             // budget is free: starting one as each unit ends would give

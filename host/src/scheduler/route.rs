@@ -398,9 +398,6 @@ impl<'r> ScanState<'r> {
     /// `-i`), where its units now take its place.
     pub fn start(&mut self, start: Start, counted: bool, progress: &ProgressBar) {
         self.summary.targets += 1;
-        if counted {
-            progress.dec_length(1);
-        }
         if let Subject::Host(name) = &start.subject {
             self.pin(name, start.pin);
         }
@@ -418,16 +415,24 @@ impl<'r> ScanState<'r> {
             None,
             &mut self.summary,
         );
-        self.count_units(progress);
+        self.count_units(progress, u64::from(counted));
     }
 
-    /// Add the units queued since the last call to the progress bar's
-    /// length: the bar counts units finished out of units known, so it
-    /// reaches its end when the scan does.
-    fn count_units(&mut self, progress: &ProgressBar) {
+    /// Count the units queued since the last call in the progress bar, in
+    /// place of `replaced` (0 or 1) target it counted: the bar counts units
+    /// finished out of units known, so it reaches its end when the scan
+    /// does. A target of no unit (nothing consumes it, or a resume did it)
+    /// is finished work; a target of one unit, the most common, changes
+    /// nothing (the bar's length takes a lock, its position does not).
+    fn count_units(&mut self, progress: &ProgressBar, replaced: u64) {
         let queued = self.ready.queued();
-        progress.inc_length(queued - self.counted);
+        let added = queued - self.counted;
         self.counted = queued;
+        if added < replaced {
+            progress.inc(replaced - added);
+        } else if added > replaced {
+            progress.inc_length(added - replaced);
+        }
     }
 
     /// Take one line's worth of `-i` input.
@@ -545,7 +550,7 @@ impl<'r> ScanState<'r> {
                     journal.emitted(key, &subject, false)?;
                 }
                 self.derive(subject, permit.map(Arc::new));
-                self.count_units(progress);
+                self.count_units(progress, 0);
             }
         }
         Ok(())
