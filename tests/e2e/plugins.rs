@@ -94,14 +94,17 @@ fn panicking_plugin_is_recorded_with_its_message() {
 
 #[test]
 fn poison_in_a_batch_costs_the_other_subjects_nothing() {
-    // One instance at a time, so the 32 addresses go to it as one batch.
-    // .13 traps, .14 loops, .15 exhausts its memory: the batch fails, its
+    // One instance at a time, so the 32 addresses go to it as one batch
+    // (one port: an address unit weighs its ports, and the scan's default
+    // ports would make each a batch of its own). .13 traps, .14 loops, .15 exhausts its memory: the batch fails, its
     // unfinished subjects run again alone, and each poison one ends as its
     // own error. The plugin never touches the network.
     let mut cmd = wscan();
     cmd.args([
         "scan",
         "127.0.0.0/27",
+        "-p",
+        "1",
         "--plugins",
         "poison",
         "--parallel",
@@ -152,6 +155,47 @@ fn poison_in_a_batch_costs_the_other_subjects_nothing() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_batch_holding_too_much_streams_its_largest_subjects() {
+    // Eight addresses in one batch each report 4 MB, past the 16 MiB a
+    // call may hold back, then .7 traps. The largest holders must have
+    // streamed as the call went: they keep their findings and end with the
+    // trap; the others run again alone. Without the cap every subject is
+    // held, and only .7 ends in error.
+    let mut cmd = wscan();
+    // One port, so the eight are one batch (see the poison test).
+    cmd.args(["scan", "127.0.0.0/29", "-p", "1", "--plugins", "hoard"]);
+    cmd.args(["--parallel", "1"]);
+    cmd.args(["--format", "jsonl", "--plugin"]);
+    cmd.arg(test_plugin("hoard"));
+    let out = run(cmd, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let records = records(&out);
+    let mut seen: Vec<(String, u64)> = findings(&records, "hoard")
+        .iter()
+        .map(|f| {
+            let address = f["subject"]["address"].as_str().unwrap().to_string();
+            (address, f["data"]["n"].as_u64().unwrap())
+        })
+        .collect();
+    seen.sort_unstable();
+    let want: Vec<(String, u64)> = (0..8)
+        .flat_map(|a| (0..4).map(move |n| (format!("127.0.0.{a}"), n)))
+        .collect();
+    assert_eq!(seen, want, "every finding exactly once");
+    let errors = errors(&records);
+    for error in &errors {
+        let text = error["error"].as_str().unwrap();
+        assert!(text.contains("hoard: trap on"), "{text}");
+    }
+    let streamed = errors
+        .iter()
+        .filter(|e| e["subject"]["address"] != "127.0.0.7")
+        .count();
+    assert!(streamed >= 2, "the largest holders streamed: {errors:#?}");
+    assert_eq!(errors.len() - streamed, 1, "{errors:#?}");
 }
 
 #[test]

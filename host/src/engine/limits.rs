@@ -28,6 +28,10 @@ pub const MAX_SUBJECTS_PER_CALL: u64 = 100_000;
 /// until it is finished; past it they stream, and the subject is not run
 /// again if its batch fails.
 pub const MAX_HELD_EVENTS: usize = 1024;
+/// Bytes of events the subjects of one batch may hold back together (a
+/// finding may carry 1 MiB of data); past it the largest holder streams,
+/// as though it had passed [`MAX_HELD_EVENTS`].
+pub const MAX_HELD_BYTES: usize = 16 << 20;
 /// Size of one finding's `data` JSON.
 pub const MAX_FINDING_DATA_BYTES: usize = 1 << 20;
 /// Log messages a call may write for each of its subjects; later ones are

@@ -334,6 +334,7 @@ impl Engine {
             tasks: Vec::new(),
             started: Instant::now(),
             logs: 0,
+            held_bytes: 0,
             live_resources: 0,
         };
         let mut store = self.store(call, DESCRIBE_DEADLINE, limits::DEFAULT_PLUGIN_MEMORY);
@@ -492,6 +493,7 @@ impl LoadedPlugin {
                 .collect(),
             started: Instant::now(),
             logs: 0,
+            held_bytes: 0,
             live_resources: 0,
         };
         let mut store = engine.store(call, options.deadline, options.memory);
@@ -563,6 +565,7 @@ impl LoadedPlugin {
                         state.end_task(index, Err(failed.clone())).await;
                     } else {
                         task.held.clear();
+                        state.call.held_bytes -= std::mem::take(&mut task.held_bytes);
                         again.push((task.unit, task.subject.clone()));
                     }
                 }

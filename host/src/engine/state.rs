@@ -158,10 +158,14 @@ pub struct TaskState {
     /// held back until it is finished: a failed call runs its unfinished
     /// tasks again alone, and what they reported in the failed call must
     /// not be written twice.
-    pub held: VecDeque<Event>,
-    /// Reported more than [`super::limits::MAX_HELD_EVENTS`]: its events
-    /// go straight on, and a failed call ends it with its error instead of
-    /// running it again (what it reported is kept, never written twice).
+    pub held: VecDeque<(Event, usize)>,
+    /// The size of `held`, by the estimate each event was counted with.
+    pub held_bytes: usize,
+    /// Reported more than [`super::limits::MAX_HELD_EVENTS`], or held the
+    /// most when the call passed [`super::limits::MAX_HELD_BYTES`]: its
+    /// events go straight on, and a failed call ends it with its error
+    /// instead of running it again (what it reported is kept, never
+    /// written twice).
     pub streamed: bool,
     /// Ended: its [`Event::Done`] is queued (sent once `held` is empty).
     pub finished: bool,
@@ -176,6 +180,7 @@ impl TaskState {
             findings: 0,
             subjects: 0,
             held: VecDeque::new(),
+            held_bytes: 0,
             streamed: false,
             finished: false,
         }
@@ -199,6 +204,9 @@ pub struct CallContext {
     pub started: Instant,
     /// Log messages written, against [`super::limits::MAX_LOGS_PER_CALL`].
     pub logs: u64,
+    /// Bytes held back by all its tasks, against
+    /// [`super::limits::MAX_HELD_BYTES`].
+    pub held_bytes: usize,
     /// Host resources currently held.
     pub live_resources: usize,
 }

@@ -384,6 +384,8 @@ impl Scan<'_> {
                 break;
             };
             let (plugin, ports) = (batch[0].plugin.clone(), batch[0].ports.clone());
+            // Unloaded while its units waited: they are dropped before they
+            // start (`spawn` checks again, for units run again, which have).
             if self.registry.get(&plugin).is_none() {
                 tracing::debug!(%plugin, units = batch.len(), "plugin no longer in use; units dropped");
                 self.progress.inc(batch.len() as u64);

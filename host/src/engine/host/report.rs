@@ -9,7 +9,8 @@ use crate::engine::bindings::ErrorCode;
 use crate::engine::bindings::wscan::plugin::report::{Host, HostTask};
 use crate::engine::bindings::wscan::plugin::types as wit;
 use crate::engine::limits::{
-    MAX_FINDING_DATA_BYTES, MAX_FINDINGS_PER_CALL, MAX_HELD_EVENTS, MAX_SUBJECTS_PER_CALL,
+    MAX_FINDING_DATA_BYTES, MAX_FINDINGS_PER_CALL, MAX_HELD_BYTES, MAX_HELD_EVENTS,
+    MAX_SUBJECTS_PER_CALL,
 };
 use crate::engine::state::{Event, HostState};
 use crate::model::Finding;
@@ -38,6 +39,22 @@ fn validate(finding: wit::Finding) -> Result<Finding, ErrorCode> {
     })
 }
 
+/// What holding one event costs beyond its text: the event itself, the
+/// queue's slot, the plugin's name behind its `Arc`.
+const HELD_EVENT_BYTES: usize = 256;
+
+/// The text a subject carries (names, a service's banner).
+fn subject_text_len(subject: &wit::Subject) -> usize {
+    let len = |text: &Option<String>| text.as_ref().map_or(0, String::len);
+    match subject {
+        wit::Subject::Host(name) => name.len(),
+        wit::Subject::Address(address) => len(&address.host),
+        wit::Subject::Service(service) => {
+            len(&service.host) + len(&service.name) + len(&service.banner)
+        }
+    }
+}
+
 /// The `task` resource: the index of its subject in the call's
 /// [`TaskState`]s, where its state stays after the plugin lets go of it.
 pub struct TaskHandle(pub usize);
@@ -53,19 +70,39 @@ impl HostState {
 
     /// Send `event` of task `index` on, or hold it while the call has other
     /// tasks (see [`TaskState::held`](crate::engine::state::TaskState::held)).
-    async fn report(&mut self, index: usize, event: Event) {
+    /// `size` is what holding it costs, roughly, in bytes.
+    async fn report(&mut self, index: usize, event: Event, size: usize) {
         let alone = self.call.tasks.len() == 1;
         let task = &mut self.call.tasks[index];
-        task.held.push_back(event);
-        if !alone && !task.streamed {
-            if task.held.len() < MAX_HELD_EVENTS {
-                return;
-            }
+        task.held.push_back((event, size));
+        task.held_bytes += size;
+        self.call.held_bytes += size;
+        if alone || task.streamed {
+            return self.flush(index).await;
+        }
+        if task.held.len() >= MAX_HELD_EVENTS {
             // A subject this prolific would hold memory without bound: it
             // streams from now on, and is not run again if the call fails.
             task.streamed = true;
+            return self.flush(index).await;
         }
-        self.flush(index).await;
+        // Many subjects each under the count may still hold too much
+        // together (findings of 1 MiB): the largest holders stream, on the
+        // same terms, until the call is back under its cap.
+        while self.call.held_bytes > MAX_HELD_BYTES {
+            let Some(largest) = (0..self.call.tasks.len())
+                .filter(|&i| !self.call.tasks[i].held.is_empty())
+                .max_by_key(|&i| (self.call.tasks[i].held_bytes, std::cmp::Reverse(i)))
+            else {
+                break;
+            };
+            self.call.tasks[largest].streamed = true;
+            self.flush(largest).await;
+            if !self.call.tasks[largest].held.is_empty() {
+                // The scan is being torn down (see `flush`).
+                break;
+            }
+        }
     }
 
     /// Send task `index`'s events on. Each leaves the task only once the
@@ -81,11 +118,12 @@ impl HostState {
             // it has one.
             let needs_place = matches!(
                 self.call.tasks[index].held.front(),
-                Some(Event::Subject { permit: None, .. })
+                Some((Event::Subject { permit: None, .. }, _))
             );
             if needs_place && let Some(scan) = self.call.scan.clone() {
                 let place = scan.blocked.acquire(&scan.derived).await;
-                if let Some(Event::Subject { permit, .. }) = self.call.tasks[index].held.front_mut()
+                if let Some((Event::Subject { permit, .. }, _)) =
+                    self.call.tasks[index].held.front_mut()
                 {
                     *permit = place;
                 }
@@ -95,7 +133,10 @@ impl HostState {
             let Ok(permit) = sender.reserve().await else {
                 return;
             };
-            if let Some(event) = self.call.tasks[index].held.pop_front() {
+            let task = &mut self.call.tasks[index];
+            if let Some((event, size)) = task.held.pop_front() {
+                task.held_bytes -= size;
+                self.call.held_bytes -= size;
                 permit.send(event);
             }
         }
@@ -107,12 +148,13 @@ impl HostState {
         let task = &mut self.call.tasks[index];
         if !task.finished {
             task.finished = true;
-            task.held.push_back(Event::Done {
+            let done = Event::Done {
                 unit: task.unit,
                 plugin: self.call.plugin.clone(),
                 result,
                 elapsed: self.call.started.elapsed(),
-            });
+            };
+            task.held.push_back((done, 0));
         }
         self.flush(index).await;
     }
@@ -141,6 +183,10 @@ impl HostTask for HostState {
         if task.findings >= MAX_FINDINGS_PER_CALL {
             return Ok(Err(ErrorCode::LimitExceeded));
         }
+        // What the held event costs: its strings, and its data parsed
+        // (a JSON tree is a few times its text).
+        let size =
+            HELD_EVENT_BYTES + finding.kind.len() + finding.title.len() + 2 * finding.data.len();
         let finding = match validate(finding) {
             Ok(f) => f,
             Err(e) => return Ok(Err(e)),
@@ -151,7 +197,7 @@ impl HostTask for HostState {
             plugin: self.call.plugin.clone(),
             finding,
         };
-        self.report(index, event).await;
+        self.report(index, event, size).await;
         Ok(Ok(()))
     }
 
@@ -173,13 +219,14 @@ impl HostTask for HostState {
             return Ok(Err(ErrorCode::LimitExceeded));
         }
         task.subjects += 1;
+        let size = HELD_EVENT_BYTES + subject_text_len(&subject);
         let event = Event::Subject {
             unit: task.unit,
             plugin: self.call.plugin.clone(),
             subject: subject.into(),
             permit: None,
         };
-        self.report(index, event).await;
+        self.report(index, event, size).await;
         Ok(Ok(()))
     }
 
