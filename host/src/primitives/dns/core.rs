@@ -2,16 +2,19 @@
 //! queries that keep the answers' structure, and errors that say which
 //! remote outcome happened. Nothing here knows about wasmtime.
 
+use super::pool::PooledProvider;
 use crate::primitives::gate::{Gate, NetStats, Pass};
+use hickory_resolver::Resolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use hickory_resolver::{Resolver, TokioResolver};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The scan's resolver: hickory's, over pooled UDP sockets.
+type ScanResolver = Resolver<PooledProvider>;
 
 /// How the scan's resolver is set up (`--resolver`, `--no-dns-cache`).
 #[derive(Debug, Clone, Default)]
@@ -228,7 +231,7 @@ impl Chain {
 /// The scan's resolver. Cheap to clone: clones share connections and cache.
 #[derive(Clone)]
 pub struct DnsCore {
-    resolver: Result<TokioResolver, Arc<str>>,
+    resolver: Result<ScanResolver, Arc<str>>,
     /// Queries count against the scan's concurrency and rate.
     gate: Arc<Gate>,
 }
@@ -284,7 +287,7 @@ impl DnsCore {
         records(answer)
     }
 
-    fn resolver(&self) -> Result<&TokioResolver, DnsError> {
+    fn resolver(&self) -> Result<&ScanResolver, DnsError> {
         self.resolver
             .as_ref()
             .map_err(|e| DnsError::Other(format!("no DNS resolver: {e}")))
@@ -295,8 +298,9 @@ fn build(
     settings: &ResolverSettings,
     timeout: Duration,
     attempts: usize,
-) -> Result<TokioResolver, NetError> {
-    let provider = TokioRuntimeProvider::default();
+) -> Result<ScanResolver, NetError> {
+    // Queries share a few UDP sockets (see `pool`).
+    let provider = PooledProvider::default();
     let mut builder = if settings.servers.is_empty() {
         Resolver::builder(provider)?
     } else {

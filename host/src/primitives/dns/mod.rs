@@ -2,5 +2,6 @@
 //! scan's resolver.
 
 pub mod core;
+pub mod pool;
 
 pub use self::core::{Chain, Data, DnsCore, DnsError, Kind, Record, ResolverSettings};
