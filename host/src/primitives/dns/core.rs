@@ -2,6 +2,7 @@
 //! queries that keep the answers' structure, and errors that say which
 //! remote outcome happened. Nothing here knows about wasmtime.
 
+use super::cache::AnswerCache;
 use super::pool::PooledProvider;
 use crate::primitives::gate::{Gate, NetStats, Pass};
 use hickory_resolver::Resolver;
@@ -232,6 +233,8 @@ impl Chain {
 #[derive(Clone)]
 pub struct DnsCore {
     resolver: Result<ScanResolver, Arc<str>>,
+    /// Answers kept for the scan, unless `--no-dns-cache`.
+    cache: Option<Arc<AnswerCache>>,
     /// Queries count against the scan's concurrency and rate.
     gate: Arc<Gate>,
 }
@@ -256,6 +259,7 @@ impl DnsCore {
         let attempts = (gate.limits().retries as usize + 1).max(2);
         DnsCore {
             resolver: build(settings, timeout, attempts).map_err(|e| Arc::from(e.to_string())),
+            cache: settings.cache.then(Arc::default),
             gate,
         }
     }
@@ -271,20 +275,30 @@ impl DnsCore {
     /// qualified: a scanner asks for exactly what it was given, never for
     /// the name plus a local search domain.
     pub async fn lookup(&self, name: &str, kind: Kind) -> Result<Vec<Record>, DnsError> {
-        let resolver = self.resolver()?;
         let mut fqdn = Name::from_ascii(name).map_err(|e| DnsError::InvalidName(e.to_string()))?;
         fqdn.set_fqdn(true);
-        let _pass = self.enter().await;
-        let answer = resolver.lookup(fqdn, kind.record_type()).await;
-        records(answer)
+        self.query(fqdn, kind).await
     }
 
     /// Query the PTR records of `ip`.
     pub async fn reverse(&self, ip: IpAddr) -> Result<Vec<Record>, DnsError> {
+        self.query(Name::from(ip), Kind::Ptr).await
+    }
+
+    /// Ask the cache, then the resolver (through the gate), and keep what
+    /// it answers.
+    async fn query(&self, name: Name, kind: Kind) -> Result<Vec<Record>, DnsError> {
         let resolver = self.resolver()?;
+        let key = name_text(&name);
+        if let Some(answer) = self.cache.as_ref().and_then(|c| c.get(&key, kind)) {
+            return answer;
+        }
         let _pass = self.enter().await;
-        let answer = resolver.lookup(Name::from(ip), RecordType::PTR).await;
-        records(answer)
+        let (answer, negative_ttl) = records(resolver.lookup(name, kind.record_type()).await);
+        if let Some(cache) = &self.cache {
+            cache.put(&key, kind, &answer, negative_ttl);
+        }
+        answer
     }
 
     fn resolver(&self) -> Result<&ScanResolver, DnsError> {
@@ -321,7 +335,9 @@ fn build(
     let options = builder.options_mut();
     options.timeout = timeout;
     options.attempts = attempts;
-    options.cache_size = if settings.cache { 16_384 } else { 0 };
+    // wscan keeps its own cache (see `cache`): hickory's costs more than
+    // it saves on a scan of many names.
+    options.cache_size = 0;
     // Keep the CNAME chain in answers: it is part of what a scan reports.
     options.preserve_intermediates = true;
     if !settings.servers.is_empty() {
@@ -331,10 +347,16 @@ fn build(
     builder.build()
 }
 
+/// The contract's answer, and for a negative one (no such name, or none
+/// of this type) how long the zone says to remember it.
 fn records(
     answer: Result<hickory_resolver::lookup::Lookup, NetError>,
-) -> Result<Vec<Record>, DnsError> {
-    match answer {
+) -> (Result<Vec<Record>, DnsError>, Option<u32>) {
+    let negative_ttl = match &answer {
+        Err(NetError::Dns(HickoryDnsError::NoRecordsFound(no))) => no.negative_ttl,
+        _ => None,
+    };
+    let answer = match answer {
         Ok(lookup) => Ok(lookup
             .answers()
             .iter()
@@ -352,7 +374,8 @@ fn records(
             None => Ok(Vec::new()),
             Some(error) => Err(error),
         },
-    }
+    };
+    (answer, negative_ttl)
 }
 
 /// The remote outcome behind a resolver error; `None` for "no records of

@@ -1,6 +1,7 @@
 //! The `wscan:plugin/dns` interface: forward and reverse queries through the
 //! scan's resolver.
 
+pub mod cache;
 pub mod core;
 pub mod pool;
 
