@@ -134,6 +134,56 @@ fn redirects_are_followed_in_scope() {
 }
 
 #[test]
+fn pages_and_favicons_carry_the_hashes_other_tools_key_on() {
+    // The reference values are Python's: hashlib.sha256 of the page, and
+    // mmh3.hash(codecs.encode(icon, "base64")) of the icon, as Shodan's
+    // http.favicon.hash and httpx compute it.
+    let dns = DnsServer::start();
+    let web = HttpServer::start();
+    let out = scan(
+        &dns,
+        &[web.port()],
+        &[
+            "--plugins",
+            "dns,port,http",
+            "--plugin-arg",
+            "http.favicon=true",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let found = records(&out);
+    let page = &on_port(&found, "http-response", web.port())[0]["data"];
+    assert_eq!(
+        page["body_sha256"],
+        "0a3e104c750283a8dfc7156f5bf36add697285992692ff3aefc425f5b0fe28dd"
+    );
+    let icon = &page["favicon"];
+    let base = format!("http://www.wscan.test:{}", web.port());
+    assert_eq!(icon["url"], format!("{base}/favicon.ico"));
+    assert_eq!(icon["size"], 768);
+    assert_eq!(icon["mmh3"], 1_836_528_006);
+    assert_eq!(
+        icon["sha256"],
+        "f3a25aa93aa2fbba28d79260535bbd6a5eb0fc1c24a8b0f04e12b484c1dfe363"
+    );
+
+    // Not asked for, no icon is fetched.
+    let web = HttpServer::start();
+    let out = scan(&dns, &[web.port()], &["--plugins", "dns,port,http"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plain = records(&out);
+    let page = &on_port(&plain, "http-response", web.port())[0]["data"];
+    assert!(page["favicon"].is_null(), "{page:#?}");
+    assert!(
+        web.requests()
+            .iter()
+            .all(|(_, path)| path != "/favicon.ico"),
+        "{:?}",
+        web.requests()
+    );
+}
+
+#[test]
 fn redirects_out_of_scope_are_reported_and_not_followed() {
     let dns = DnsServer::start();
     let web = HttpServer::start();

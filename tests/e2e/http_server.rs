@@ -3,7 +3,8 @@
 //!
 //! Pages: `/` (a titled page with server and framework headers), `/old`
 //! (301 to `/`), `/away` (302 to a name outside the test zone's scope),
-//! `/away-ip` (302 to 127.0.0.2 on the same port, outside the scope).
+//! `/away-ip` (302 to 127.0.0.2 on the same port, outside the scope),
+//! `/favicon.ico` ([`favicon`]).
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -16,6 +17,11 @@ use tokio::sync::oneshot;
 
 /// The title of `/`.
 pub const TITLE: &str = "wscan test site";
+
+/// The bytes of `/favicon.ico`: 0 to 255, three times.
+pub fn favicon() -> Vec<u8> {
+    (0..3).flat_map(|_| 0..=255u8).collect()
+}
 
 /// Requests seen: (Host header, path).
 type Log = Arc<Mutex<Vec<(String, String)>>>;
@@ -121,6 +127,14 @@ async fn page(State((log, port)): State<(Log, u16)>, request: Request) -> Respon
                 "<!doctype html><html><head><title>{TITLE}</title></head><body>hi</body></html>"
             );
             (StatusCode::OK, headers, body).into_response()
+        }
+        "/favicon.ico" => {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/x-icon"),
+            );
+            (StatusCode::OK, headers, favicon()).into_response()
         }
         "/old" => redirect(StatusCode::MOVED_PERMANENTLY, "/".into()),
         "/away" => redirect(StatusCode::FOUND, "http://outside.wscan.test/".into()),

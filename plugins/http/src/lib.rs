@@ -3,6 +3,7 @@
 //! status, title, server, content type and length, the redirect chain and
 //! technology hints from the headers.
 
+mod hash;
 mod page;
 
 use std::net::IpAddr;
@@ -20,6 +21,8 @@ const HTTP_PORTS: &[u16] = &[
 ];
 /// Service names (nmap's vocabulary) of web servers.
 const HTTP_SERVICES: &[&str] = &["http", "https", "http-alt", "http-proxy", "https-alt"];
+/// The largest favicon read whole (its hash is of the whole file).
+const MAX_ICON_BYTES: u32 = 1 << 20;
 /// Ports where a web server speaks TLS, when the service name does not say.
 const HTTPS_PORTS: &[u16] = &[443, 8443, 9443];
 
@@ -47,6 +50,13 @@ impl Plugin for Http {
             )
             .default(65536),
         )
+        .arg(
+            ArgInfo::boolean(
+                "favicon",
+                "also GET /favicon.ico and report its hashes (Shodan's and httpx's MurmurHash3, SHA-256)",
+            )
+            .default(false),
+        )
     }
 
     async fn scan(subject: Subject, options: ScanOptions) -> Result<(), Error> {
@@ -57,6 +67,7 @@ impl Plugin for Http {
         let path = options.text("path").unwrap_or("/").to_string();
         let max_redirects: usize = options.integer("max-redirects").unwrap_or(5);
         let body_bytes: u32 = options.integer("body-bytes").unwrap_or(65536);
+        let favicon = options.boolean("favicon").unwrap_or(false);
         let ip = wscan_sdk::to_ip(service.address);
         let tls = service.tls
             || match service.name.as_deref() {
@@ -141,6 +152,10 @@ impl Plugin for Http {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(response.body.len() as u64);
         let first = &hops[0];
+        let favicon = match favicon {
+            true => icon(&final_url, connect_to).await,
+            false => Value::Null,
+        };
         let data = json!({
             "url": start.as_str(),
             "final_url": final_url.as_str(),
@@ -156,6 +171,9 @@ impl Plugin for Http {
             "remote": {"address": remote_ip.to_string(), "port": remote_port},
             "elapsed_ms": response.elapsed_ms,
             "body_truncated": response.body_truncated,
+            // Only of a whole body: a prefix's hash would join with nothing.
+            "body_sha256": (!response.body_truncated).then(|| hash::sha256(&response.body)),
+            "favicon": favicon,
         });
         let title_text = match &title {
             Some(t) => format!("{} {final_url} [{t}]", response.status),
@@ -165,6 +183,30 @@ impl Plugin for Http {
             Finding::new("http-response", Severity::Info, title_text, subject.clone()).data(data),
         )
         .context("report")
+    }
+}
+
+/// `/favicon.ico` of the final page's site, fetched from the address the
+/// page came from: its URL, size and hashes, or why there is none.
+async fn icon(page: &Url, connect_to: IpAddr) -> Value {
+    let Ok(url) = page.join("/favicon.ico") else {
+        return Value::Null;
+    };
+    let request = Request::get(url.as_str())
+        .connect_to(connect_to)
+        .max_body(MAX_ICON_BYTES);
+    match http::send(&request).await {
+        Ok(r) if r.status == 200 && !r.body.is_empty() && !r.body_truncated => json!({
+            "url": url.as_str(),
+            "size": r.body.len(),
+            "mmh3": hash::favicon_mmh3(&r.body),
+            "sha256": hash::sha256(&r.body),
+        }),
+        Ok(r) if r.body_truncated => {
+            json!({"url": url.as_str(), "error": format!("larger than {MAX_ICON_BYTES} bytes")})
+        }
+        Ok(r) => json!({"url": url.as_str(), "status": r.status}),
+        Err(e) => json!({"url": url.as_str(), "error": e.message()}),
     }
 }
 
