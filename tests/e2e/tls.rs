@@ -112,6 +112,11 @@ fn a_name_is_resolved_its_tls_port_identified_and_its_certificate_examined() {
     let der = server.leaf_der();
     let sha = ring_hex_sha256(&der);
     assert_eq!(leaf["sha256"], sha);
+    // The key's own fingerprint, from x509-parser's reading of the DER
+    // (the plugin parses it with another crate).
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("leaf DER");
+    let spki = ring_hex_sha256(cert.tbs_certificate.subject_pki.raw);
+    assert_eq!(leaf["spki_sha256"], spki);
     assert_eq!(data["days_left"], 364);
     // No fault, no other finding.
     assert_eq!(tls_kinds(&records, server.port()), ["tls-certificate"]);

@@ -241,7 +241,25 @@ fn certificate_json(cert: &Certificate) -> Value {
         "key_bits": cert.key_bits,
         "signature_algorithm": cert.signature_algorithm,
         "sha256": cert.sha256,
+        "spki_sha256": spki_sha256(&cert.der),
     })
+}
+
+/// SHA-256 of the certificate's SubjectPublicKeyInfo (DER), lowercase hex:
+/// the key's own fingerprint (HPKP pins, Censys's and crt.sh's
+/// `spki_sha256`), the same across the certificates a key was reissued in.
+/// `None` if the DER does not parse.
+fn spki_sha256(der: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    use x509_cert::der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().ok()?;
+    Some(
+        sha2::Sha256::digest(&spki)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
 fn certificate_data(info: &HandshakeInfo, server_name: Option<&str>, now: i64) -> Value {
