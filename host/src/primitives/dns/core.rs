@@ -289,14 +289,18 @@ impl DnsCore {
     /// it answers.
     async fn query(&self, name: Name, kind: Kind) -> Result<Vec<Record>, DnsError> {
         let resolver = self.resolver()?;
-        let key = name_text(&name);
-        if let Some(answer) = self.cache.as_ref().and_then(|c| c.get(&key, kind)) {
+        // The cache's key, only when there is a cache (`--no-dns-cache`
+        // scans skip the name's text).
+        let cached = self.cache.as_ref().map(|cache| (cache, name_text(&name)));
+        if let Some((cache, key)) = &cached
+            && let Some(answer) = cache.get(key, kind)
+        {
             return answer;
         }
         let _pass = self.enter().await;
         let (answer, negative_ttl) = records(resolver.lookup(name, kind.record_type()).await);
-        if let Some(cache) = &self.cache {
-            cache.put(&key, kind, &answer, negative_ttl);
+        if let Some((cache, key)) = &cached {
+            cache.put(key, kind, &answer, negative_ttl);
         }
         answer
     }
