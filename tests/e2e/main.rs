@@ -9,6 +9,7 @@ mod tls_server;
 
 mod bad_input;
 mod dns;
+mod formats;
 mod hostile_plugins;
 mod hostile_targets;
 mod hot_reload;

@@ -146,6 +146,72 @@ fn parse_field(s: &str) -> Result<Field, String> {
     s.parse()
 }
 
+/// One `-o`: a file, or `-` for standard output, and the format asked for
+/// it with a `FORMAT:` prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// The format written before the path, if any.
+    pub format: Option<Format>,
+    /// The file; `-` is standard output.
+    pub path: PathBuf,
+}
+
+impl OutputFile {
+    /// Standard output rather than a file.
+    pub fn is_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+
+    /// The format it is written in: its prefix, else its extension, else
+    /// `default` (--format), else JSON Lines (a table for a terminal).
+    pub fn format(&self, default: Option<Format>, terminal: bool) -> Format {
+        self.format
+            .or_else(|| Format::from_extension(&self.path))
+            .or(default)
+            .unwrap_or(if terminal {
+                Format::Table
+            } else {
+                Format::Jsonl
+            })
+    }
+}
+
+fn parse_output(s: &str) -> Result<OutputFile, String> {
+    use clap::ValueEnum;
+    if s.is_empty() {
+        return Err("expected a file name, `-` or FORMAT:FILE".into());
+    }
+    // A prefix is a format only when it names one: `./a:b.jsonl` is a file.
+    if let Some((prefix, path)) = s.split_once(':')
+        && let Ok(format) = <Format as ValueEnum>::from_str(prefix, true)
+    {
+        if path.is_empty() {
+            return Err(format!("{s:?}: the file is missing after {prefix}:"));
+        }
+        return Ok(OutputFile {
+            format: Some(format),
+            path: path.into(),
+        });
+    }
+    if let Some((prefix, _)) = s.split_once(':')
+        && !prefix.contains(['/', '.'])
+        && !std::path::Path::new(s).exists()
+    {
+        let names: Vec<String> = Format::value_variants()
+            .iter()
+            .filter_map(|f| f.to_possible_value().map(|v| v.get_name().to_string()))
+            .collect();
+        return Err(format!(
+            "{prefix:?} is not a format; write FORMAT:FILE with FORMAT one of {} (or ./{s} for a file of that name)",
+            names.join(", ")
+        ));
+    }
+    Ok(OutputFile {
+        format: None,
+        path: s.into(),
+    })
+}
+
 /// Formats of the commands that list scans or plugins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ListFormat {
@@ -612,9 +678,13 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N", default_value = "256", value_parser = parse_batch)]
     pub batch_size: usize,
 
-    /// Write records to FILE instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Write records to FILE instead of standard output; give it several
+    /// times for several files. The format is FORMAT: when written
+    /// FORMAT:FILE (jsonl:scan.out), else the file's extension (.jsonl,
+    /// .csv, .md, .xml for nmap's XML, .sarif), else --format, else jsonl.
+    /// `-` is standard output (`-o - -o scan.xml` prints and saves).
+    #[arg(short, long, value_name = "[FORMAT:]FILE", value_parser = parse_output)]
+    pub output: Vec<OutputFile>,
 
     /// Output format, and CSV's columns.
     #[command(flatten)]
@@ -671,7 +741,6 @@ impl ScanArgs {
             self.input.as_mut(),
             self.exclude_file.as_mut(),
             self.stats.as_mut(),
-            self.output.as_mut(),
             self.sources.plugin_dir.as_mut(),
         ]
         .into_iter()
@@ -679,6 +748,7 @@ impl ScanArgs {
         {
             at(path);
         }
+        self.output.iter_mut().for_each(|o| at(&mut o.path));
         self.call.tls.ca_file.iter_mut().for_each(at);
         self.sources.plugin.iter_mut().for_each(at);
     }

@@ -14,12 +14,13 @@ pub use args::{
 use crate::engine::registry::Registry;
 use crate::engine::{Engine, LoadedPlugin};
 use crate::model::PluginInfo;
-use crate::output::Format;
+use crate::output::{Format, RunInfo};
 use crate::scheduler::input::Start;
 use crate::scheduler::spec::{Gathered, SpecError};
 use crate::scheduler::{self, ScanSpec};
 use crate::targets::TargetArg;
 use anyhow::{Context, bail};
+use args::OutputFile;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use std::io::IsTerminal;
@@ -298,24 +299,67 @@ impl RecordFormat {
         &self,
         out: impl std::io::Write + Send + 'static,
         terminal: bool,
+        run: &RunInfo,
     ) -> anyhow::Result<Box<dyn crate::output::Sink>> {
-        self.check()?;
-        Ok(Format::or_default(self.format, terminal).sink(out, self.fields.clone()))
+        self.check(&[])?;
+        Ok(Format::or_default(self.format, terminal).sink(out, self.fields.clone(), run))
     }
 
-    /// `--fields` goes with `--format csv` only (CSV is never a default).
-    pub fn check(&self) -> anyhow::Result<()> {
-        if self.fields.is_some() && self.format != Some(Format::Csv) {
+    /// `--fields` goes with CSV only (CSV is never a default): --format
+    /// csv, or one of the `-o` files written as CSV.
+    pub fn check(&self, files: &[OutputFile]) -> anyhow::Result<()> {
+        let csv = self.format == Some(Format::Csv)
+            || files
+                .iter()
+                .any(|f| f.format(self.format, false) == Format::Csv);
+        if self.fields.is_some() && !csv {
             bail!(UsageError(
-                "--fields chooses the columns of --format csv; add --format csv".into()
+                "--fields chooses the columns of CSV; add --format csv (or -o FILE.csv)".into()
             ));
         }
         Ok(())
     }
 
     /// [`RecordFormat::sink`] for standard output.
-    pub fn stdout_sink(&self) -> anyhow::Result<Box<dyn crate::output::Sink>> {
-        self.sink(std::io::stdout(), std::io::stdout().is_terminal())
+    pub fn stdout_sink(&self, run: &RunInfo) -> anyhow::Result<Box<dyn crate::output::Sink>> {
+        self.sink(std::io::stdout(), std::io::stdout().is_terminal(), run)
+    }
+
+    /// Sinks for the `-o` files (created now, so a path that cannot be
+    /// written fails before anything is scanned), or for standard output
+    /// when there are none; and whether any of them is a terminal.
+    pub fn sinks(
+        &self,
+        files: &[OutputFile],
+        run: &RunInfo,
+    ) -> anyhow::Result<(Box<dyn crate::output::Sink>, bool)> {
+        self.check(files)?;
+        let stdout = [OutputFile {
+            format: None,
+            path: "-".into(),
+        }];
+        let files = if files.is_empty() { &stdout[..] } else { files };
+        let mut sinks = Vec::with_capacity(files.len());
+        let mut to_terminal = false;
+        for file in files {
+            let (out, terminal): (Box<dyn std::io::Write + Send>, bool) = if file.is_stdout() {
+                let terminal = std::io::stdout().is_terminal();
+                (Box::new(std::io::stdout()), terminal)
+            } else {
+                let created = std::fs::File::create(&file.path).with_context(|| {
+                    format!("cannot create output file {}", file.path.display())
+                })?;
+                (Box::new(std::io::BufWriter::new(created)), false)
+            };
+            to_terminal |= terminal;
+            let format = file.format(self.format, terminal);
+            sinks.push(format.sink(out, self.fields.clone(), run));
+        }
+        let sink = match sinks.len() {
+            1 => sinks.pop().expect("one sink"),
+            _ => Box::new(crate::output::Tee::new(sinks)),
+        };
+        Ok((sink, to_terminal))
     }
 }
 
@@ -343,7 +387,7 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
     let request = args.request();
     let gathered = Gathered::gather(&request).map_err(usage)?;
     let spec = ScanSpec::resolve(&request, &available, gathered).map_err(usage)?;
-    args.output_format.check()?;
+    args.output_format.check(&args.output)?;
     if let (None, Some(seed)) = (args.seed, spec.seed()) {
         tracing::info!("address order seed {seed} (repeat it with --seed {seed})");
     }
@@ -357,14 +401,22 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
             })
             .map(|a| a.plugin.clone())
             .collect();
-        return dry_run(&spec, &selected, args.count, args.output.as_deref());
+        let output = match args.output.as_slice() {
+            [] => None,
+            [one] if one.is_stdout() => None,
+            [one] => Some(one.path.as_path()),
+            _ => bail!(UsageError(
+                "--dry-run writes one list of units; give at most one -o".into()
+            )),
+        };
+        return dry_run(&spec, &selected, args.count, output);
     }
     let seed = spec.seed();
 
     let (store, scan_id, resumed) = open_store(globals, &args, resuming, seed)?;
     let earlier = (resumed.findings, resumed.errors);
 
-    let (mut sink, to_terminal) = output_sink(&args, store.as_ref().zip(scan_id))?;
+    let (mut sink, to_terminal) = output_sink(globals, &args, store.as_ref().zip(scan_id))?;
     // With --watch, the plugin folder is watched while the scan runs.
     let _watch = match (args.watch, plugin_dir(&args.sources)?) {
         (false, _) => None,
@@ -485,30 +537,31 @@ fn open_store(
     })
 }
 
-/// Where the scan's records go (`-o FILE` or standard output, in the
-/// chosen format), and whether that is a terminal. A resumed scan's output
-/// file is written again from the store first: the records of completed
+/// Where the scan's records go (the `-o` files or standard output, each
+/// in its format), and whether one is a terminal. A resumed scan's output
+/// files are written again from the store first: the records of completed
 /// units, without those of units cut short (they run again and write
 /// theirs anew). A new scan has none yet.
 fn output_sink(
+    globals: &Globals,
     args: &ScanArgs,
     stored: Option<(&crate::store::Store, i64)>,
 ) -> anyhow::Result<(Box<dyn crate::output::Sink>, bool)> {
-    let (out, to_terminal): (Box<dyn std::io::Write + Send>, bool) = match &args.output {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create output file {}", path.display()))?;
-            (Box::new(std::io::BufWriter::new(file)), false)
-        }
-        None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
-    };
-    let mut sink = args.output_format.sink(out, to_terminal)?;
-    if let (Some((store, id)), Some(_)) = (stored, &args.output) {
+    let mut run = RunInfo::now(&globals.argv);
+    if let Some((store, id)) = stored
+        && let Some(row) = store.scan(id)?
+    {
+        // A resumed scan is described by its first run.
+        run = results::run_info(&row);
+    }
+    let (mut sink, to_terminal) = args.output_format.sinks(&args.output, &run)?;
+    if let Some((store, id)) = stored
+        && args.output.iter().any(|o| !o.is_stdout())
+    {
         store
             .records(id, |record| sink.write(&record))
-            .context("cannot write the stored records to the output file")?;
+            .context("cannot write the stored records to the output files")?;
     }
-
     Ok((sink, to_terminal))
 }
 

@@ -263,7 +263,9 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
     let tls = crate::scheduler::spec::tls_core(&call).map_err(super::usage)?;
     let spec = crate::scheduler::ScanSpec::for_subject(&subject, &call, &plugin.info, tls)
         .map_err(super::usage)?;
-    let mut sink = args.output_format.stdout_sink()?;
+    let mut sink = args
+        .output_format
+        .stdout_sink(&crate::output::RunInfo::now(&globals.argv))?;
     let summary = crate::scheduler::run_one(&spec, engine, plugin, subject, sink.as_mut()).await?;
     if let Some(why) = mismatch
         && summary.findings == 0

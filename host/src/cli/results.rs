@@ -183,12 +183,13 @@ pub(super) fn show(globals: &Globals, args: ResultsShowArgs) -> anyhow::Result<E
     let Some(store) = open_existing(globals)? else {
         bail!(missing());
     };
-    if store.scan(args.scan)?.is_none() {
+    let Some(row) = store.scan(args.scan)? else {
         bail!(missing());
-    }
+    };
     let mut sink = args.output_format.sink(
         std::io::BufWriter::new(std::io::stdout()),
         std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        &run_info(&row),
     )?;
     match store.records(args.scan, |record| sink.write(&record)) {
         Ok(()) => {}
@@ -199,4 +200,14 @@ pub(super) fn show(globals: &Globals, args: ResultsShowArgs) -> anyhow::Result<E
     }
     sink.finish()?;
     Ok(Exit::Success)
+}
+
+/// A stored scan as the formats that describe a run (nmap's XML, SARIF)
+/// name it: its command line and when its first run started.
+pub(super) fn run_info(row: &crate::store::ScanRow) -> crate::output::RunInfo {
+    crate::output::RunInfo {
+        args: crate::output::command_line(&row.argv),
+        started: humantime::parse_rfc3339_weak(&row.started)
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH),
+    }
 }
