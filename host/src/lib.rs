@@ -13,9 +13,11 @@
 //! - [`scheduler`]: turns targets into plugin calls and routes subjects;
 //! - [`output`]: the [`output::Sink`] trait and its writers;
 //! - [`store`]: the SQLite result store and its journal of completed units;
+//! - [`diff`]: what changed between two stored scans;
 //! - [`scope`]: the one policy every outbound operation is checked against.
 
 pub mod cli;
+pub mod diff;
 pub mod engine;
 pub mod model;
 pub mod output;

@@ -85,6 +85,20 @@ fn valid_sarif(sarif: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(sarif).unwrap()).unwrap()
 }
 
+/// Every line of `jsonl` checked against docs/jsonl-schema.json.
+fn assert_valid_jsonl(jsonl: &Path) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/jsonl-schema.json");
+    let checked = python(
+        "import json, sys, jsonschema\n\
+         schema = json.load(open(sys.argv[1]))\n\
+         v = jsonschema.Draft202012Validator(schema)\n\
+         errors = [f'line {n}: {e.message}' for n, line in enumerate(open(sys.argv[2]), 1) for e in v.iter_errors(json.loads(line))]\n\
+         print('\\n'.join(errors) if errors else 'valid')\n",
+        &[&schema, jsonl],
+    );
+    assert_eq!(checked.trim(), "valid", "{}", jsonl.display());
+}
+
 /// What python-libnmap reads from nmap's XML: per port, its state,
 /// service name, tunnel and scripts (id and output).
 fn libnmap(xml: &Path) -> Value {
@@ -134,6 +148,7 @@ fn one_scan_writes_every_format_at_once_and_their_readers_accept_them() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "every record went to the files");
 
+    assert_valid_jsonl(&path("scan.jsonl"));
     let records = read_jsonl(&path("scan.jsonl"));
     let found: Vec<&Value> = records.iter().filter(|r| r["type"] == "finding").collect();
     let kinds: BTreeSet<&str> = found.iter().map(|f| f["kind"].as_str().unwrap()).collect();
@@ -350,4 +365,291 @@ fn output_files_that_cannot_be_told_apart_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
+}
+
+/// A world in a private namespace: silent listeners on `ports` and, on
+/// port 443, a TLS server presenting `cert` (PEM files `cert` and `key`).
+/// Stops when dropped with the namespace's child.
+fn world(
+    ns: &crate::namespace::Netns,
+    ports: &[u16],
+    cert: &Path,
+    key: &Path,
+) -> std::process::Child {
+    ns.python(&format!(
+        "import socket, ssl, threading, time\n\
+         ss = []\n\
+         for p in {ports:?}:\n\
+         \x20s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         \x20s.bind(('127.0.0.1', p)); s.listen(64); ss.append(s)\n\
+         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         ctx.load_cert_chain({cert:?}, {key:?})\n\
+         t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         t.bind(('127.0.0.1', 443)); t.listen(64)\n\
+         def one(c):\n\
+         \x20try:\n\
+         \x20 c.settimeout(5); tls = ctx.wrap_socket(c, server_side=True); tls.recv(1024); tls.close()\n\
+         \x20except Exception:\n\
+         \x20 c.close()\n\
+         def serve():\n\
+         \x20while True:\n\
+         \x20 c, _ = t.accept(); threading.Thread(target=one, args=(c,), daemon=True).start()\n\
+         threading.Thread(target=serve, daemon=True).start()\n\
+         print('ready', flush=True)\n\
+         time.sleep(300)\n",
+        cert = cert.to_str().unwrap(),
+        key = key.to_str().unwrap(),
+    ))
+}
+
+/// Two scans of one namespace world, between which port 22 closed, port
+/// 8080 opened and the certificate on 443 was replaced: the diff reports
+/// exactly those three, in every format, and `--exit-code` says so.
+#[test]
+fn a_diff_of_two_scans_reports_a_port_opened_one_closed_and_a_certificate_changed() {
+    use crate::tls_server::leaf_pem;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let db = path("results.db");
+    let ca = TestCa::get().pem_path().to_str().unwrap().to_string();
+    let ns = crate::namespace::Netns::create("diff");
+    let scan = || {
+        let mut cmd = ns.wscan();
+        cmd.arg("--db").arg(&db);
+        cmd.args(["scan", "127.0.0.1", "-p", "22,80,443,8080", "-q"]);
+        cmd.args(["--plugins", "port,tls", "--ca-file", &ca]);
+        cmd.args(["--plugin-arg", "port.banner-timeout=200ms"]);
+        let out = run(cmd, Duration::from_secs(90));
+        // The tls plugin fails on the silent ports (exit 3): errors are not
+        // compared.
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
+    };
+    for (i, ports) in [[22u16, 80], [80, 8080]].iter().enumerate() {
+        let (cert, key) = leaf_pem(Cert::Valid);
+        let (cert_path, key_path) = (path(&format!("cert{i}.pem")), path(&format!("key{i}.pem")));
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        let mut servers = world(&ns, ports, &cert_path, &key_path);
+        scan();
+        let _ = servers.kill();
+        let _ = servers.wait();
+    }
+    let diff = |args: &[&str]| {
+        let mut cmd = wscan();
+        cmd.arg("--db").arg(&db);
+        cmd.args(["results", "diff", "1", "2"]).args(args);
+        run(cmd, Duration::from_secs(30))
+    };
+
+    let out = diff(&["--format", "jsonl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("scan 1 -> scan 2: 1 appeared, 1 disappeared, 1 changed"),
+        "{}",
+        stderr(&out)
+    );
+    let changes = records(&out);
+    let summary: Vec<(String, String, u64)> = changes
+        .iter()
+        .map(|c| {
+            assert_eq!(c["type"], "change");
+            (
+                c["change"].as_str().unwrap().to_string(),
+                c["kind"].as_str().unwrap().to_string(),
+                c["subject"]["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("disappeared".into(), "open-port".into(), 22),
+            ("changed".into(), "tls-certificate".into(), 443),
+            ("appeared".into(), "open-port".into(), 8080),
+        ],
+        "{changes:#?}"
+    );
+    let cert = &changes[1];
+    let fields: Vec<&str> = cert["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"data.chain.0.sha256"), "{fields:?}");
+    assert!(
+        !fields.iter().any(|f| f.ends_with("days_left")),
+        "{fields:?}"
+    );
+    assert_ne!(
+        cert["before"]["data"]["chain"][0]["sha256"],
+        cert["after"]["data"]["chain"][0]["sha256"]
+    );
+
+    // --exit-code: 1 when something changed, 0 for a scan against itself.
+    assert_eq!(diff(&["--exit-code"]).status.code(), Some(1));
+    let mut same = wscan();
+    same.arg("--db").arg(&db);
+    same.args([
+        "results",
+        "diff",
+        "2",
+        "2",
+        "--exit-code",
+        "--format",
+        "jsonl",
+    ]);
+    let out = run(same, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+
+    // Every format: nmap's XML (22 closed, 8080 open, the certificate's
+    // script marked changed), SARIF with baseline states, CSV, Markdown.
+    let out = diff(&[
+        "-o",
+        path("d.jsonl").to_str().unwrap(),
+        "-o",
+        path("d.xml").to_str().unwrap(),
+        "-o",
+        path("d.sarif").to_str().unwrap(),
+        "-o",
+        path("d.csv").to_str().unwrap(),
+        "-o",
+        path("d.md").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_valid_jsonl(&path("d.jsonl"));
+    assert_eq!(read_jsonl(&path("d.jsonl")), changes);
+    assert_valid_nmap_xml(&path("d.xml"));
+    let nmap = libnmap(&path("d.xml"));
+    let states: Vec<(u64, String)> = nmap["hosts"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["port"].as_u64().unwrap(),
+                p["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (22, "closed".into()),
+            (443, "open".into()),
+            (8080, "open".into())
+        ],
+        "{nmap:#}"
+    );
+    let sarif = valid_sarif(&path("d.sarif"));
+    let baseline: Vec<&str> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["baselineState"].as_str().unwrap())
+        .collect();
+    assert_eq!(baseline, ["absent", "updated", "new"]);
+    let rows: Vec<Vec<String>> = serde_json::from_str(&python(
+        "import csv, json, sys\nprint(json.dumps(list(csv.reader(open(sys.argv[1], newline='')))))",
+        &[&path("d.csv")],
+    ))
+    .unwrap();
+    assert_eq!(
+        rows[0].join(","),
+        "change,severity,plugin,kind,address,port,host,title,fields"
+    );
+    let kinds: Vec<(&str, &str)> = rows[1..]
+        .iter()
+        .map(|r| (r[0].as_str(), r[5].as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("disappeared", "22"),
+            ("changed", "443"),
+            ("appeared", "8080")
+        ]
+    );
+    let report = std::fs::read_to_string(path("d.md")).unwrap();
+    assert!(report.contains("| - open port 22/tcp"), "{report}");
+}
+
+/// `results export` writes a stored scan to files in any format;
+/// `results prune` deletes what is older than asked, records included, and
+/// keeps the rest.
+#[test]
+fn export_writes_stored_scans_and_prune_deletes_the_old_ones() {
+    let open = Listener::start(Behaviour::Silent);
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let db = path("results.db");
+    let wscan_db = |args: &[&str]| {
+        let mut cmd = wscan();
+        cmd.arg("--db").arg(&db).args(args);
+        run(cmd, Duration::from_secs(60))
+    };
+    let port = open.port().to_string();
+    let scan = ["scan", "127.0.0.1", "-p", &port, "--plugins", "port", "-q"];
+    for _ in 0..2 {
+        let out = wscan_db(&[&scan[..], &["--plugin-arg", "port.banner=false"]].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let xml = path("one.xml");
+    let out = wscan_db(&["results", "export", "1", "-o", xml.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_valid_nmap_xml(&xml);
+    assert_eq!(libnmap(&xml)["hosts"][0]["ports"][0]["port"], open.port());
+
+    let out = wscan_db(&[&scan[..], &["--plugin-arg", "port.banner=false"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Scans 1 and 2 were started 40 days ago, as far as the store knows.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let long_ago = humantime::format_rfc3339_millis(
+        std::time::SystemTime::now() - Duration::from_secs(40 * 86_400),
+    )
+    .to_string();
+    conn.execute(
+        "UPDATE scans SET started = ?1 WHERE id IN (1, 2)",
+        [&long_ago],
+    )
+    .unwrap();
+    drop(conn);
+    let out = wscan_db(&["results", "prune", "--older-than", "30d", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("would delete 2 scan(s)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).ends_with(": 1, 2\n"), "{}", stderr(&out));
+    let out = wscan_db(&["results", "prune", "--older-than", "30d"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deleted 2 scan(s)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = wscan_db(&["results", "list", "--format", "jsonl"]);
+    let left: Vec<i64> = records(&out)
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(left, [3]);
+    let out = wscan_db(&["results", "show", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("there is no scan 1"),
+        "{}",
+        stderr(&out)
+    );
+    let out = wscan_db(&["results", "show", "3", "--format", "jsonl"]);
+    assert_eq!(records(&out).len(), 1);
+    let out = wscan_db(&["results", "prune", "--older-than", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("write it like 30d"),
+        "{}",
+        stderr(&out)
+    );
 }

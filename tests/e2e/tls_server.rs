@@ -294,7 +294,39 @@ async fn answer(acceptor: TlsAcceptor, tcp: TcpStream, counts: Arc<Counts>) {
 }
 
 /// The leaf certificate of kind `cert` and the key the server signs with.
+/// A fresh certificate of the kind `cert` signed as [`TlsServer`]'s are, and
+/// its key, both PEM: for a server outside this process (in a network
+/// namespace). Not for [`Cert::WeakRsa`] (ring cannot make its key).
+pub fn leaf_pem(cert: Cert) -> (String, String) {
+    assert_ne!(cert, Cert::WeakRsa, "no PEM key for WeakRsa");
+    let params = leaf_params(cert);
+    let key = KeyPair::generate().expect("leaf key");
+    let issued = match cert {
+        Cert::SelfSigned => params.self_signed(&key),
+        _ => params.signed_by(&key, &TestCa::get().issuer),
+    };
+    (issued.expect("leaf certificate").pem(), key.serialize_pem())
+}
+
 fn leaf(cert: Cert) -> (CertificateDer<'static>, Arc<dyn SigningKey>) {
+    let params = leaf_params(cert);
+    let ca = &TestCa::get().issuer;
+    if cert == Cert::WeakRsa {
+        let key = WeakRsa::new();
+        let issued = params.signed_by(&key, ca).expect("weak RSA leaf");
+        return (issued.into(), Arc::new(key));
+    }
+    let key = KeyPair::generate().expect("leaf key");
+    let issued = match cert {
+        Cert::SelfSigned => params.self_signed(&key),
+        _ => params.signed_by(&key, ca),
+    };
+    let signer = any_ecdsa_type(&key.into()).expect("rustls signing key");
+    (issued.expect("leaf certificate").into(), signer)
+}
+
+/// The names, dates and uses of a certificate of the kind `cert`.
+fn leaf_params(cert: Cert) -> CertificateParams {
     let (cn, sans) = match cert {
         Cert::SelfSigned => ("self.wscan.test", vec!["www.wscan.test", "127.0.0.1"]),
         Cert::WrongName => (
@@ -317,19 +349,7 @@ fn leaf(cert: Cert) -> (CertificateDer<'static>, Arc<dyn SigningKey>) {
         Cert::ExpiringSoon => set_validity(&mut params, -1, 10),
         _ => set_validity(&mut params, -1, 365),
     }
-    let ca = &TestCa::get().issuer;
-    if cert == Cert::WeakRsa {
-        let key = WeakRsa::new();
-        let issued = params.signed_by(&key, ca).expect("weak RSA leaf");
-        return (issued.into(), Arc::new(key));
-    }
-    let key = KeyPair::generate().expect("leaf key");
-    let issued = match cert {
-        Cert::SelfSigned => params.self_signed(&key),
-        _ => params.signed_by(&key, ca),
-    };
-    let signer = any_ecdsa_type(&key.into()).expect("rustls signing key");
-    (issued.expect("leaf certificate").into(), signer)
+    params
 }
 
 /// CN `cn`, then O "wscan tests": in this order, x509-parser prints

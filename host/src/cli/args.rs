@@ -60,8 +60,64 @@ pub enum Command {
 pub enum ResultsCommand {
     /// List the scans recorded, oldest first, with their status.
     List(ResultsListArgs),
-    /// Print the records of one scan, in the order they were found.
+    /// Print the records of one scan, in the order they were found, in any
+    /// format (`export` is the same command).
+    #[command(visible_alias = "export")]
     Show(ResultsShowArgs),
+    /// What changed from scan A to scan B: findings that appeared,
+    /// disappeared or changed, keyed on subject, plugin and kind.
+    Diff(ResultsDiffArgs),
+    /// Delete the scans older than a given age, with their records.
+    Prune(ResultsPruneArgs),
+}
+
+/// Flags of `wscan results diff`.
+#[derive(Debug, Args)]
+pub struct ResultsDiffArgs {
+    /// The earlier scan's number.
+    #[arg(value_name = "A")]
+    pub before: i64,
+
+    /// The later scan's number.
+    #[arg(value_name = "B")]
+    pub after: i64,
+
+    /// Data fields to ignore as well, wherever they are in a finding's data
+    /// (ttl, elapsed_ms and days_left always are).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub ignore: Vec<String>,
+
+    /// Exit with 1 when anything changed (0 when nothing did), for CI and
+    /// cron.
+    #[arg(long)]
+    pub exit_code: bool,
+
+    /// Write to FILE (repeatable; format from FORMAT:FILE or the extension,
+    /// as for `scan -o`).
+    #[arg(short, long, value_name = "[FORMAT:]FILE", value_parser = parse_output)]
+    pub output: Vec<OutputFile>,
+
+    /// Output format, and CSV's columns [CSV's default here:
+    /// change,severity,plugin,kind,address,port,host,title,fields].
+    #[command(flatten)]
+    pub output_format: RecordFormat,
+}
+
+/// Flags of `wscan results prune`.
+#[derive(Debug, Args)]
+pub struct ResultsPruneArgs {
+    /// Delete the scans that started longer ago than this: 30d, 12h, 2w.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub older_than: std::time::Duration,
+
+    /// Say which scans would be deleted, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?}: {e}; write it like 30d, 12h or 2w"))
 }
 
 /// Flags of `wscan results list`.
@@ -78,6 +134,11 @@ pub struct ResultsShowArgs {
     /// The scan's number (see `wscan results list`).
     #[arg(value_name = "SCAN")]
     pub scan: i64,
+
+    /// Write to FILE instead of standard output (repeatable; format from
+    /// FORMAT:FILE or the extension, as for `scan -o`).
+    #[arg(short, long, value_name = "[FORMAT:]FILE", value_parser = parse_output)]
+    pub output: Vec<OutputFile>,
 
     /// Output format, and CSV's columns.
     #[command(flatten)]

@@ -7,8 +7,8 @@ mod results;
 
 pub use args::{
     Cli, Command, PluginCheckArgs, PluginCommand, PluginInfoArgs, PluginListArgs, PluginNewArgs,
-    PluginRunArgs, PluginSources, RecordFormat, ResultsCommand, ResultsListArgs, ResultsShowArgs,
-    ScanArgs, parse,
+    PluginRunArgs, PluginSources, RecordFormat, ResultsCommand, ResultsDiffArgs, ResultsListArgs,
+    ResultsPruneArgs, ResultsShowArgs, ScanArgs, parse,
 };
 
 use crate::engine::registry::Registry;
@@ -33,7 +33,8 @@ pub enum Exit {
     /// 0: the command ran; every unit of the scan completed.
     Success = 0,
     /// 1: the command failed (a plugin would not load, output could not be
-    /// written...). What was found before is kept.
+    /// written...). What was found before is kept. Also `results diff
+    /// --exit-code` when the two scans differ.
     Failure = 1,
     /// 2: bad usage: unknown flag, malformed target, port spec or duration.
     Usage = 2,
@@ -64,6 +65,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Scan(args) => scan(&globals, args).await,
         Command::Results(ResultsCommand::List(args)) => results::list(&globals, args),
         Command::Results(ResultsCommand::Show(args)) => results::show(&globals, args),
+        Command::Results(ResultsCommand::Diff(args)) => results::diff(&globals, args),
+        Command::Results(ResultsCommand::Prune(args)) => results::prune(&globals, args),
         Command::Plugin(PluginCommand::List(args)) => plugin::list(&globals, args).await,
         Command::Plugin(PluginCommand::Info(args)) => plugin::info(&globals, args).await,
         Command::Plugin(PluginCommand::Check(args)) => plugin::check(&globals, args).await,

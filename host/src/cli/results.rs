@@ -1,7 +1,10 @@
 //! `wscan results ...`: read the result store, and the store's side of
 //! `wscan scan` (opening it, `--resume`).
 
-use super::args::{Cli, Command, ListFormat, ResultsListArgs, ResultsShowArgs, ScanArgs};
+use super::args::{
+    Cli, Command, ListFormat, ResultsDiffArgs, ResultsListArgs, ResultsPruneArgs, ResultsShowArgs,
+    ScanArgs,
+};
 use super::{Exit, Globals, UsageError, project_dirs};
 use crate::store::{RecordsError, ScanRow, Status, Store};
 use anyhow::{Context, bail};
@@ -170,27 +173,14 @@ pub(super) fn list(globals: &Globals, args: ResultsListArgs) -> anyhow::Result<E
 
 /// `wscan results show SCAN`
 pub(super) fn show(globals: &Globals, args: ResultsShowArgs) -> anyhow::Result<Exit> {
-    let missing = || {
-        UsageError(format!(
-            "there is no scan {} in {}; `wscan results list{}` shows the scans recorded there",
-            args.scan,
-            db_path(globals)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            db_flag(globals)
-        ))
-    };
+    let missing = || no_scan(globals, args.scan);
     let Some(store) = open_existing(globals)? else {
         bail!(missing());
     };
     let Some(row) = store.scan(args.scan)? else {
         bail!(missing());
     };
-    let mut sink = args.output_format.sink(
-        std::io::BufWriter::new(std::io::stdout()),
-        std::io::IsTerminal::is_terminal(&std::io::stdout()),
-        &run_info(&row),
-    )?;
+    let (mut sink, _) = args.output_format.sinks(&args.output, &run_info(&row))?;
     match store.records(args.scan, |record| sink.write(&record)) {
         Ok(()) => {}
         Err(RecordsError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -210,4 +200,136 @@ pub(super) fn run_info(row: &crate::store::ScanRow) -> crate::output::RunInfo {
         started: humantime::parse_rfc3339_weak(&row.started)
             .unwrap_or(std::time::SystemTime::UNIX_EPOCH),
     }
+}
+
+/// The error for a scan number the store does not have.
+fn no_scan(globals: &Globals, id: i64) -> UsageError {
+    UsageError(format!(
+        "there is no scan {id} in {}; `wscan results list{}` shows the scans recorded there",
+        db_path(globals)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        db_flag(globals)
+    ))
+}
+
+/// `wscan results diff A B`
+pub(super) fn diff(globals: &Globals, args: ResultsDiffArgs) -> anyhow::Result<Exit> {
+    let Some(store) = open_existing(globals)? else {
+        bail!(no_scan(globals, args.before));
+    };
+    let mut rows = Vec::new();
+    let mut findings = Vec::new();
+    for id in [args.before, args.after] {
+        let Some(row) = store.scan(id)? else {
+            bail!(no_scan(globals, id));
+        };
+        let mut found = Vec::new();
+        store
+            .records(id, |record| {
+                if let crate::output::Record::Finding(f) = record {
+                    found.push(f);
+                }
+                Ok(())
+            })
+            .with_context(|| format!("cannot read scan {id}"))?;
+        rows.push(row);
+        findings.push(found);
+    }
+    for row in &rows {
+        if row.status != Status::Completed {
+            eprintln!(
+                "wscan: warning: scan {} is {}: what it did not reach shows as disappeared or appeared",
+                row.id, row.status
+            );
+        }
+    }
+    let after = findings.pop().expect("two scans");
+    let before = findings.pop().expect("two scans");
+    let changes = crate::diff::diff(before, after, &crate::diff::ignored(&args.ignore));
+
+    // CSV's columns for changes, unless the user chose them.
+    let mut format = args.output_format.clone();
+    let csv = format.format == Some(crate::output::Format::Csv)
+        || args
+            .output
+            .iter()
+            .any(|f| f.format(format.format, false) == crate::output::Format::Csv);
+    if csv && format.fields.is_none() {
+        format.fields = Some(
+            crate::output::csv::parse_fields(crate::output::csv::DIFF_FIELDS)
+                .expect("valid diff fields"),
+        );
+    }
+    let run = crate::output::RunInfo::now(&globals.argv);
+    let (mut sink, _) = format.sinks(&args.output, &run)?;
+    let mut counts = [0usize; 3];
+    for change in changes {
+        counts[change.change as usize] += 1;
+        match sink.write(&crate::output::Record::Change(change)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(Exit::Success),
+            Err(e) => return Err(e).context("cannot write the diff"),
+        }
+    }
+    sink.finish().context("cannot write the diff")?;
+    let [appeared, disappeared, changed] = counts;
+    eprintln!(
+        "wscan: scan {} -> scan {}: {appeared} appeared, {disappeared} disappeared, {changed} changed",
+        args.before, args.after
+    );
+    Ok(match (args.exit_code, appeared + disappeared + changed) {
+        (true, n) if n > 0 => Exit::Failure,
+        _ => Exit::Success,
+    })
+}
+
+/// `wscan results prune --older-than AGE`
+pub(super) fn prune(globals: &Globals, args: ResultsPruneArgs) -> anyhow::Result<Exit> {
+    let Some(path) = db_path(globals).ok().filter(|p| p.exists()) else {
+        eprintln!("wscan: no result store yet; nothing to prune");
+        return Ok(Exit::Success);
+    };
+    let mut store = Store::open(&path)
+        .with_context(|| format!("cannot open the result store {}", path.display()))?;
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(args.older_than)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let old: Vec<ScanRow> = store
+        .scans()?
+        .into_iter()
+        .filter(|row| {
+            humantime::parse_rfc3339_weak(&row.started).is_ok_and(|started| started < cutoff)
+        })
+        .collect();
+    // A scan still running keeps its records, however old it is.
+    let (running, old): (Vec<ScanRow>, Vec<ScanRow>) = old
+        .into_iter()
+        .partition(|row| row.status == Status::Running);
+    for row in &running {
+        eprintln!("wscan: scan {} is still running; it is kept", row.id);
+    }
+    let ids: Vec<i64> = old.iter().map(|row| row.id).collect();
+    let listed = ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if args.dry_run {
+        eprintln!(
+            "wscan: would delete {} scan(s) started before {}{}{listed}",
+            ids.len(),
+            humantime::format_rfc3339_seconds(cutoff),
+            if ids.is_empty() { "" } else { ": " }
+        );
+        return Ok(Exit::Success);
+    }
+    let records = store.delete(&ids)?;
+    eprintln!(
+        "wscan: deleted {} scan(s) started before {} ({records} record(s)){}{listed}",
+        ids.len(),
+        humantime::format_rfc3339_seconds(cutoff),
+        if ids.is_empty() { "" } else { ": " }
+    );
+    Ok(Exit::Success)
 }

@@ -22,8 +22,13 @@ const ALIASES: &[(&str, &str)] = &[
 /// The top-level fields of a record, beside the aliases and dotted paths
 /// under `data`, `subject` and `plugin`.
 const TOP: &[&str] = &[
-    "type", "time", "severity", "kind", "title", "error", "outside", "data", "subject",
+    "type", "time", "severity", "kind", "title", "error", "outside", "data", "subject", "change",
+    "fields",
 ];
+
+/// The columns of a diff (`wscan results diff`) when `--fields` is not
+/// given.
+pub const DIFF_FIELDS: &str = "change,severity,plugin,kind,address,port,host,title,fields";
 
 /// One column: its name as given, and the path into the record it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +41,8 @@ impl std::str::FromStr for Field {
     type Err = String;
 
     /// A field name: an alias, a top-level field, or a dotted path under
-    /// `data.`, `subject.` or `plugin.` (`data.banner`, `data.chain.0.sha256`).
+    /// `data.`, `subject.` or `plugin.` (`data.banner`, `data.chain.0.sha256`),
+    /// or, in a diff, `before.` and `after.` (`after.data.status`).
     fn from_str(name: &str) -> Result<Field, String> {
         let name = name.trim();
         let path = ALIASES
@@ -47,7 +53,7 @@ impl std::str::FromStr for Field {
         let known = match parts.as_slice() {
             [one] => TOP.contains(&one.as_str()),
             [first, rest @ ..] => {
-                ["data", "subject", "plugin"].contains(&first.as_str())
+                ["data", "subject", "plugin", "before", "after"].contains(&first.as_str())
                     && rest.iter().all(|p| !p.is_empty())
             }
             [] => false,

@@ -17,6 +17,8 @@ pub struct MarkdownSink<W: Write + Send> {
     /// What plugins found outside the scope: plugin, subject, what.
     outside: Vec<[String; 3]>,
     findings: usize,
+    /// Rows that are a diff's changes rather than findings.
+    changes: usize,
 }
 
 impl<W: Write + Send> MarkdownSink<W> {
@@ -28,6 +30,7 @@ impl<W: Write + Send> MarkdownSink<W> {
             errors: Vec::new(),
             outside: Vec::new(),
             findings: 0,
+            changes: 0,
         }
     }
 }
@@ -78,6 +81,17 @@ impl<W: Write + Send> Sink for MarkdownSink<W> {
                 self.outside
                     .push([o.plugin.name.clone(), subject(&o.subject), what.join(", ")]);
             }
+            Record::Change(c) => {
+                self.changes += 1;
+                let port = c.subject.port.map(|p| p.to_string()).unwrap_or_default();
+                self.hosts.entry(host(&c.subject)).or_default().push([
+                    c.severity.to_string(),
+                    c.plugin.name.clone(),
+                    c.kind.clone(),
+                    port,
+                    super::table::change_text(c),
+                ]);
+            }
             // Subjects handed on (`plugin run` only) are not findings.
             Record::Subject(_) => {}
         }
@@ -87,6 +101,14 @@ impl<W: Write + Send> Sink for MarkdownSink<W> {
     fn finish(&mut self) -> io::Result<()> {
         let out = &mut self.out;
         writeln!(out, "# wscan report\n")?;
+        if self.changes > 0 {
+            writeln!(
+                out,
+                "{} change(s) between the two scans on {} host(s).",
+                self.changes,
+                self.hosts.len()
+            )?;
+        }
         writeln!(
             out,
             "{} finding(s) on {} host(s), {} failed unit(s), {} out-of-scope record(s).",

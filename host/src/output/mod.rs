@@ -14,8 +14,8 @@ pub use jsonl::JsonlSink;
 pub use markdown::MarkdownSink;
 pub use nmap_xml::NmapXmlSink;
 pub use record::{
-    ErrorRecord, FindingRecord, OutOfScopeRecord, PluginRef, Record, SubjectEmitted, SubjectRecord,
-    now,
+    Change, ChangeRecord, ErrorRecord, FindingRecord, FindingState, OutOfScopeRecord, PluginRef,
+    Record, SubjectEmitted, SubjectRecord, now,
 };
 pub use sarif::SarifSink;
 pub use table::TableSink;

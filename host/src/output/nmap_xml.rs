@@ -23,7 +23,7 @@
 //! - failed units and out-of-scope subjects are counted in the run's
 //!   summary (`<finished summary=...>`); JSON Lines has them in full.
 
-use super::{FindingRecord, Record, RunInfo, Sink};
+use super::{Change, ChangeRecord, FindingRecord, Record, RunInfo, Sink};
 use quick_xml::Writer;
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesDecl, BytesText, Event};
@@ -49,6 +49,8 @@ struct Port {
     /// than the port's number naming it).
     service: Option<(String, bool)>,
     tls: bool,
+    /// Open in the first scan of a diff, not in the second.
+    closed: bool,
     scripts: Vec<Script>,
 }
 
@@ -136,6 +138,32 @@ impl<W: Write + Send> NmapXmlSink<W> {
             }
             _ => port.scripts.push(script()),
         }
+    }
+
+    /// A diff's change: what appeared or changed as a finding of the
+    /// second scan, its script output saying so; a port whose open-port
+    /// finding disappeared is `closed` (as ndiff reads two nmap scans).
+    fn change(&mut self, c: &ChangeRecord) {
+        let mut f = c.finding();
+        if c.change == Change::Disappeared
+            && c.kind == "open-port"
+            && let (Some(ip), Some(number)) = (f.subject.address, f.subject.port)
+        {
+            let host = self.hosts.entry(ip).or_default();
+            host.ports.entry(number).or_default().closed = true;
+            return;
+        }
+        f.title = match c.change {
+            Change::Changed => format!("[changed: {}] {}", c.fields.join(", "), f.title),
+            change => format!("[{change}] {}", f.title),
+        };
+        // An open-port or service finding that appeared or changed is the
+        // port's state and name, as in a scan; say so in a script too.
+        if matches!(c.kind.as_str(), "open-port" | "service") {
+            self.finding(&f);
+            f.kind = format!("wscan-{}", c.kind);
+        }
+        self.finding(&f);
     }
 
     fn document(&mut self) -> io::Result<()> {
@@ -272,13 +300,14 @@ fn write_port<W: Write>(xml: &mut Writer<W>, number: u16, port: &Port) -> io::Re
     xml.create_element("port")
         .with_attributes([("protocol", "tcp"), ("portid", number.to_string().as_str())])
         .write_inner_content(|xml| {
-            // A port is in the results because a connect to it succeeded.
+            // A port is in the results because a connect to it succeeded
+            // (or, in a diff, because it no longer does).
+            let (state, reason) = match port.closed {
+                false => ("open", "syn-ack"),
+                true => ("closed", "conn-refused"),
+            };
             xml.create_element("state")
-                .with_attributes([
-                    ("state", "open"),
-                    ("reason", "syn-ack"),
-                    ("reason_ttl", "0"),
-                ])
+                .with_attributes([("state", state), ("reason", reason), ("reason_ttl", "0")])
                 .write_empty()?;
             if let Some((name, probed)) = &port.service {
                 // nmap's confidence: 3 for a name from the port's number,
@@ -407,6 +436,7 @@ impl<W: Write + Send> Sink for NmapXmlSink<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
         match record {
             Record::Finding(f) => self.finding(f),
+            Record::Change(c) => self.change(c),
             Record::Error(_) => self.errors += 1,
             Record::OutOfScope(_) => self.outside += 1,
             Record::Subject(_) => {}

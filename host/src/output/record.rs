@@ -156,6 +156,101 @@ impl From<OutOfScopeWire> for OutOfScopeRecord {
     }
 }
 
+/// How a finding differs between two scans (`wscan results diff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// In the second scan only.
+    Appeared,
+    /// In the first scan only.
+    Disappeared,
+    /// In both, with other data.
+    Changed,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Change::Appeared => "appeared",
+            Change::Disappeared => "disappeared",
+            Change::Changed => "changed",
+        })
+    }
+}
+
+/// A finding as one scan of a diff had it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingState {
+    /// When it was reported.
+    pub time: String,
+    /// How bad.
+    pub severity: Severity,
+    /// One line for people.
+    pub title: String,
+    /// Plugin-specific detail.
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<&FindingRecord> for FindingState {
+    fn from(f: &FindingRecord) -> Self {
+        FindingState {
+            time: f.time.clone(),
+            severity: f.severity,
+            title: f.title.clone(),
+            data: f.data.clone(),
+        }
+    }
+}
+
+/// One difference between two scans: a finding that appeared, disappeared
+/// or changed, keyed on its plugin, kind and subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// What happened to it.
+    pub change: Change,
+    /// Who reported it.
+    pub plugin: PluginRef,
+    /// Machine-readable kind.
+    pub kind: String,
+    /// Its severity in the second scan (the first, when it disappeared).
+    pub severity: Severity,
+    /// Its title in the second scan (the first, when it disappeared).
+    pub title: String,
+    /// What it is about.
+    pub subject: SubjectRecord,
+    /// For `changed`: the paths that differ (`severity`, `data.status`,
+    /// `data.chain.0.sha256`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// As the first scan had it (absent when it appeared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<FindingState>,
+    /// As the second scan has it (absent when it disappeared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<FindingState>,
+}
+
+impl ChangeRecord {
+    /// The finding as it stands: the second scan's, or the first's when it
+    /// disappeared.
+    pub fn finding(&self) -> FindingRecord {
+        let state = self
+            .after
+            .as_ref()
+            .or(self.before.as_ref())
+            .expect("a change has a side");
+        FindingRecord {
+            time: state.time.clone(),
+            plugin: self.plugin.clone(),
+            kind: self.kind.clone(),
+            severity: self.severity,
+            title: self.title.clone(),
+            subject: self.subject.clone(),
+            data: state.data.clone(),
+        }
+    }
+}
+
 /// Anything written to the output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -169,6 +264,8 @@ pub enum Record {
     /// Subjects a unit found outside the scan's scope, not scanned.
     #[serde(rename = "out-of-scope")]
     OutOfScope(OutOfScopeRecord),
+    /// A difference between two scans (`wscan results diff`).
+    Change(ChangeRecord),
 }
 
 /// The current time, RFC 3339 with milliseconds.

@@ -9,7 +9,7 @@
 //! outright leaves an unfinished document; `wscan scan --resume` or
 //! `wscan results show` writes it again, whole.
 
-use super::{Record, RunInfo, Sink, SubjectRecord};
+use super::{Change, ChangeRecord, FindingRecord, Record, RunInfo, Sink, SubjectRecord};
 use crate::model::Severity;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -82,6 +82,65 @@ impl<W: Write + Send> SarifSink<W> {
             "message": {"text": text},
             "locations": [location(subject)],
         }));
+    }
+
+    /// Write one result: a finding, or a diff's change to one (with SARIF's
+    /// `baselineState`: `new`, `absent` or `updated`).
+    fn result(&mut self, f: &FindingRecord, change: Option<&ChangeRecord>) -> io::Result<()> {
+        let index = match self.index.get(&f.kind) {
+            Some(&i) => i,
+            None => {
+                self.rules.push(Rule {
+                    kind: f.kind.clone(),
+                    plugins: Vec::new(),
+                    severity: f.severity,
+                });
+                self.index.insert(f.kind.clone(), self.rules.len() - 1);
+                self.rules.len() - 1
+            }
+        };
+        let rule = &mut self.rules[index];
+        if !rule.plugins.contains(&f.plugin.name) {
+            rule.plugins.push(f.plugin.name.clone());
+        }
+        rule.severity = rule.severity.max(f.severity);
+        let mut result = json!({
+            "ruleId": f.kind,
+            "ruleIndex": index,
+            "level": level(f.severity),
+            "message": {"text": f.title},
+            "locations": [location(&f.subject)],
+            "properties": {
+                "severity": f.severity,
+                "time": f.time,
+                "plugin": f.plugin,
+                "subject": f.subject,
+                "data": f.data,
+            },
+        });
+        if let Some(c) = change {
+            result["baselineState"] = json!(match c.change {
+                Change::Appeared => "new",
+                Change::Disappeared => "absent",
+                Change::Changed => "updated",
+            });
+            let properties = &mut result["properties"];
+            properties["change"] = json!(c.change);
+            if !c.fields.is_empty() {
+                properties["fields"] = json!(c.fields);
+            }
+            if let Some(before) = &c.before {
+                properties["before"] = json!(before);
+            }
+        }
+        if self.results > 0 {
+            self.out.write_all(b",")?;
+        }
+        self.results += 1;
+        serde_json::to_writer(&mut self.out, &result)?;
+        // A line per result: the file can be followed while the scan runs.
+        self.out.write_all(b"\n")?;
+        self.out.flush()
     }
 
     fn end(&mut self) -> io::Result<()> {
@@ -203,48 +262,8 @@ impl<W: Write + Send> Sink for SarifSink<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
         self.begin()?;
         match record {
-            Record::Finding(f) => {
-                let index = match self.index.get(&f.kind) {
-                    Some(&i) => i,
-                    None => {
-                        self.rules.push(Rule {
-                            kind: f.kind.clone(),
-                            plugins: Vec::new(),
-                            severity: f.severity,
-                        });
-                        self.index.insert(f.kind.clone(), self.rules.len() - 1);
-                        self.rules.len() - 1
-                    }
-                };
-                let rule = &mut self.rules[index];
-                if !rule.plugins.contains(&f.plugin.name) {
-                    rule.plugins.push(f.plugin.name.clone());
-                }
-                rule.severity = rule.severity.max(f.severity);
-                let result = json!({
-                    "ruleId": f.kind,
-                    "ruleIndex": index,
-                    "level": level(f.severity),
-                    "message": {"text": f.title},
-                    "locations": [location(&f.subject)],
-                    "properties": {
-                        "severity": f.severity,
-                        "time": f.time,
-                        "plugin": f.plugin,
-                        "subject": f.subject,
-                        "data": f.data,
-                    },
-                });
-                if self.results > 0 {
-                    self.out.write_all(b",")?;
-                }
-                self.results += 1;
-                serde_json::to_writer(&mut self.out, &result)?;
-                // A line per result: the file can be followed while the
-                // scan runs.
-                self.out.write_all(b"\n")?;
-                self.out.flush()?;
-            }
+            Record::Finding(f) => self.result(f, None)?,
+            Record::Change(c) => self.result(&c.finding(), Some(c))?,
             Record::Error(e) => {
                 self.errors += 1;
                 let text = format!("{} did not complete: {}", e.plugin.name, e.error);

@@ -91,6 +91,17 @@ fn subject_text(s: &SubjectRecord) -> String {
     }
 }
 
+/// A change's title: `+` appeared, `-` disappeared, `~` changed (with
+/// what changed).
+pub(super) fn change_text(c: &super::ChangeRecord) -> String {
+    let title = one_line(&c.title);
+    match c.change {
+        super::Change::Appeared => format!("+ {title}"),
+        super::Change::Disappeared => format!("- {title}"),
+        super::Change::Changed => format!("~ {title} (changed: {})", c.fields.join(", ")),
+    }
+}
+
 /// Keep a cell on one line: banners may hold control characters.
 pub(super) fn one_line(text: &str) -> String {
     text.chars()
@@ -120,6 +131,10 @@ impl<W: Write + Send> Sink for TableSink<W> {
             Record::Error(e) => {
                 let cells = [&*e.plugin.name, "-", &subject_text(&e.subject)];
                 self.row("ERROR", cells, &one_line(&e.error))?;
+            }
+            Record::Change(c) => {
+                let cells = [&*c.plugin.name, &*c.kind, &subject_text(&c.subject)];
+                self.row(&c.severity.to_string(), cells, &change_text(c))?;
             }
         }
         self.out.flush()

@@ -76,6 +76,7 @@ impl Journal {
             Record::Error(_) => "error",
             Record::Subject(_) => "subject",
             Record::OutOfScope(_) => "out-of-scope",
+            Record::Change(_) => "change",
         };
         self.send(Op::Record {
             unit: unit.clone(),

@@ -595,6 +595,26 @@ impl Store {
         Ok(())
     }
 
+    /// Delete scans `ids` with everything stored of them, then give the
+    /// space back to the file system; the number of records deleted.
+    pub fn delete(&mut self, ids: &[i64]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction()?;
+        let mut records = 0;
+        for id in ids {
+            records += tx.execute("DELETE FROM records WHERE scan = ?1", [id])? as u64;
+            tx.execute("DELETE FROM units WHERE scan = ?1", [id])?;
+            tx.execute("DELETE FROM emitted WHERE scan = ?1", [id])?;
+            tx.execute("DELETE FROM scans WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        // Deleted rows only free pages inside the file; VACUUM shrinks it.
+        self.conn.execute_batch("VACUUM")?;
+        Ok(records)
+    }
+
     /// A writer of scan `id`'s journal, on a thread and a connection of its
     /// own.
     pub fn journal(&self, id: i64) -> Result<Journal, StoreError> {
