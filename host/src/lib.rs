@@ -14,7 +14,8 @@
 //! - [`output`]: the [`output::Sink`] trait and its writers;
 //! - [`store`]: the SQLite result store and its journal of completed units;
 //! - [`diff`]: what changed between two stored scans;
-//! - [`scope`]: the one policy every outbound operation is checked against.
+//! - [`scope`]: the one policy every outbound operation is checked against;
+//! - [`serve`]: `wscan serve`, the HTTP API over the same engine and store.
 
 pub mod cli;
 pub mod diff;
@@ -24,5 +25,6 @@ pub mod output;
 pub mod primitives;
 pub mod scheduler;
 pub mod scope;
+pub mod serve;
 pub mod store;
 pub mod targets;

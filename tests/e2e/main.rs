@@ -21,5 +21,6 @@ mod plugin_commands;
 mod plugins;
 mod port_scan;
 mod resume;
+mod serve;
 mod targets;
 mod tls;

@@ -53,6 +53,23 @@ pub enum Command {
     /// Read the result store: the scans recorded and their records.
     #[command(subcommand)]
     Results(ResultsCommand),
+    /// Run the scan service: an HTTP API to start scans and read their
+    /// records (docs/api.md).
+    Serve(ServeArgs),
+}
+
+/// Flags of `wscan serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on; loopback only (tokens, which a
+    /// service reachable from the network needs, are not there yet). Port
+    /// 0 takes a free one, printed at start.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8470")]
+    pub listen: SocketAddr,
+
+    /// Plugins besides the built-in ones, for every scan of the service.
+    #[command(flatten)]
+    pub sources: PluginSources,
 }
 
 /// `wscan results ...`

@@ -8,7 +8,7 @@ mod results;
 pub use args::{
     Cli, Command, PluginCheckArgs, PluginCommand, PluginInfoArgs, PluginListArgs, PluginNewArgs,
     PluginRunArgs, PluginSources, RecordFormat, ResultsCommand, ResultsDiffArgs, ResultsListArgs,
-    ResultsPruneArgs, ResultsShowArgs, ScanArgs, parse,
+    ResultsPruneArgs, ResultsShowArgs, ScanArgs, ServeArgs, parse,
 };
 
 use crate::engine::registry::Registry;
@@ -67,6 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Results(ResultsCommand::Show(args)) => results::show(&globals, args),
         Command::Results(ResultsCommand::Diff(args)) => results::diff(&globals, args),
         Command::Results(ResultsCommand::Prune(args)) => results::prune(&globals, args),
+        Command::Serve(args) => serve(&globals, args).await,
         Command::Plugin(PluginCommand::List(args)) => plugin::list(&globals, args).await,
         Command::Plugin(PluginCommand::Info(args)) => plugin::info(&globals, args).await,
         Command::Plugin(PluginCommand::Check(args)) => plugin::check(&globals, args).await,
@@ -364,6 +365,39 @@ impl RecordFormat {
         };
         Ok((sink, to_terminal))
     }
+}
+
+/// `wscan serve`: the HTTP API, until Ctrl-C or SIGTERM; then running
+/// scans are stopped (resumable) before it exits.
+async fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<Exit> {
+    if !args.listen.ip().is_loopback() {
+        bail!(UsageError(format!(
+            "--listen {}: the service has no tokens yet, so it listens on loopback only (127.0.0.1 or ::1)",
+            args.listen
+        )));
+    }
+    let engine = Arc::new(globals.engine()?);
+    let registry = Arc::new(load_plugins(&engine, &args.sources).await?);
+    let db = results::db_path(globals)?;
+    // Created now, so a store that cannot be written fails at start.
+    results::open(globals)?;
+    let plugin_dir = plugin_dir(&args.sources)?;
+    let service = crate::serve::Service::new(engine, registry, db.clone(), plugin_dir);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "wscan: serving the API on http://{addr} (GET /v1/openapi.json describes it); scans are stored in {}",
+        db.display()
+    );
+    axum::serve(listener, service.router())
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .context("the HTTP server failed")?;
+    eprintln!("wscan: stopping; running scans are recorded as interrupted (resumable)");
+    service.drain().await;
+    Ok(Exit::Success)
 }
 
 /// A spec error as the CLI reports it: a usage error (exit 2) when the

@@ -324,7 +324,7 @@ pub(super) fn prune(globals: &Globals, args: ResultsPruneArgs) -> anyhow::Result
         );
         return Ok(Exit::Success);
     }
-    let records = store.delete(&ids)?;
+    let records = store.delete(&ids, true)?;
     eprintln!(
         "wscan: deleted {} scan(s) started before {} ({records} record(s)){}{listed}",
         ids.len(),

@@ -60,6 +60,20 @@ pub fn command_line(argv: &[String]) -> String {
     line
 }
 
+/// Writes nothing: for scans whose records only the result store keeps
+/// (those the service runs).
+pub struct Discard;
+
+impl Sink for Discard {
+    fn write(&mut self, _: &Record) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes each record to several sinks (`-o a.jsonl -o b.xml`).
 pub struct Tee {
     sinks: Vec<Box<dyn Sink>>,

@@ -189,7 +189,7 @@ struct Scan<'s> {
     context: Arc<ScanContext>,
     state: ScanState<'s>,
     /// The command line's targets, in order.
-    starts: Box<dyn Iterator<Item = Start> + 's>,
+    starts: Box<dyn Iterator<Item = Start> + Send + 's>,
     /// Whether `starts` has given all it had.
     starts_done: bool,
     /// Lines of `-i`, until there are none.

@@ -310,6 +310,20 @@ pub struct Resumed {
     pub discarded: u64,
 }
 
+/// Which records [`Store::records_page`] gives: `None` takes any.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct RecordFilter {
+    /// The record's type: `finding`, `error`, `out-of-scope`.
+    #[serde(rename = "type")]
+    pub kind_of_record: Option<String>,
+    /// A finding's kind.
+    pub kind: Option<String>,
+    /// A finding's severity.
+    pub severity: Option<String>,
+    /// The plugin's name.
+    pub plugin: Option<String>,
+}
+
 /// An open result store.
 pub struct Store {
     conn: Connection,
@@ -595,9 +609,49 @@ impl Store {
         Ok(())
     }
 
-    /// Delete scans `ids` with everything stored of them, then give the
-    /// space back to the file system; the number of records deleted.
-    pub fn delete(&mut self, ids: &[i64]) -> Result<u64, StoreError> {
+    /// Up to `limit` records of scan `id` stored after record `after` (0
+    /// for the first), with their numbers, optionally only those whose
+    /// `type`, `kind`, `severity` or plugin name is the one given.
+    pub fn records_page(
+        &self,
+        id: i64,
+        after: i64,
+        limit: usize,
+        filter: &RecordFilter,
+    ) -> Result<Vec<(i64, Record)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, record FROM records WHERE scan = ?1 AND id > ?2
+               AND (?3 IS NULL OR type = ?3)
+               AND (?4 IS NULL OR json_extract(record, '$.kind') = ?4)
+               AND (?5 IS NULL OR json_extract(record, '$.severity') = ?5)
+               AND (?6 IS NULL OR json_extract(record, '$.plugin.name') = ?6)
+             ORDER BY id LIMIT ?7",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                id,
+                after,
+                filter.kind_of_record,
+                filter.kind,
+                filter.severity,
+                filter.plugin,
+                limit as i64
+            ],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        let mut page = Vec::new();
+        for row in rows {
+            let (n, json) = row?;
+            page.push((n, serde_json::from_str(&json)?));
+        }
+        Ok(page)
+    }
+
+    /// Delete scans `ids` with everything stored of them; the number of
+    /// records deleted.
+    /// `compact` runs VACUUM after (it rewrites the whole file: for a
+    /// prune, not for one scan deleted through the API).
+    pub fn delete(&mut self, ids: &[i64], compact: bool) -> Result<u64, StoreError> {
         if ids.is_empty() {
             return Ok(0);
         }
@@ -611,7 +665,9 @@ impl Store {
         }
         tx.commit()?;
         // Deleted rows only free pages inside the file; VACUUM shrinks it.
-        self.conn.execute_batch("VACUUM")?;
+        if compact {
+            self.conn.execute_batch("VACUUM")?;
+        }
         Ok(records)
     }
 

@@ -1,0 +1,691 @@
+//! `wscan serve`: the scan service. An HTTP API (axum) over the same
+//! engine, plugin registry and result store as the CLI: scans are started
+//! from JSON, run in the daemon, stored as CLI scans are, and read back
+//! page by page. The OpenAPI document is generated from this code
+//! (utoipa) at `GET /v1/openapi.json`.
+
+pub mod api;
+
+use crate::engine::Engine;
+use crate::engine::registry::Registry;
+use crate::model::PluginInfo;
+use crate::scheduler::spec::{Gathered, ScanSpec};
+use crate::store::{RecordFilter, Status, Store};
+use api::{ApiError, RecordPage, ScanBody, ScanPage, ScanView};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use utoipa::OpenApi;
+
+/// The largest request body taken: a scan request is a few hundred bytes.
+const MAX_BODY: usize = 1 << 20;
+
+/// The most records or scans one page holds.
+const MAX_PAGE: usize = 1000;
+
+/// How long SIGTERM waits for running scans to record their stop.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// The daemon's shared state: what every scan runs on, and the scans
+/// running now.
+pub struct Service {
+    engine: Arc<Engine>,
+    registry: Arc<Registry>,
+    /// The result store's file.
+    db: PathBuf,
+    /// The plugin folder, named in each scan's stored command line so
+    /// that `wscan scan --resume` loads the same plugins.
+    plugin_dir: Option<PathBuf>,
+    /// Running scans and how to stop each.
+    running: Mutex<HashMap<i64, oneshot::Sender<()>>>,
+    /// SIGTERM came: no new scans.
+    draining: AtomicBool,
+}
+
+type Shared = Arc<Service>;
+
+impl Service {
+    /// A service running scans on `engine` with `registry`'s plugins,
+    /// storing them in `db`.
+    pub fn new(
+        engine: Arc<Engine>,
+        registry: Arc<Registry>,
+        db: PathBuf,
+        plugin_dir: Option<PathBuf>,
+    ) -> Arc<Self> {
+        Arc::new(Service {
+            engine,
+            registry,
+            db,
+            plugin_dir,
+            running: Mutex::new(HashMap::new()),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// The API's routes.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/v1/openapi.json", get(openapi))
+            .route("/v1/scans", post(create_scan).get(list_scans))
+            .route("/v1/scans/{id}", get(get_scan).delete(delete_scan))
+            .route("/v1/scans/{id}/records", get(scan_records))
+            .route("/v1/scans/{id}/cancel", post(cancel_scan))
+            .route("/v1/plugins", get(list_plugins))
+            .route("/v1/plugins/{name}", get(get_plugin))
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(self.clone())
+    }
+
+    /// Stop taking scans, stop the running ones (each records where it
+    /// stood, resumable), and wait for them, at most [`DRAIN_LIMIT`].
+    pub async fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let stops: Vec<oneshot::Sender<()>> = {
+            let mut running = self.running.lock().expect("running scans");
+            running.drain().map(|(_, stop)| stop).collect()
+        };
+        let count = stops.len();
+        for stop in stops {
+            let _ = stop.send(());
+        }
+        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+        // A stopped scan's task ends by recording its status: wait for the
+        // store to say none of ours is running.
+        while count > 0 && tokio::time::Instant::now() < deadline {
+            let db = self.db.clone();
+            let pid = std::process::id();
+            let left = tokio::task::spawn_blocking(move || {
+                Store::open_read_only(&db)
+                    .and_then(|s| s.scans())
+                    .map(|rows| {
+                        rows.iter()
+                            .filter(|r| r.status == Status::Running && r.pid == Some(pid))
+                            .count()
+                    })
+                    .unwrap_or(0)
+            })
+            .await
+            .unwrap_or(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The OpenAPI document of the routes below.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "wscan",
+        description = "The wscan scan service: start scans, follow them, read their records."
+    ),
+    paths(
+        healthz,
+        readyz,
+        create_scan,
+        list_scans,
+        get_scan,
+        delete_scan,
+        scan_records,
+        cancel_scan,
+        list_plugins,
+        get_plugin
+    ),
+    components(schemas(ScanBody, ScanView, ScanPage, RecordPage, ApiError, api::ScanUrls))
+)]
+pub struct ApiDoc;
+
+/// Run a blocking store operation off the async threads; its failure is
+/// the server's (500), never the request's.
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+fn store_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("result store: {e}"),
+    )
+}
+
+fn no_scan(id: i64) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("there is no scan {id}"))
+}
+
+fn bad_path(e: PathRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, e.body_text())
+}
+
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, e.body_text())
+}
+
+/// The service is up.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Up")))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The service takes scans: its store opens, and it is not shutting down.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "Shutting down, or the store cannot be opened", body = ApiError)
+))]
+async fn readyz(State(service): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
+    if service.draining.load(Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ));
+    }
+    let db = service.db.clone();
+    blocking(move || {
+        Store::open_read_only(&db).map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("result store: {e}"),
+            )
+        })
+    })
+    .await?;
+    Ok(Json(serde_json::json!({"status": "ready"})))
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route; GET /v1/openapi.json lists them",
+    )
+}
+
+/// Start a scan. It is checked as `wscan scan` checks its flags (the same
+/// texts), stored, and run in the daemon.
+#[utoipa::path(post, path = "/v1/scans", request_body = ScanBody, responses(
+    (status = 201, description = "Started", body = ScanView),
+    (status = 400, description = "Not JSON, an unknown field or a wrong type", body = ApiError),
+    (status = 413, description = "Body over 1 MiB", body = ApiError),
+    (status = 422, description = "A value the scan cannot take", body = ApiError),
+    (status = 503, description = "Shutting down", body = ApiError)
+))]
+async fn create_scan(
+    State(service): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    if service.draining.load(Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ));
+    }
+    let request: ScanBody =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                // "." is the body itself; "?" a place serde could not name.
+                let field = (path != "." && path != "?").then_some(path);
+                ApiError::new(StatusCode::BAD_REQUEST, e.inner().to_string()).field(field)
+            })?;
+    let unprocessable = |text: String| {
+        let field = mentioned_field(&text);
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, text).field(field)
+    };
+    if request.targets.is_empty() {
+        return Err(unprocessable("give at least one target".into()).field(Some("targets")));
+    }
+    let mut argv = vec!["scan".to_string()];
+    if let Some(dir) = &service.plugin_dir {
+        argv.push(format!("--plugin-dir={}", dir.display()));
+    }
+    argv.extend(request.argv());
+    let args = scan_args(&argv)?;
+    let scan_request = args.request();
+    let active = service.registry.active();
+    let available: Vec<&PluginInfo> = active.iter().map(|a| &a.plugin.info).collect();
+    let gathered = Gathered::gather(&scan_request).map_err(|e| unprocessable(e.to_string()))?;
+    let spec = ScanSpec::resolve(&scan_request, &available, gathered)
+        .map_err(|e| unprocessable(e.to_string()))?;
+    let seed = spec.seed();
+
+    let db = service.db.clone();
+    let stored = argv.clone();
+    let (id, journal) = blocking(move || {
+        let store = Store::open(&db).map_err(store_error)?;
+        let cwd = std::env::current_dir().map_err(store_error)?;
+        let id = store.begin(&stored, &cwd, seed).map_err(store_error)?;
+        let journal = store.journal(id).map_err(store_error)?;
+        Ok((id, journal))
+    })
+    .await?;
+    let (stop, stopped) = oneshot::channel();
+    service
+        .running
+        .lock()
+        .expect("running scans")
+        .insert(id, stop);
+    tracing::info!("scan {id} started: wscan {}", argv.join(" "));
+    tokio::spawn(run_scan(service.clone(), id, spec, journal, stopped));
+    let view = scan_view(&service, id).await?;
+    let location = view.urls.this.clone();
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response())
+}
+
+/// `wscan scan`'s arguments from the command line a request stands for;
+/// clap's error, naming the request's field, when they are wrong.
+fn scan_args(argv: &[String]) -> Result<crate::cli::ScanArgs, ApiError> {
+    use clap::Parser;
+    use clap::error::{ContextKind, ContextValue};
+    let line = std::iter::once("wscan").chain(argv.iter().map(String::as_str));
+    let cli = crate::cli::Cli::try_parse_from(line).map_err(|e| {
+        let field = match e.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) => {
+                let flag = arg
+                    .split([' ', '='])
+                    .next()
+                    .unwrap_or_default()
+                    .trim_matches(|c| matches!(c, '<' | '>' | '[' | ']' | '.'));
+                api::field_of_flag(flag)
+            }
+            _ => None,
+        };
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            first.trim_start_matches("error: "),
+        )
+        .field(field)
+    })?;
+    match cli.command {
+        crate::cli::Command::Scan(args) => Ok(args),
+        _ => unreachable!("the command line starts with `scan`"),
+    }
+}
+
+/// The request field an error text names by its flag (`--plugin-arg ...`
+/// is about `plugin_args`), if any.
+fn mentioned_field(text: &str) -> Option<&'static str> {
+    api::FIELD_FLAGS
+        .iter()
+        .filter(|(_, flag)| flag.starts_with("--"))
+        .filter_map(|(field, flag)| {
+            text.match_indices(flag)
+                .find(|(at, _)| {
+                    let next = text[at + flag.len()..].chars().next();
+                    !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+                .map(|(at, _)| (at, *field))
+        })
+        .min()
+        .map(|(_, field)| field)
+}
+
+/// Run stored scan `id` to its end (or until `stopped`), then record how
+/// it ended.
+async fn run_scan(
+    service: Shared,
+    id: i64,
+    spec: ScanSpec,
+    journal: crate::store::Journal,
+    stopped: oneshot::Receiver<()>,
+) {
+    let durable = crate::scheduler::Durable {
+        journal,
+        resumed: crate::store::Resumed::default(),
+    };
+    // Records go to the store through the journal; nothing else reads them.
+    let mut sink = crate::output::Discard;
+    let progress = indicatif::ProgressBar::hidden();
+    let outcome = crate::scheduler::run(
+        &spec,
+        service.engine.clone(),
+        service.registry.clone(),
+        &mut sink,
+        &progress,
+        Some(durable),
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await;
+    let db = service.db.clone();
+    let ended = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let store = Store::open(&db).map_err(|e| e.to_string())?;
+        let (status, stats) = match &outcome {
+            Ok(summary) if summary.interrupted => (Status::Interrupted, summary),
+            Ok(summary) => (Status::Completed, summary),
+            Err(e) => {
+                tracing::warn!("scan {id} failed: {e}");
+                return store
+                    .end(id, Status::Failed, &serde_json::Value::Null)
+                    .map_err(|e| e.to_string());
+            }
+        };
+        let stats = serde_json::to_value(stats).map_err(|e| e.to_string())?;
+        store.end(id, status, &stats).map_err(|e| e.to_string())
+    })
+    .await;
+    match ended {
+        Ok(Ok(())) => tracing::info!("scan {id} ended"),
+        Ok(Err(e)) => tracing::warn!("scan {id}: cannot record its end: {e}"),
+        Err(e) => tracing::warn!("scan {id}: {e}"),
+    }
+    service.running.lock().expect("running scans").remove(&id);
+}
+
+async fn scan_view(service: &Service, id: i64) -> Result<ScanView, ApiError> {
+    let db = service.db.clone();
+    blocking(move || {
+        let store = Store::open_read_only(&db).map_err(store_error)?;
+        match store.scan(id).map_err(store_error)? {
+            Some(row) => Ok(row.into()),
+            None => Err(no_scan(id)),
+        }
+    })
+    .await
+}
+
+/// Paging and filters of `GET /v1/scans`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ScansQuery {
+    /// Only scans with this status: running, completed, interrupted, failed.
+    status: Option<String>,
+    /// Scans after this number (the `next` of the previous page).
+    after: Option<i64>,
+    /// Scans in a page, 1 to 1000 (default 100).
+    limit: Option<usize>,
+}
+
+fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(100) {
+        n @ 1..=MAX_PAGE => Ok(n),
+        n => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit {n}: give 1 to {MAX_PAGE}"),
+        )
+        .field(Some("limit"))),
+    }
+}
+
+/// The scans recorded, oldest first.
+#[utoipa::path(get, path = "/v1/scans", params(ScansQuery), responses(
+    (status = 200, description = "A page of scans", body = ScanPage),
+    (status = 400, description = "A bad parameter", body = ApiError)
+))]
+async fn list_scans(
+    State(service): State<Shared>,
+    query: Result<Query<ScansQuery>, QueryRejection>,
+) -> Result<Json<ScanPage>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = page_size(query.limit)?;
+    if let Some(status) = &query.status
+        && !["running", "completed", "interrupted", "failed"].contains(&status.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("status {status:?}: give running, completed, interrupted or failed"),
+        )
+        .field(Some("status")));
+    }
+    let db = service.db.clone();
+    blocking(move || {
+        let rows = match Store::open_read_only(&db) {
+            Ok(store) => store.scans().map_err(store_error)?,
+            Err(_) if !db.exists() => Vec::new(),
+            Err(e) => return Err(store_error(e)),
+        };
+        let mut rows: Vec<_> = rows
+            .into_iter()
+            .filter(|r| r.id > query.after.unwrap_or(0))
+            .filter(|r| {
+                query
+                    .status
+                    .as_ref()
+                    .is_none_or(|s| r.status.to_string() == *s)
+            })
+            .take(limit + 1)
+            .collect();
+        let next = (rows.len() > limit).then(|| {
+            rows.truncate(limit);
+            rows.last().map(|r| r.id)
+        });
+        Ok(Json(ScanPage {
+            scans: rows.into_iter().map(Into::into).collect(),
+            next: next.flatten(),
+        }))
+    })
+    .await
+}
+
+/// One scan: its status, command line and statistics.
+#[utoipa::path(get, path = "/v1/scans/{id}", params(("id" = i64, Path, description = "The scan's number")), responses(
+    (status = 200, description = "The scan", body = ScanView),
+    (status = 404, description = "No such scan", body = ApiError)
+))]
+async fn get_scan(
+    State(service): State<Shared>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<ScanView>, ApiError> {
+    let Path(id) = id.map_err(bad_path)?;
+    Ok(Json(scan_view(&service, id).await?))
+}
+
+/// Delete a scan that is not running, with its records.
+#[utoipa::path(delete, path = "/v1/scans/{id}", params(("id" = i64, Path, description = "The scan's number")), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, description = "No such scan", body = ApiError),
+    (status = 409, description = "It is running: cancel it first", body = ApiError)
+))]
+async fn delete_scan(
+    State(service): State<Shared>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id.map_err(bad_path)?;
+    let view = scan_view(&service, id).await?;
+    if view.status == "running" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("scan {id} is running; POST /v1/scans/{id}/cancel first"),
+        ));
+    }
+    let db = service.db.clone();
+    blocking(move || {
+        let mut store = Store::open(&db).map_err(store_error)?;
+        store.delete(&[id], false).map_err(store_error)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Paging and filters of `GET /v1/scans/{id}/records`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct RecordsQuery {
+    /// Records after this one (the `next` of the previous page).
+    after: Option<i64>,
+    /// Records in a page, 1 to 1000 (default 100).
+    limit: Option<usize>,
+    /// Only records of this type: finding, error, out-of-scope.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    record_type: Option<String>,
+    /// Only findings of this kind.
+    kind: Option<String>,
+    /// Only findings of this severity.
+    severity: Option<String>,
+    /// Only records of this plugin.
+    plugin: Option<String>,
+}
+
+/// A scan's records, in the order they were stored, page by page; a
+/// running scan's grow, and the last page's `next` reads what came since.
+#[utoipa::path(get, path = "/v1/scans/{id}/records", params(("id" = i64, Path, description = "The scan's number"), RecordsQuery), responses(
+    (status = 200, description = "A page of records", body = RecordPage),
+    (status = 400, description = "A bad parameter", body = ApiError),
+    (status = 404, description = "No such scan", body = ApiError)
+))]
+async fn scan_records(
+    State(service): State<Shared>,
+    id: Result<Path<i64>, PathRejection>,
+    query: Result<Query<RecordsQuery>, QueryRejection>,
+) -> Result<Json<RecordPage>, ApiError> {
+    let Path(id) = id.map_err(bad_path)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = page_size(query.limit)?;
+    let filter = RecordFilter {
+        kind_of_record: query.record_type,
+        kind: query.kind,
+        severity: query.severity,
+        plugin: query.plugin,
+    };
+    let db = service.db.clone();
+    blocking(move || {
+        let store = Store::open_read_only(&db).map_err(store_error)?;
+        if store.scan(id).map_err(store_error)?.is_none() {
+            return Err(no_scan(id));
+        }
+        let page = store
+            .records_page(id, query.after.unwrap_or(0), limit, &filter)
+            .map_err(store_error)?;
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|(n, _)| *n))
+            .flatten();
+        let records = page
+            .into_iter()
+            .map(|(n, record)| {
+                let mut value = serde_json::to_value(record).map_err(store_error)?;
+                value["id"] = n.into();
+                Ok(value)
+            })
+            .collect::<Result<_, ApiError>>()?;
+        Ok(Json(RecordPage { records, next }))
+    })
+    .await
+}
+
+/// Stop a running scan. It ends `interrupted`, with what it found stored;
+/// `wscan scan --resume ID` continues it.
+#[utoipa::path(post, path = "/v1/scans/{id}/cancel", params(("id" = i64, Path, description = "The scan's number")), responses(
+    (status = 202, description = "Stopping", body = ScanView),
+    (status = 404, description = "No such scan", body = ApiError),
+    (status = 409, description = "Not running in this daemon", body = ApiError)
+))]
+async fn cancel_scan(
+    State(service): State<Shared>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(bad_path)?;
+    let view = scan_view(&service, id).await?;
+    let stop = service.running.lock().expect("running scans").remove(&id);
+    match stop {
+        Some(stop) => {
+            let _ = stop.send(());
+            Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("scan {id} is {}, not running in this daemon", view.status),
+        )),
+    }
+}
+
+/// The plugins loaded, as `wscan plugin list --format jsonl` shows them.
+#[utoipa::path(get, path = "/v1/plugins", responses(
+    (status = 200, description = "The plugins", body = Vec<Object>)
+))]
+async fn list_plugins(State(service): State<Shared>) -> Json<Vec<serde_json::Value>> {
+    let active = service.registry.active();
+    Json(active.iter().map(|a| plugin_json(&a.plugin)).collect())
+}
+
+/// One plugin: what its describe() says, and where it was loaded from.
+#[utoipa::path(get, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "The plugin's name")), responses(
+    (status = 200, description = "The plugin", body = Object),
+    (status = 404, description = "No such plugin", body = ApiError)
+))]
+async fn get_plugin(
+    State(service): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let active = service.registry.active();
+    active
+        .iter()
+        .find(|a| a.plugin.info.name == name)
+        .map(|a| Json(plugin_json(&a.plugin)))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no plugin is named {name:?}"),
+            )
+        })
+}
+
+fn plugin_json(plugin: &crate::engine::LoadedPlugin) -> serde_json::Value {
+    let mut value = serde_json::to_value(&plugin.info).unwrap_or_default();
+    value["source"] = plugin.source.to_string().into();
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field_their_flag_stands_for() {
+        assert_eq!(
+            mentioned_field("--plugin-arg port.x: unknown key"),
+            Some("plugin_args")
+        );
+        assert_eq!(
+            mentioned_field("www.test is a host name; add the dns plugin to --plugins"),
+            Some("plugins")
+        );
+        assert_eq!(
+            mentioned_field("--shard needs --seed (or --ordered)"),
+            Some("shard")
+        );
+        assert_eq!(mentioned_field("nothing here"), None);
+        let e = scan_args(&[
+            "scan".into(),
+            "--ports=99999".into(),
+            "--".into(),
+            "127.0.0.1".into(),
+        ])
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("ports"), "{e:?}");
+        assert_eq!(e.status, 422);
+        let e = scan_args(&["scan".into(), "--".into(), "300.1.1.1/99".into()]).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("targets"), "{e:?}");
+    }
+}

@@ -1,0 +1,439 @@
+//! `wscan serve`: the real daemon on a loopback port, driven over HTTP
+//! with reqwest, scanning listeners these tests start.
+
+use crate::support::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon on a free loopback port with a store of its own; killed on
+/// drop.
+struct Daemon {
+    child: Child,
+    base: String,
+    db: PathBuf,
+    _dir: tempfile::TempDir,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        // reqwest is built without a TLS provider of its own (the host's is
+        // ring's); these tests speak plain HTTP, but the client wants one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("results.db");
+        let mut cmd = wscan();
+        cmd.arg("--db").arg(&db);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().expect("a line from serve").unwrap();
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_string();
+        // Keep reading standard error, so the daemon never blocks on it.
+        std::thread::spawn(move || lines.for_each(drop));
+        Daemon {
+            child,
+            base,
+            db,
+            _dir: dir,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// `method path` with `body` (JSON text); the status and the body as
+    /// JSON (`null` when empty).
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        self.runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let mut request = client.request(method.parse().unwrap(), &url);
+            if let Some(body) = body {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
+            }
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            let json = match text.is_empty() {
+                true => Value::Null,
+                false => serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}")),
+            };
+            (status, json)
+        })
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None)
+    }
+
+    /// Start a scan; its number.
+    fn scan(&self, body: &str) -> i64 {
+        let (status, view) = self.call("POST", "/v1/scans", Some(body));
+        assert_eq!(status, 201, "{view}");
+        view["id"].as_i64().unwrap()
+    }
+
+    /// Wait until scan `id` is no longer running; its view.
+    fn wait(&self, id: i64) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, view) = self.get(&format!("/v1/scans/{id}"));
+            assert_eq!(status, 200, "{view}");
+            if view["status"] != "running" {
+                return view;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "scan {id} still running"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every record of scan `id`, read `limit` at a time.
+    fn records(&self, id: i64, limit: usize, filter: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let (status, page) = self.get(&format!(
+                "/v1/scans/{id}/records?after={after}&limit={limit}{filter}"
+            ));
+            assert_eq!(status, 200, "{page}");
+            all.extend(page["records"].as_array().unwrap().iter().cloned());
+            match page["next"].as_i64() {
+                Some(next) => after = next,
+                None => return all,
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (kind, port) of each finding.
+fn census(records: &[Value]) -> BTreeSet<(String, u64)> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "finding")
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["subject"]["port"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_scan_started_over_http_runs_and_its_records_are_served_page_by_page() {
+    let ssh = Listener::start(Behaviour::Banner(b"SSH-2.0-OpenSSH_9.2p1\r\n"));
+    let silent = Listener::start(Behaviour::Silent);
+    let ports = format!("{},{},{}", ssh.port(), silent.port(), closed_port());
+    let daemon = Daemon::start();
+    assert_eq!(
+        daemon.get("/healthz"),
+        (200, serde_json::json!({"status": "ok"}))
+    );
+    assert_eq!(daemon.get("/readyz").0, 200);
+
+    let body = format!(
+        r#"{{"targets":["127.0.0.1"],"ports":"{ports}","plugins":["port"],"plugin_args":{{"port.banner-timeout":"300ms"}}}}"#
+    );
+    let id = daemon.scan(&body);
+    let view = daemon.wait(id);
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(view["findings"], 3, "{view}");
+    assert_eq!(view["stats"]["units"], 1, "{view}");
+
+    // Page by page, one record a page, is all of them, in order, once.
+    let records = daemon.records(id, 1, "");
+    assert_eq!(records.len(), 3, "{records:#?}");
+    let ids: Vec<i64> = records.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let services = daemon.records(id, 100, "&kind=service");
+    assert_eq!(services.len(), 1);
+    assert_eq!(services[0]["data"]["banner"], "SSH-2.0-OpenSSH_9.2p1");
+
+    // The same scan from the CLI finds the same.
+    let mut cli = wscan();
+    cli.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "--plugins",
+        "port",
+        "--no-db",
+    ]);
+    cli.args([
+        "--plugin-arg",
+        "port.banner-timeout=300ms",
+        "--format",
+        "jsonl",
+    ]);
+    let out = run(cli, Duration::from_secs(60));
+    assert_eq!(census(&records), census(&crate::support::records(&out)));
+
+    // It is a stored scan like any other.
+    let mut show = wscan();
+    show.arg("--db").arg(&daemon.db);
+    show.args(["results", "show", &id.to_string(), "--format", "jsonl"]);
+    let out = run(show, Duration::from_secs(30));
+    assert_eq!(census(&crate::support::records(&out)), census(&records));
+
+    let (status, page) = daemon.get("/v1/scans?status=completed");
+    assert_eq!(status, 200);
+    assert_eq!(page["scans"][0]["id"], id, "{page}");
+    let (status, page) = daemon.get("/v1/scans?status=running");
+    assert_eq!((status, page["scans"].as_array().unwrap().len()), (200, 0));
+
+    // Deleted: gone, records and all.
+    assert_eq!(
+        daemon.call("DELETE", &format!("/v1/scans/{id}"), None).0,
+        204
+    );
+    assert_eq!(daemon.get(&format!("/v1/scans/{id}")).0, 404);
+    assert_eq!(daemon.get(&format!("/v1/scans/{id}/records")).0, 404);
+}
+
+#[test]
+fn bad_requests_get_json_errors_that_name_the_field() {
+    let daemon = Daemon::start();
+    let target = r#""targets":["127.0.0.1"]"#;
+    for (body, status, field, says) in [
+        ("{".to_string(), 400, None, "EOF while parsing"),
+        ("[]".to_string(), 400, None, "expected struct ScanBody"),
+        (
+            format!(r#"{{{target},"port":"22"}}"#),
+            400,
+            Some("port"),
+            "unknown field `port`",
+        ),
+        (
+            format!(r#"{{{target},"ports":22}}"#),
+            400,
+            Some("ports"),
+            "invalid type: integer `22`, expected a string",
+        ),
+        (
+            format!(r#"{{{target},"seed":-1}}"#),
+            400,
+            Some("seed"),
+            "invalid value",
+        ),
+        (
+            format!(r#"{{{target},"ports":"99999"}}"#),
+            422,
+            Some("ports"),
+            "ports are numbers from 1 to 65535",
+        ),
+        (
+            format!(r#"{{{target},"plugins":["nope"]}}"#),
+            422,
+            Some("plugins"),
+            "unknown plugin \"nope\"",
+        ),
+        (
+            format!(r#"{{{target},"plugin_args":{{"port.banner":"maybe"}}}}"#),
+            422,
+            Some("plugin_args"),
+            "expected a boolean",
+        ),
+        (
+            format!(r#"{{{target},"concurrency":0}}"#),
+            422,
+            Some("concurrency"),
+            "--concurrency",
+        ),
+        (
+            format!(r#"{{{target},"timeout":"soon"}}"#),
+            422,
+            Some("timeout"),
+            "--timeout",
+        ),
+        (
+            r#"{"targets":[]}"#.to_string(),
+            422,
+            Some("targets"),
+            "give at least one target",
+        ),
+        (
+            r#"{"targets":["300.1.2.3/40"]}"#.to_string(),
+            422,
+            Some("targets"),
+            "300.1.2.3/40",
+        ),
+        (
+            r#"{"targets":["www.test"],"plugins":["port"]}"#.to_string(),
+            422,
+            Some("plugins"),
+            "add the dns plugin",
+        ),
+        (
+            format!(r#"{{{target},"ports":"{}"}}"#, "1,".repeat(600_000)),
+            413,
+            None,
+            "length limit",
+        ),
+    ] {
+        let (got, error) = daemon.call("POST", "/v1/scans", Some(&body));
+        let shown = &body[..body.len().min(80)];
+        assert_eq!(got, status, "{shown}: {error}");
+        assert_eq!(error["field"].as_str(), field, "{shown}: {error}");
+        assert!(
+            error["error"].as_str().unwrap().contains(says),
+            "{shown}: {error}"
+        );
+    }
+    for (path, status) in [
+        ("/v1/scans/abc", 400),
+        ("/v1/scans/999", 404),
+        ("/v1/scans/999/records", 404),
+        ("/v1/scans?limit=0", 400),
+        ("/v1/scans?status=done", 400),
+        ("/v1/scans?bogus=1", 400),
+        ("/v1/plugins/nope", 404),
+        ("/v2/anything", 404),
+    ] {
+        let (got, error) = daemon.get(path);
+        assert_eq!(got, status, "{path}: {error}");
+        assert!(error["error"].is_string(), "{path}: {error}");
+    }
+    let (status, error) = daemon.call("POST", "/v1/scans/999/cancel", None);
+    assert_eq!((status, error["error"].is_string()), (404, true));
+    // Nothing was started by any of it.
+    assert_eq!(daemon.get("/v1/scans").1["scans"], serde_json::json!([]));
+}
+
+#[test]
+fn a_cancelled_scan_ends_interrupted_and_the_cli_resumes_it() {
+    let silent = Listener::start(Behaviour::Silent);
+    let daemon = Daemon::start();
+    // The banner wait holds the scan after its open port is found.
+    let body = format!(
+        r#"{{"targets":["127.0.0.1"],"ports":"{}","plugins":["port"],"plugin_args":{{"port.banner-timeout":"3s"}}}}"#,
+        silent.port()
+    );
+    let id = daemon.scan(&body);
+    let started = Instant::now();
+    while daemon.records(id, 10, "").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no record");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, view) = daemon.call("POST", &format!("/v1/scans/{id}/cancel"), None);
+    assert_eq!(status, 202, "{view}");
+    let view = daemon.wait(id);
+    assert_eq!(view["status"], "interrupted", "{view}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the cancel did not stop it"
+    );
+    let (status, error) = daemon.call("POST", &format!("/v1/scans/{id}/cancel"), None);
+    assert_eq!(status, 409, "{error}");
+
+    let mut resume = wscan();
+    resume.arg("--db").arg(&daemon.db);
+    resume.args(["scan", "--resume", &id.to_string(), "-q"]);
+    let out = run(resume, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let view = daemon.get(&format!("/v1/scans/{id}")).1;
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(view["runs"], 2, "{view}");
+    let open: Vec<Value> = daemon.records(id, 100, "&kind=open-port");
+    assert_eq!(open.len(), 1, "{open:#?}");
+}
+
+#[test]
+fn sigterm_stops_the_daemon_and_its_scans_are_left_resumable() {
+    let silent = Listener::start(Behaviour::Silent);
+    let mut daemon = Daemon::start();
+    let body = format!(
+        r#"{{"targets":["127.0.0.1"],"ports":"{}","plugins":["port"],"plugin_args":{{"port.banner-timeout":"60s"}}}}"#,
+        silent.port()
+    );
+    let id = daemon.scan(&body);
+    let started = Instant::now();
+    while daemon.records(id, 10, "").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no record");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = daemon.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(30), "slow to stop");
+    let mut list = wscan();
+    list.arg("--db").arg(&daemon.db);
+    list.args(["results", "list", "--format", "jsonl"]);
+    let scans = records(&run(list, Duration::from_secs(30)));
+    assert_eq!(scans[0]["id"], id);
+    assert_eq!(scans[0]["status"], "interrupted", "{scans:#?}");
+}
+
+#[test]
+fn the_openapi_document_describes_every_route_and_loopback_is_enforced() {
+    let daemon = Daemon::start();
+    let (status, doc) = daemon.get("/v1/openapi.json");
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths: BTreeSet<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/v1/scans",
+        "/v1/scans/{id}",
+        "/v1/scans/{id}/records",
+        "/v1/scans/{id}/cancel",
+        "/v1/plugins",
+        "/v1/plugins/{name}",
+    ] {
+        assert!(paths.contains(path), "{path} not in {paths:?}");
+    }
+    assert!(doc["components"]["schemas"]["ScanBody"].is_object());
+    let (status, plugins) = daemon.get("/v1/plugins");
+    assert_eq!(status, 200);
+    let names: BTreeSet<&str> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["dns", "http", "port", "tls"]));
+    assert_eq!(daemon.get("/v1/plugins/port").1["name"], "port");
+
+    let mut outside = wscan();
+    outside.args(["serve", "--listen", "0.0.0.0:0"]);
+    let out = run(outside, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("loopback only"), "{}", stderr(&out));
+}
