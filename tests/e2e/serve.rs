@@ -125,6 +125,71 @@ impl Daemon {
     }
 }
 
+/// One Server-Sent Event: its name, id and data.
+#[derive(Debug, Clone)]
+struct SseEvent {
+    name: String,
+    id: Option<i64>,
+    data: Value,
+}
+
+impl Daemon {
+    /// Scan `id`'s event stream from its start, or after record `last`
+    /// (sent as `Last-Event-ID`), read until its `end` event, or until
+    /// `take` records came (then the connection is dropped).
+    fn events(&self, id: i64, last: Option<i64>, take: Option<usize>) -> Vec<SseEvent> {
+        let url = format!("{}/v1/scans/{id}/events", self.base);
+        self.runtime.block_on(async {
+            let mut request = reqwest::Client::new().get(&url);
+            if let Some(last) = last {
+                request = request.header("Last-Event-ID", last.to_string());
+            }
+            let mut response = request.send().await.expect("events");
+            assert_eq!(response.status().as_u16(), 200);
+            let mut text = String::new();
+            let mut events = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let chunk = tokio::time::timeout_at(deadline.into(), response.chunk())
+                    .await
+                    .expect("the stream did not end")
+                    .expect("stream");
+                let Some(chunk) = chunk else {
+                    panic!("the stream closed without an end event: {events:#?}")
+                };
+                text.push_str(std::str::from_utf8(&chunk).unwrap());
+                while let Some(at) = text.find("\n\n") {
+                    let block: String = text.drain(..at + 2).collect();
+                    let mut event = SseEvent {
+                        name: "message".into(),
+                        id: None,
+                        data: Value::Null,
+                    };
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("event: ") {
+                            event.name = v.to_string();
+                        } else if let Some(v) = line.strip_prefix("id: ") {
+                            event.id = Some(v.parse().unwrap());
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            event.data = serde_json::from_str(v).unwrap();
+                        }
+                    }
+                    // Keep-alive comments carry nothing.
+                    if event.data.is_null() {
+                        continue;
+                    }
+                    let end = event.name == "end";
+                    events.push(event);
+                    let records = events.iter().filter(|e| e.name == "record").count();
+                    if end || take == Some(records) {
+                        return events;
+                    }
+                }
+            }
+        })
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -436,4 +501,67 @@ fn the_openapi_document_describes_every_route_and_loopback_is_enforced() {
     let out = run(outside, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("loopback only"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_event_stream_sends_every_record_once_and_resumes_after_the_last_seen() {
+    let banners: Vec<Listener> = (0..4)
+        .map(|_| Listener::start(Behaviour::Banner(b"220 ready\r\n")))
+        .collect();
+    let silent = Listener::start(Behaviour::Silent);
+    let ports: Vec<String> = banners
+        .iter()
+        .chain([&silent])
+        .map(|l| l.port().to_string())
+        .collect();
+    let daemon = Daemon::start();
+    // The silent port's banner wait keeps the scan running for 1.5 s: long
+    // enough for progress events.
+    let body = format!(
+        r#"{{"targets":["127.0.0.1"],"ports":"{}","plugins":["port"],"plugin_args":{{"port.banner-timeout":"1500ms"}}}}"#,
+        ports.join(",")
+    );
+    let id = daemon.scan(&body);
+    // Three records, then the connection drops while the scan runs; the
+    // client comes back with the last id it saw.
+    let first = daemon.events(id, None, Some(3));
+    let seen = first.iter().rev().find_map(|e| e.id).unwrap();
+    assert_eq!(
+        daemon.get(&format!("/v1/scans/{id}")).1["status"],
+        "running"
+    );
+    let mut live = first.clone();
+    live.extend(daemon.events(id, Some(seen), None));
+    let end = live.last().unwrap();
+    assert_eq!(end.name, "end");
+    assert_eq!(end.data["status"], "completed", "{end:?}");
+    let records: Vec<&SseEvent> = live.iter().filter(|e| e.name == "record").collect();
+    let ids: Vec<i64> = records.iter().map(|e| e.id.unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    // Every record once: the same as the records API's.
+    let stored = daemon.records(id, 100, "");
+    assert_eq!(records.len(), stored.len());
+    for (event, record) in records.iter().zip(&stored) {
+        assert_eq!(&event.data, record);
+        assert_eq!(event.id, record["id"].as_i64());
+    }
+    assert_eq!(stored.len(), 9, "5 open ports and 4 banners: {stored:#?}");
+    let progress: Vec<&SseEvent> = live.iter().filter(|e| e.name == "progress").collect();
+    assert!(!progress.is_empty(), "no progress event: {live:#?}");
+    assert!(
+        progress
+            .iter()
+            .all(|p| p.data["units_known"].as_u64() >= Some(1))
+    );
+
+    // Reconnecting after the third record gets exactly the rest.
+    let again = daemon.events(id, Some(ids[2]), None);
+    let rest: Vec<i64> = again
+        .iter()
+        .filter(|e| e.name == "record")
+        .map(|e| e.id.unwrap())
+        .collect();
+    assert_eq!(rest, ids[3..]);
+    assert_eq!(again.last().unwrap().name, "end");
+    assert_eq!(daemon.get("/v1/scans/99/events").0, 404);
 }

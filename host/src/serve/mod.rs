@@ -5,6 +5,7 @@
 //! (utoipa) at `GET /v1/openapi.json`.
 
 pub mod api;
+mod events;
 
 use crate::engine::Engine;
 use crate::engine::registry::Registry;
@@ -47,13 +48,21 @@ pub struct Service {
     /// The plugin folder, named in each scan's stored command line so
     /// that `wscan scan --resume` loads the same plugins.
     plugin_dir: Option<PathBuf>,
-    /// Running scans and how to stop each.
-    running: Mutex<HashMap<i64, oneshot::Sender<()>>>,
+    /// Running scans: how to stop each, and how far each is.
+    running: Mutex<HashMap<i64, RunningScan>>,
     /// SIGTERM came: no new scans.
     draining: AtomicBool,
 }
 
 type Shared = Arc<Service>;
+
+/// A scan running in the daemon.
+struct RunningScan {
+    /// Stops it; taken by the first cancel.
+    stop: Option<oneshot::Sender<()>>,
+    /// Units done of those known (hidden: it only counts).
+    progress: indicatif::ProgressBar,
+}
 
 impl Service {
     /// A service running scans on `engine` with `registry`'s plugins,
@@ -84,6 +93,7 @@ impl Service {
             .route("/v1/scans/{id}", get(get_scan).delete(delete_scan))
             .route("/v1/scans/{id}/records", get(scan_records))
             .route("/v1/scans/{id}/cancel", post(cancel_scan))
+            .route("/v1/scans/{id}/events", get(events::scan_events))
             .route("/v1/plugins", get(list_plugins))
             .route("/v1/plugins/{name}", get(get_plugin))
             .fallback(not_found)
@@ -97,7 +107,7 @@ impl Service {
         self.draining.store(true, Ordering::SeqCst);
         let stops: Vec<oneshot::Sender<()>> = {
             let mut running = self.running.lock().expect("running scans");
-            running.drain().map(|(_, stop)| stop).collect()
+            running.values_mut().filter_map(|r| r.stop.take()).collect()
         };
         let count = stops.len();
         for stop in stops {
@@ -145,6 +155,7 @@ impl Service {
         delete_scan,
         scan_records,
         cancel_scan,
+        events::scan_events,
         list_plugins,
         get_plugin
     ),
@@ -283,13 +294,23 @@ async fn create_scan(
     })
     .await?;
     let (stop, stopped) = oneshot::channel();
-    service
-        .running
-        .lock()
-        .expect("running scans")
-        .insert(id, stop);
+    let progress = indicatif::ProgressBar::hidden();
+    service.running.lock().expect("running scans").insert(
+        id,
+        RunningScan {
+            stop: Some(stop),
+            progress: progress.clone(),
+        },
+    );
     tracing::info!("scan {id} started: wscan {}", argv.join(" "));
-    tokio::spawn(run_scan(service.clone(), id, spec, journal, stopped));
+    tokio::spawn(run_scan(
+        service.clone(),
+        id,
+        spec,
+        journal,
+        stopped,
+        progress,
+    ));
     let view = scan_view(&service, id).await?;
     let location = view.urls.this.clone();
     Ok((
@@ -358,6 +379,7 @@ async fn run_scan(
     spec: ScanSpec,
     journal: crate::store::Journal,
     stopped: oneshot::Receiver<()>,
+    progress: indicatif::ProgressBar,
 ) {
     let durable = crate::scheduler::Durable {
         journal,
@@ -365,7 +387,6 @@ async fn run_scan(
     };
     // Records go to the store through the journal; nothing else reads them.
     let mut sink = crate::output::Discard;
-    let progress = indicatif::ProgressBar::hidden();
     let outcome = crate::scheduler::run(
         &spec,
         service.engine.clone(),
@@ -607,10 +628,16 @@ async fn cancel_scan(
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(bad_path)?;
     let view = scan_view(&service, id).await?;
-    let stop = service.running.lock().expect("running scans").remove(&id);
+    let stop = {
+        let mut running = service.running.lock().expect("running scans");
+        // A second cancel of a scan still stopping finds it, without a stop.
+        running.get_mut(&id).map(|r| r.stop.take())
+    };
     match stop {
         Some(stop) => {
-            let _ = stop.send(());
+            if let Some(stop) = stop {
+                let _ = stop.send(());
+            }
             Ok((StatusCode::ACCEPTED, Json(view)).into_response())
         }
         None => Err(ApiError::new(

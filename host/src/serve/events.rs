@@ -1,0 +1,187 @@
+//! A scan's live event stream, as Server-Sent Events: every record (its
+//! `id` is the record's number in the scan), a progress event about once a
+//! second while it runs, and an `end` event when it has ended. The records
+//! are read from the result store, so a client that reconnects with
+//! `Last-Event-ID` (or `?after=N`) gets exactly the records after the last
+//! one it saw: no gap, nothing twice; a finished scan's stream replays and
+//! ends.
+
+use super::api::ApiError;
+use super::{Shared, blocking, no_scan, scan_view, store_error};
+use crate::store::{RecordFilter, Status, Store};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+/// Records read from the store at a time.
+const PAGE: usize = 1000;
+
+/// How often a running scan's store is read again when nothing new was.
+const POLL: Duration = Duration::from_millis(200);
+
+/// How often a running scan's progress is sent.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Where a stream starts.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventsQuery {
+    /// Start after this record (as `Last-Event-ID` does; the header wins).
+    after: Option<i64>,
+}
+
+/// What a stream has read and has yet to send.
+struct Cursor {
+    service: Shared,
+    id: i64,
+    /// The last record sent.
+    after: i64,
+    pending: VecDeque<Event>,
+    ended: bool,
+    progress_sent: Option<Instant>,
+}
+
+/// Follow a scan: its records as they are stored, its progress, its end.
+#[utoipa::path(get, path = "/v1/scans/{id}/events",
+    params(("id" = i64, Path, description = "The scan's number"), EventsQuery,
+           ("Last-Event-ID" = Option<i64>, Header, description = "The last record seen: the stream goes on after it")),
+    responses(
+        (status = 200, description = "text/event-stream: `record` events (data: the record, as JSON Lines has it, with its `id`), `progress` events (data: units_done, units_known, per_second, eta_s), and one `end` event (data: the scan) before the stream closes", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A bad parameter", body = ApiError),
+        (status = 404, description = "No such scan", body = ApiError)
+    ))]
+pub(super) async fn scan_events(
+    State(service): State<Shared>,
+    id: Result<Path<i64>, PathRejection>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Path(id) = id.map_err(super::bad_path)?;
+    let Query(query) = query.map_err(super::bad_query)?;
+    let last = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "Last-Event-ID: expected a record number",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    scan_view(&service, id).await?;
+    let cursor = Cursor {
+        service,
+        id,
+        after: last.or(query.after).unwrap_or(0),
+        pending: VecDeque::new(),
+        ended: false,
+        progress_sent: None,
+    };
+    let stream = futures::stream::unfold(cursor, |mut cursor| async move {
+        loop {
+            if let Some(event) = cursor.pending.pop_front() {
+                return Some((Ok(event), cursor));
+            }
+            if cursor.ended {
+                return None;
+            }
+            if let Err(e) = cursor.read().await {
+                // The stream cannot say more than this; it ends.
+                cursor.ended = true;
+                let text = serde_json::json!({"error": e.error});
+                cursor
+                    .pending
+                    .push_back(Event::default().event("error").data(text.to_string()));
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+impl Cursor {
+    /// Queue what is new: records, else the end, else progress (after a
+    /// pause, so an idle scan is not read in a tight loop).
+    async fn read(&mut self) -> Result<(), ApiError> {
+        let (id, after, db) = (self.id, self.after, self.service.db.clone());
+        // The status is read before the records: a scan that has ended
+        // stored all its records before it recorded its end, so when it is
+        // seen ended and no record follows, there are none left.
+        let (running, page) = blocking(move || {
+            let store = Store::open_read_only(&db).map_err(store_error)?;
+            let Some(row) = store.scan(id).map_err(store_error)? else {
+                return Err(no_scan(id));
+            };
+            let page = store
+                .records_page(id, after, PAGE, &RecordFilter::default())
+                .map_err(store_error)?;
+            Ok((row.status == Status::Running, page))
+        })
+        .await?;
+        if let Some((last, _)) = page.last() {
+            self.after = *last;
+        }
+        for (n, record) in page.iter() {
+            let mut value = serde_json::to_value(record).map_err(store_error)?;
+            value["id"] = (*n).into();
+            self.pending.push_back(
+                Event::default()
+                    .id(n.to_string())
+                    .event("record")
+                    .data(value.to_string()),
+            );
+        }
+        if !page.is_empty() {
+            return Ok(());
+        }
+        if !running {
+            let view = scan_view(&self.service, id).await?;
+            let data = serde_json::to_string(&view).map_err(store_error)?;
+            self.pending
+                .push_back(Event::default().event("end").data(data));
+            self.ended = true;
+            return Ok(());
+        }
+        if self
+            .progress_sent
+            .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY)
+            && let Some(progress) = self.progress()
+        {
+            self.progress_sent = Some(Instant::now());
+            self.pending
+                .push_back(Event::default().event("progress").data(progress));
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+        Ok(())
+    }
+
+    /// The scan's progress as JSON, while this daemon runs it.
+    fn progress(&self) -> Option<String> {
+        let running = self.service.running.lock().expect("running scans");
+        let bar = &running.get(&self.id)?.progress;
+        let done = bar.position();
+        let known = bar.length().unwrap_or(0);
+        let eta = (done > 0 && known > done).then(|| bar.eta().as_secs_f64());
+        Some(
+            serde_json::json!({
+                "units_done": done,
+                "units_known": known,
+                "per_second": (bar.per_sec() * 10.0).round() / 10.0,
+                "elapsed_s": bar.elapsed().as_secs_f64(),
+                "eta_s": eta,
+            })
+            .to_string(),
+        )
+    }
+}
