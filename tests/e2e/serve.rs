@@ -58,10 +58,24 @@ impl Daemon {
     /// `method path` with `body` (JSON text); the status and the body as
     /// JSON (`null` when empty).
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        self.call_as(None, method, path, body)
+    }
+
+    /// [`Daemon::call`] with `Authorization: Bearer TOKEN`.
+    fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
         self.runtime.block_on(async {
             let client = reqwest::Client::new();
             let mut request = client.request(method.parse().unwrap(), &url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
             if let Some(body) = body {
                 request = request
                     .header("content-type", "application/json")
@@ -564,4 +578,99 @@ fn the_event_stream_sends_every_record_once_and_resumes_after_the_last_seen() {
     assert_eq!(rest, ids[3..]);
     assert_eq!(again.last().unwrap().name, "end");
     assert_eq!(daemon.get("/v1/scans/99/events").0, 404);
+}
+
+/// `wscan token ...` on the daemon's store; its output.
+fn token(daemon: &Daemon, args: &[&str]) -> std::process::Output {
+    let mut cmd = wscan();
+    cmd.arg("--db").arg(&daemon.db).arg("token").args(args);
+    run(cmd, Duration::from_secs(30))
+}
+
+#[test]
+fn tokens_let_each_role_do_its_part_and_nothing_more() {
+    let daemon = Daemon::start();
+    // No token yet: open (on loopback).
+    assert_eq!(daemon.get("/v1/scans").0, 200);
+    let mut tokens = std::collections::HashMap::new();
+    for role in ["read", "scan", "admin"] {
+        let out = token(
+            &daemon,
+            &["create", &format!("{role}-token"), "--role", role],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(secret.starts_with("wscan_"), "{secret}");
+        tokens.insert(role, secret);
+    }
+    let out = token(&daemon, &["create", "read-token", "--role", "read"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("already a token named"),
+        "{}",
+        stderr(&out)
+    );
+    let out = token(&daemon, &["list", "--format", "jsonl"]);
+    let listed = records(&out);
+    assert_eq!(listed.len(), 3);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("wscan_"),
+        "a secret was listed"
+    );
+
+    let port = closed_port();
+    let body = format!(r#"{{"targets":["127.0.0.1"],"ports":"{port}","plugins":["port"]}}"#);
+    let as_ = |role: Option<&str>, method: &str, path: &str, body: Option<&str>| {
+        let token = role.map(|r| tokens[r].as_str());
+        daemon.call_as(token, method, path, body)
+    };
+    // Health and the API's description need no token.
+    assert_eq!(as_(None, "GET", "/healthz", None).0, 200);
+    assert_eq!(as_(None, "GET", "/v1/openapi.json", None).0, 200);
+    // No token, a malformed header, a wrong token: 401.
+    let (status, error) = as_(None, "GET", "/v1/scans", None);
+    assert_eq!(status, 401, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("needs a token"));
+    let wrong = format!("{}0", &tokens["admin"][..tokens["admin"].len() - 1]);
+    assert_eq!(
+        daemon.call_as(Some(&wrong), "GET", "/v1/scans", None).0,
+        401
+    );
+    // read: GET only.
+    assert_eq!(as_(Some("read"), "GET", "/v1/scans", None).0, 200);
+    let (status, error) = as_(Some("read"), "POST", "/v1/scans", Some(&body));
+    assert_eq!(status, 403, "{error}");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("has the role read; this request needs scan"),
+        "{error}"
+    );
+    // scan: start, not delete.
+    let (status, view) = as_(Some("scan"), "POST", "/v1/scans", Some(&body));
+    assert_eq!(status, 201, "{view}");
+    let id = view["id"].as_i64().unwrap();
+    let started = Instant::now();
+    while as_(Some("read"), "GET", &format!("/v1/scans/{id}"), None).1["status"] == "running" {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        as_(Some("scan"), "DELETE", &format!("/v1/scans/{id}"), None).0,
+        403
+    );
+    // admin: everything.
+    assert_eq!(
+        as_(Some("admin"), "DELETE", &format!("/v1/scans/{id}"), None).0,
+        204
+    );
+    // Revoked: refused at once, without a restart.
+    let out = token(&daemon, &["revoke", "read-token"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(as_(Some("read"), "GET", "/v1/scans", None).0, 401);
+    assert_eq!(
+        token(&daemon, &["revoke", "read-token"]).status.code(),
+        Some(2)
+    );
 }

@@ -56,6 +56,63 @@ pub enum Command {
     /// Run the scan service: an HTTP API to start scans and read their
     /// records (docs/api.md).
     Serve(ServeArgs),
+    /// The scan service's API tokens, kept in the result store.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `wscan token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (it is stored hashed: it cannot be shown
+    /// again).
+    Create(TokenCreateArgs),
+    /// List the tokens: names, roles, creation times (never the tokens).
+    List(TokenListArgs),
+    /// Delete a token; requests bearing it are refused from then on.
+    Revoke(TokenRevokeArgs),
+}
+
+/// Flags of `wscan token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// A name for people (`ci`, `dashboard`); unique.
+    #[arg(value_name = "NAME", value_parser = parse_token_name)]
+    pub name: String,
+
+    /// What it may do: read (GET), scan (also start and cancel scans),
+    /// admin (also delete scans).
+    #[arg(long, value_enum)]
+    pub role: crate::store::Role,
+}
+
+/// Flags of `wscan token list`.
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Output format (default: table on a terminal, jsonl otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<ListFormat>,
+}
+
+/// Flags of `wscan token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+fn parse_token_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    match ok {
+        true => Ok(s.to_string()),
+        false => Err(format!(
+            "{s:?}: a token name is 1 to 64 letters, digits, '-', '_' or '.'"
+        )),
+    }
 }
 
 /// Flags of `wscan serve`.

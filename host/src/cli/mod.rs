@@ -68,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Results(ResultsCommand::Diff(args)) => results::diff(&globals, args),
         Command::Results(ResultsCommand::Prune(args)) => results::prune(&globals, args),
         Command::Serve(args) => serve(&globals, args).await,
+        Command::Token(command) => results::token(&globals, command),
         Command::Plugin(PluginCommand::List(args)) => plugin::list(&globals, args).await,
         Command::Plugin(PluginCommand::Info(args)) => plugin::info(&globals, args).await,
         Command::Plugin(PluginCommand::Check(args)) => plugin::check(&globals, args).await,

@@ -333,3 +333,60 @@ pub(super) fn prune(globals: &Globals, args: ResultsPruneArgs) -> anyhow::Result
     );
     Ok(Exit::Success)
 }
+
+/// `wscan token create|list|revoke`
+pub(super) fn token(globals: &Globals, command: super::args::TokenCommand) -> anyhow::Result<Exit> {
+    use super::args::TokenCommand;
+    let store = open(globals)?;
+    match command {
+        TokenCommand::Create(args) => {
+            let token = store
+                .create_token(&args.name, args.role)
+                .map_err(|e| match e {
+                    crate::store::StoreError::TokenExists(_) => UsageError(e.to_string()).into(),
+                    other => anyhow::Error::from(other),
+                })?;
+            println!("{token}");
+            eprintln!(
+                "wscan: token {:?} ({}) created in {}; it is shown only now. Send it as `Authorization: Bearer TOKEN`.",
+                args.name,
+                args.role,
+                store.path().display()
+            );
+        }
+        TokenCommand::List(args) => {
+            let tokens = store.tokens()?;
+            let mut out = std::io::stdout().lock();
+            match ListFormat::for_stdout(args.format) {
+                ListFormat::Jsonl => {
+                    for token in &tokens {
+                        serde_json::to_writer(&mut out, token)?;
+                        writeln!(out)?;
+                    }
+                }
+                ListFormat::Table => {
+                    writeln!(out, "{:<24} {:<6} CREATED", "NAME", "ROLE")?;
+                    for token in &tokens {
+                        writeln!(
+                            out,
+                            "{:<24} {:<6} {}",
+                            token.name,
+                            token.role.to_string(),
+                            token.created
+                        )?;
+                    }
+                }
+            }
+        }
+        TokenCommand::Revoke(args) => {
+            if !store.revoke_token(&args.name)? {
+                bail!(UsageError(format!(
+                    "there is no token named {:?}; `wscan token list` shows them",
+                    args.name
+                )));
+            }
+            eprintln!("wscan: token {:?} revoked", args.name);
+        }
+    }
+    Ok(Exit::Success)
+}

@@ -11,7 +11,7 @@ use crate::engine::Engine;
 use crate::engine::registry::Registry;
 use crate::model::PluginInfo;
 use crate::scheduler::spec::{Gathered, ScanSpec};
-use crate::store::{RecordFilter, Status, Store};
+use crate::store::{RecordFilter, Role, Status, Store, TokenRow};
 use api::{ApiError, RecordPage, ScanBody, ScanPage, ScanView};
 use axum::Json;
 use axum::body::Bytes;
@@ -97,6 +97,10 @@ impl Service {
             .route("/v1/plugins", get(list_plugins))
             .route("/v1/plugins/{name}", get(get_plugin))
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                authorize,
+            ))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.clone())
     }
@@ -162,6 +166,89 @@ impl Service {
     components(schemas(ScanBody, ScanView, ScanPage, RecordPage, ApiError, api::ScanUrls))
 )]
 pub struct ApiDoc;
+
+/// The role a request needs: none for health and the API's description,
+/// `read` for any GET, `scan` to start or cancel a scan, `admin` for the
+/// rest (deleting scans).
+fn needed_role(method: &axum::http::Method, path: &str) -> Option<Role> {
+    use axum::http::Method;
+    if ["/healthz", "/readyz", "/v1/openapi.json"].contains(&path) {
+        return None;
+    }
+    let cancel = path.starts_with("/v1/scans/") && path.ends_with("/cancel");
+    Some(match *method {
+        Method::GET | Method::HEAD => Role::Read,
+        Method::POST if path == "/v1/scans" || cancel => Role::Scan,
+        _ => Role::Admin,
+    })
+}
+
+/// Who is asking, as far as tokens tell.
+enum Caller {
+    /// The store has no tokens: the service is open (on loopback only).
+    Open,
+    /// A valid token.
+    Token(TokenRow),
+    /// No token, or not one of ours.
+    Unknown(&'static str),
+}
+
+/// Bearer tokens: once the store holds any, every request but health and
+/// the API's description needs one whose role is strong enough. Tokens
+/// are looked up per request, so `wscan token create` and `revoke` take
+/// effect at once.
+async fn authorize(
+    State(service): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(needed) = needed_role(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let db = service.db.clone();
+    let caller = blocking(move || {
+        let store = Store::open_read_only(&db).map_err(store_error)?;
+        if !store.has_tokens().map_err(store_error)? {
+            return Ok(Caller::Open);
+        }
+        let Some(value) = bearer else {
+            return Ok(Caller::Unknown("this service needs a token: send `Authorization: Bearer TOKEN` (`wscan token create NAME --role read` makes one)"));
+        };
+        let Some(token) = value.strip_prefix("Bearer ") else {
+            return Ok(Caller::Unknown("the Authorization header must be `Bearer TOKEN`"));
+        };
+        Ok(match store.check_token(token.trim()).map_err(store_error)? {
+            Some(row) => Caller::Token(row),
+            None => Caller::Unknown("this token is not valid (revoked, or never created here)"),
+        })
+    })
+    .await;
+    match caller {
+        Err(e) => e.into_response(),
+        Ok(Caller::Open) => next.run(request).await,
+        Ok(Caller::Unknown(why)) => {
+            let mut response = ApiError::new(StatusCode::UNAUTHORIZED, why).into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+        Ok(Caller::Token(row)) if row.role < needed => ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token {:?} has the role {}; this request needs {needed}",
+                row.name, row.role
+            ),
+        )
+        .into_response(),
+        Ok(Caller::Token(_)) => next.run(request).await,
+    }
+}
 
 /// Run a blocking store operation off the async threads; its failure is
 /// the server's (500), never the request's.

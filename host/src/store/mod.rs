@@ -10,8 +10,10 @@
 //! units run again; the rest are never run twice. See [`journal`].
 
 pub mod journal;
+pub mod tokens;
 
 pub use journal::Journal;
+pub use tokens::{Role, TokenRow};
 
 use crate::model::{Subject, SubjectKey};
 use crate::output::Record;
@@ -54,10 +56,19 @@ pub enum StoreError {
         "the database has schema version {0}, older than this wscan's ({SCHEMA_VERSION}), and cannot be written to bring it up to date; copy it somewhere writable, or open it once with write access"
     )]
     OlderReadOnly(i64),
+    /// The system's random source failed (creating a token).
+    #[error("the system's random source failed")]
+    Random,
+    /// A token of that name exists.
+    #[error("there is already a token named {0:?}; revoke it first, or choose another name")]
+    TokenExists(String),
+    /// A token's stored role is none this wscan knows.
+    #[error("a token has the unknown role {0:?}")]
+    BadRole(String),
 }
 
 /// The schema this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// What brings a store of version N-1 (the index) to version N. `SCHEMA`
 /// creates the latest tables in an empty store; a store made by an older
@@ -67,6 +78,8 @@ const MIGRATIONS: &[&str] = &[
     "",
     // 1 -> 2: the start time of a scan's process, to tell a reused pid.
     "ALTER TABLE scans ADD COLUMN pid_start INTEGER;",
+    // 2 -> 3: the service's API tokens (`SCHEMA` creates the table).
+    "",
 ];
 
 const SCHEMA: &str = "
@@ -105,6 +118,12 @@ CREATE TABLE IF NOT EXISTS emitted (
     subject   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS emitted_by_unit ON emitted (scan, unit);
+CREATE TABLE IF NOT EXISTS tokens (
+    name      TEXT PRIMARY KEY,
+    role      TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    created   TEXT NOT NULL
+);
 ";
 
 /// Where a scan stands.
