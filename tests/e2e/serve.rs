@@ -21,26 +21,36 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("results.db");
+        Daemon::start_with(dir, db, &[])
+    }
+
+    /// A daemon on the store `db` (in `dir`, which it keeps), with `extra`
+    /// flags of `wscan serve`.
+    fn start_with(dir: tempfile::TempDir, db: PathBuf, extra: &[&str]) -> Daemon {
         // reqwest is built without a TLS provider of its own (the host's is
         // ring's); these tests speak plain HTTP, but the client wants one.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("results.db");
         let mut cmd = wscan();
         cmd.arg("--db").arg(&db);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = lines.next().expect("a line from serve").unwrap();
-        let base = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {first:?}"))
-            .to_string();
+        let base = loop {
+            let line = lines.next().expect("serve said where it listens").unwrap();
+            if line.contains("serving the API on") {
+                break line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://"))
+                    .unwrap_or_else(|| panic!("no address in {line:?}"))
+                    .to_string();
+            }
+        };
         // Keep reading standard error, so the daemon never blocks on it.
         std::thread::spawn(move || lines.for_each(drop));
         Daemon {
@@ -672,5 +682,75 @@ fn tokens_let_each_role_do_its_part_and_nothing_more() {
     assert_eq!(
         token(&daemon, &["revoke", "read-token"]).status.code(),
         Some(2)
+    );
+}
+
+#[test]
+fn a_daemon_killed_mid_scan_resumes_its_scans_and_finds_exactly_what_it_would_have() {
+    let banners: Vec<Listener> = (0..4)
+        .map(|_| Listener::start(Behaviour::Banner(b"220 ready\r\n")))
+        .collect();
+    let silent = Listener::start(Behaviour::Silent);
+    let mut ports: Vec<String> = banners
+        .iter()
+        .chain([&silent])
+        .map(|l| l.port().to_string())
+        .collect();
+    ports.push(closed_port().to_string());
+    let ports = ports.join(",");
+    let args = r#""plugins":["port"],"plugin_args":{"port.banner-timeout":"2s"}"#;
+
+    // What an uninterrupted scan finds.
+    let mut cli = wscan();
+    cli.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "--plugins",
+        "port",
+        "--no-db",
+    ]);
+    cli.args([
+        "--plugin-arg",
+        "port.banner-timeout=2s",
+        "--format",
+        "jsonl",
+    ]);
+    let reference = census(&crate::support::records(&run(cli, Duration::from_secs(60))));
+    assert_eq!(reference.len(), 9, "{reference:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.db");
+    let mut daemon = Daemon::start_with(tempfile::tempdir().unwrap(), db.clone(), &[]);
+    let id = daemon.scan(&format!(
+        r#"{{"targets":["127.0.0.1"],"ports":"{ports}",{args}}}"#
+    ));
+    let started = Instant::now();
+    while daemon.records(id, 10, "").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no record");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SIGKILL: nothing is recorded of the stop.
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    drop(daemon);
+
+    let daemon = Daemon::start_with(dir, db, &["--resume-killed"]);
+    let view = daemon.wait(id);
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(view["runs"], 2, "{view}");
+    let records = daemon.records(id, 100, "");
+    assert_eq!(census(&records), reference);
+    assert_eq!(
+        records.len(),
+        reference.len(),
+        "a record twice: {records:#?}"
+    );
+    let (status, error) = daemon.call("POST", &format!("/v1/scans/{id}/resume"), None);
+    assert_eq!(status, 409, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("complete"),
+        "{error}"
     );
 }

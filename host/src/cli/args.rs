@@ -127,6 +127,12 @@ pub struct ServeArgs {
     /// Plugins besides the built-in ones, for every scan of the service.
     #[command(flatten)]
     pub sources: PluginSources,
+
+    /// At start, resume every scan of the store whose process died while
+    /// running it (a daemon killed or crashed), as `POST
+    /// /v1/scans/ID/resume` would.
+    #[arg(long)]
+    pub resume_killed: bool,
 }
 
 /// `wscan results ...`

@@ -5,6 +5,8 @@ mod args;
 mod plugin;
 mod results;
 
+pub use results::stored_args;
+
 pub use args::{
     Cli, Command, PluginCheckArgs, PluginCommand, PluginInfoArgs, PluginListArgs, PluginNewArgs,
     PluginRunArgs, PluginSources, RecordFormat, ResultsCommand, ResultsDiffArgs, ResultsListArgs,
@@ -388,6 +390,18 @@ async fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<Exit> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    if args.resume_killed {
+        for (id, outcome) in service.resume_killed().await {
+            match outcome {
+                Ok(()) => {
+                    eprintln!("wscan: scan {id} was left running by a process that died; resumed")
+                }
+                Err(e) => eprintln!(
+                    "wscan: scan {id} was left running by a process that died; not resumed: {e}"
+                ),
+            }
+        }
+    }
     eprintln!(
         "wscan: serving the API on http://{addr} (GET /v1/openapi.json describes it); scans are stored in {}",
         db.display()

@@ -100,6 +100,15 @@ pub(super) fn load_resume(
         ))),
         Status::Interrupted | Status::Failed => {}
     }
+    let mut stored = stored_args(&row)?;
+    stored.quiet = args.quiet;
+    Ok((store, row, stored))
+}
+
+/// The flags stored scan `row` was started with, to run it again: its
+/// paths made relative to where it was first run, its seed.
+pub fn stored_args(row: &ScanRow) -> anyhow::Result<ScanArgs> {
+    let id = row.id;
     let argv = std::iter::once("wscan".to_string()).chain(row.argv.iter().cloned());
     let cli = <Cli as clap::Parser>::try_parse_from(argv).map_err(|e| {
         anyhow::anyhow!(
@@ -124,8 +133,7 @@ pub(super) fn load_resume(
     if !stored.ordered {
         stored.seed = stored.seed.or(row.seed);
     }
-    stored.quiet = args.quiet;
-    Ok((store, row, stored))
+    Ok(stored)
 }
 
 /// `wscan results list`

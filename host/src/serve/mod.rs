@@ -93,6 +93,7 @@ impl Service {
             .route("/v1/scans/{id}", get(get_scan).delete(delete_scan))
             .route("/v1/scans/{id}/records", get(scan_records))
             .route("/v1/scans/{id}/cancel", post(cancel_scan))
+            .route("/v1/scans/{id}/resume", post(resume_scan))
             .route("/v1/scans/{id}/events", get(events::scan_events))
             .route("/v1/plugins", get(list_plugins))
             .route("/v1/plugins/{name}", get(get_plugin))
@@ -159,6 +160,7 @@ impl Service {
         delete_scan,
         scan_records,
         cancel_scan,
+        resume_scan,
         events::scan_events,
         list_plugins,
         get_plugin
@@ -175,7 +177,8 @@ fn needed_role(method: &axum::http::Method, path: &str) -> Option<Role> {
     if ["/healthz", "/readyz", "/v1/openapi.json"].contains(&path) {
         return None;
     }
-    let cancel = path.starts_with("/v1/scans/") && path.ends_with("/cancel");
+    let cancel =
+        path.starts_with("/v1/scans/") && (path.ends_with("/cancel") || path.ends_with("/resume"));
     Some(match *method {
         Method::GET | Method::HEAD => Role::Read,
         Method::POST if path == "/v1/scans" || cancel => Role::Scan,
@@ -380,24 +383,8 @@ async fn create_scan(
         Ok((id, journal))
     })
     .await?;
-    let (stop, stopped) = oneshot::channel();
-    let progress = indicatif::ProgressBar::hidden();
-    service.running.lock().expect("running scans").insert(
-        id,
-        RunningScan {
-            stop: Some(stop),
-            progress: progress.clone(),
-        },
-    );
     tracing::info!("scan {id} started: wscan {}", argv.join(" "));
-    tokio::spawn(run_scan(
-        service.clone(),
-        id,
-        spec,
-        journal,
-        stopped,
-        progress,
-    ));
+    service.start(id, spec, journal, crate::store::Resumed::default());
     let view = scan_view(&service, id).await?;
     let location = view.urls.this.clone();
     Ok((
@@ -458,20 +445,120 @@ fn mentioned_field(text: &str) -> Option<&'static str> {
         .map(|(_, field)| field)
 }
 
+impl Service {
+    /// Run stored scan `id` in the background, from where `resumed` says
+    /// its earlier runs left it (nothing, for a new scan).
+    fn start(
+        self: &Arc<Self>,
+        id: i64,
+        spec: ScanSpec,
+        journal: crate::store::Journal,
+        resumed: crate::store::Resumed,
+    ) {
+        let (stop, stopped) = oneshot::channel();
+        let progress = indicatif::ProgressBar::hidden();
+        self.running.lock().expect("running scans").insert(
+            id,
+            RunningScan {
+                stop: Some(stop),
+                progress: progress.clone(),
+            },
+        );
+        let durable = crate::scheduler::Durable { journal, resumed };
+        tokio::spawn(run_scan(self.clone(), id, spec, durable, stopped, progress));
+    }
+
+    /// Continue stored scan `id` (interrupted or failed) with the settings
+    /// it was started with, as `wscan scan --resume` does: units it
+    /// completed are not run again, units cut short run again from the
+    /// start.
+    pub async fn resume(self: &Arc<Self>, id: i64) -> Result<(), ApiError> {
+        let row = scan_row(self, id).await?;
+        let conflict = |text: String| ApiError::new(StatusCode::CONFLICT, text);
+        match row.status {
+            Status::Completed => {
+                return Err(conflict(format!(
+                    "scan {id} is complete: nothing to resume"
+                )));
+            }
+            Status::Running => return Err(conflict(format!("scan {id} is running"))),
+            Status::Interrupted | Status::Failed => {}
+        }
+        if self
+            .running
+            .lock()
+            .expect("running scans")
+            .contains_key(&id)
+        {
+            return Err(conflict(format!("scan {id} is still stopping")));
+        }
+        let args = crate::cli::stored_args(&row)
+            .map_err(|e| conflict(format!("scan {id} cannot be resumed: {e}")))?;
+        let request = args.request();
+        let active = self.registry.active();
+        let available: Vec<&PluginInfo> = active.iter().map(|a| &a.plugin.info).collect();
+        let unprocessable = |e: crate::scheduler::spec::SpecError| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("scan {id} cannot be resumed: {e}"),
+            )
+        };
+        let gathered = Gathered::gather(&request).map_err(unprocessable)?;
+        let spec = ScanSpec::resolve(&request, &available, gathered).map_err(unprocessable)?;
+        let db = self.db.clone();
+        let (journal, resumed) = blocking(move || {
+            let mut store = Store::open(&db).map_err(store_error)?;
+            let resumed = store.resume(id).map_err(store_error)?;
+            let journal = store.journal(id).map_err(store_error)?;
+            Ok((journal, resumed))
+        })
+        .await?;
+        tracing::info!(
+            "scan {id} resumed: {} unit(s) done by earlier runs are skipped",
+            resumed.done.len()
+        );
+        self.start(id, spec, journal, resumed);
+        Ok(())
+    }
+
+    /// Resume every scan of the store whose process died while running it
+    /// (`wscan serve --resume-killed`): after a crash or a SIGKILL, the
+    /// daemon's scans go on where they were. Each scan and how its resume
+    /// went.
+    pub async fn resume_killed(self: &Arc<Self>) -> Vec<(i64, Result<(), String>)> {
+        let db = self.db.clone();
+        let killed = blocking(move || {
+            let rows = match Store::open_read_only(&db) {
+                Ok(store) => store.scans().map_err(store_error)?,
+                Err(_) => Vec::new(),
+            };
+            Ok(rows
+                .into_iter()
+                .filter(|r| r.killed)
+                .map(|r| r.id)
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap_or_default();
+        let mut outcomes = Vec::new();
+        for id in killed {
+            let outcome = self.resume(id).await.map_err(|e| e.error);
+            outcomes.push((id, outcome));
+        }
+        outcomes
+    }
+}
+
 /// Run stored scan `id` to its end (or until `stopped`), then record how
 /// it ended.
 async fn run_scan(
     service: Shared,
     id: i64,
     spec: ScanSpec,
-    journal: crate::store::Journal,
+    durable: crate::scheduler::Durable,
     stopped: oneshot::Receiver<()>,
     progress: indicatif::ProgressBar,
 ) {
-    let durable = crate::scheduler::Durable {
-        journal,
-        resumed: crate::store::Resumed::default(),
-    };
     // Records go to the store through the journal; nothing else reads them.
     let mut sink = crate::output::Discard;
     let outcome = crate::scheduler::run(
@@ -511,16 +598,44 @@ async fn run_scan(
     service.running.lock().expect("running scans").remove(&id);
 }
 
-async fn scan_view(service: &Service, id: i64) -> Result<ScanView, ApiError> {
+async fn scan_row(service: &Service, id: i64) -> Result<crate::store::ScanRow, ApiError> {
     let db = service.db.clone();
     blocking(move || {
         let store = Store::open_read_only(&db).map_err(store_error)?;
-        match store.scan(id).map_err(store_error)? {
-            Some(row) => Ok(row.into()),
-            None => Err(no_scan(id)),
-        }
+        store
+            .scan(id)
+            .map_err(store_error)?
+            .ok_or_else(|| no_scan(id))
     })
     .await
+}
+
+async fn scan_view(service: &Service, id: i64) -> Result<ScanView, ApiError> {
+    Ok(scan_row(service, id).await?.into())
+}
+
+/// Continue an interrupted or failed scan where it stopped, with the
+/// settings it was started with (as `wscan scan --resume ID`).
+#[utoipa::path(post, path = "/v1/scans/{id}/resume", params(("id" = i64, Path, description = "The scan's number")), responses(
+    (status = 202, description = "Running again", body = ScanView),
+    (status = 404, description = "No such scan", body = ApiError),
+    (status = 409, description = "Complete, running, or not resumable", body = ApiError),
+    (status = 422, description = "Its settings no longer resolve (a plugin it used is gone)", body = ApiError)
+))]
+async fn resume_scan(
+    State(service): State<Shared>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(bad_path)?;
+    if service.draining.load(Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ));
+    }
+    service.resume(id).await?;
+    let view = scan_view(&service, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
 /// Paging and filters of `GET /v1/scans`.

@@ -201,6 +201,10 @@ pub struct ScanRow {
     pub errors: u64,
     /// The statistics of its last run (`--stats`' JSON).
     pub stats: Option<serde_json::Value>,
+    /// Its process died while running it (killed, crashed) without
+    /// recording how it ended; it is shown as `interrupted`.
+    #[serde(skip)]
+    pub killed: bool,
 }
 
 impl ScanRow {
@@ -602,9 +606,11 @@ impl Store {
             findings,
             errors,
             stats: raw.stats.map(|s| serde_json::from_str(&s)).transpose()?,
+            killed: false,
         };
         if row.status == Status::Running && !row.alive() {
             row.status = Status::Interrupted;
+            row.killed = true;
         }
         Ok(row)
     }
@@ -875,6 +881,7 @@ mod tests {
             findings: 0,
             errors: 0,
             stats: None,
+            killed: false,
         };
         assert!(row(me, start).alive());
         // The same number, another start: a process that reused it.
