@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 pub struct ScanBody {
     /// Addresses, CIDR blocks, ranges, host names, HOST:PORT or URLs, as
     /// on the command line.
-    #[schema(example = json!(["192.0.2.0/28", "www.example.com"]))]
+    #[schema(example = json!(["127.0.0.1"]))]
     pub targets: Vec<String>,
     /// Port spec: `22,80,8000-8100`, `top-100`, `all` (default `top-1000`).
     #[schema(example = "22,80,443")]

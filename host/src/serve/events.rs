@@ -50,9 +50,9 @@ struct Cursor {
 /// Follow a scan: its records as they are stored, its progress, its end.
 #[utoipa::path(get, path = "/v1/scans/{id}/events",
     params(("id" = i64, Path, description = "The scan's number"), EventsQuery,
-           ("Last-Event-ID" = Option<i64>, Header, description = "The last record seen: the stream goes on after it")),
+           ("Last-Event-ID" = Option<String>, Header, description = "The number of the last record seen: the stream goes on after it")),
     responses(
-        (status = 200, description = "text/event-stream: `record` events (data: the record, as JSON Lines has it, with its `id`), `progress` events (data: units_done, units_known, per_second, eta_s), and one `end` event (data: the scan) before the stream closes", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream: `record` events (data: the record, as JSON Lines has it, with its `id`), `progress` events (data: units_done, units_known, per_second, eta_s), and one `end` event (data: the scan) before the stream closes", content_type = "text/event-stream", body = Object),
         (status = 400, description = "A bad parameter", body = ApiError),
         (status = 404, description = "No such scan", body = ApiError)
     ))]

@@ -618,7 +618,9 @@ async fn scan_view(service: &Service, id: i64) -> Result<ScanView, ApiError> {
 /// settings it was started with (as `wscan scan --resume ID`).
 #[utoipa::path(post, path = "/v1/scans/{id}/resume", params(("id" = i64, Path, description = "The scan's number")), responses(
     (status = 202, description = "Running again", body = ScanView),
+    (status = 400, description = "Not a scan number", body = ApiError),
     (status = 404, description = "No such scan", body = ApiError),
+    (status = 503, description = "Shutting down", body = ApiError),
     (status = 409, description = "Complete, running, or not resumable", body = ApiError),
     (status = 422, description = "Its settings no longer resolve (a plugin it used is gone)", body = ApiError)
 ))]
@@ -714,6 +716,7 @@ async fn list_scans(
 /// One scan: its status, command line and statistics.
 #[utoipa::path(get, path = "/v1/scans/{id}", params(("id" = i64, Path, description = "The scan's number")), responses(
     (status = 200, description = "The scan", body = ScanView),
+    (status = 400, description = "Not a scan number", body = ApiError),
     (status = 404, description = "No such scan", body = ApiError)
 ))]
 async fn get_scan(
@@ -727,6 +730,7 @@ async fn get_scan(
 /// Delete a scan that is not running, with its records.
 #[utoipa::path(delete, path = "/v1/scans/{id}", params(("id" = i64, Path, description = "The scan's number")), responses(
     (status = 204, description = "Deleted"),
+    (status = 400, description = "Not a scan number", body = ApiError),
     (status = 404, description = "No such scan", body = ApiError),
     (status = 409, description = "It is running: cancel it first", body = ApiError)
 ))]
@@ -821,6 +825,7 @@ async fn scan_records(
 /// `wscan scan --resume ID` continues it.
 #[utoipa::path(post, path = "/v1/scans/{id}/cancel", params(("id" = i64, Path, description = "The scan's number")), responses(
     (status = 202, description = "Stopping", body = ScanView),
+    (status = 400, description = "Not a scan number", body = ApiError),
     (status = 404, description = "No such scan", body = ApiError),
     (status = 409, description = "Not running in this daemon", body = ApiError)
 ))]
