@@ -9,6 +9,39 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Spawn `wscan ... serve --listen 127.0.0.1:0` (`cmd`) and wait until it
+/// says where it listens: the process, its base URL, and the rest of its
+/// standard error.
+fn spawn_serve(
+    mut cmd: Command,
+) -> (
+    Child,
+    String,
+    std::io::Lines<BufReader<std::process::ChildStderr>>,
+) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve ended before it said where it listens");
+        };
+        if line.contains("serving the API on") {
+            let base = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .unwrap_or_else(|| panic!("no address in {line:?}"))
+                .to_string();
+            return (child, base, lines);
+        }
+    }
+}
+
 /// A daemon on a free loopback port with a store of its own; killed on
 /// drop.
 struct Daemon {
@@ -35,22 +68,7 @@ impl Daemon {
         let mut cmd = wscan();
         cmd.arg("--db").arg(&db);
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines.next().expect("serve said where it listens").unwrap();
-            if line.contains("serving the API on") {
-                break line
-                    .split_whitespace()
-                    .find(|w| w.starts_with("http://"))
-                    .unwrap_or_else(|| panic!("no address in {line:?}"))
-                    .to_string();
-            }
-        };
+        let (child, base, lines) = spawn_serve(cmd);
         // Keep reading standard error, so the daemon never blocks on it.
         std::thread::spawn(move || lines.for_each(drop));
         Daemon {
@@ -770,22 +788,7 @@ fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
     let mut cmd = ns.wscan();
     cmd.arg("--db").arg(dir.path().join("results.db"));
     cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-    let mut daemon = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("serve said where it listens").unwrap();
-        if line.contains("serving the API on") {
-            break line
-                .split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .unwrap()
-                .to_string();
-        }
-    };
+    let (mut daemon, base, lines) = spawn_serve(cmd);
     let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
     let mut st = ns.exec("st");
     st.args(["run", &format!("{base}/v1/openapi.json"), "--url", &base]);

@@ -83,6 +83,17 @@ impl Service {
         })
     }
 
+    /// `503` once SIGTERM came: no new scans, no resumed ones.
+    fn refuse_when_draining(&self) -> Result<(), ApiError> {
+        match self.draining.load(Ordering::SeqCst) {
+            true => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down",
+            )),
+            false => Ok(()),
+        }
+    }
+
     /// The API's routes.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
@@ -294,12 +305,7 @@ async fn healthz() -> Json<serde_json::Value> {
     (status = 503, description = "Shutting down, or the store cannot be opened", body = ApiError)
 ))]
 async fn readyz(State(service): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
-    if service.draining.load(Ordering::SeqCst) {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down",
-        ));
-    }
+    service.refuse_when_draining()?;
     let db = service.db.clone();
     blocking(move || {
         Store::open_read_only(&db).map_err(|e| {
@@ -338,12 +344,7 @@ async fn create_scan(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
-    if service.draining.load(Ordering::SeqCst) {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down",
-        ));
-    }
+    service.refuse_when_draining()?;
     let request: ScanBody =
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
             .map_err(|e| {
@@ -629,12 +630,7 @@ async fn resume_scan(
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(bad_path)?;
-    if service.draining.load(Ordering::SeqCst) {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down",
-        ));
-    }
+    service.refuse_when_draining()?;
     service.resume(id).await?;
     let view = scan_view(&service, id).await?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
