@@ -232,6 +232,41 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Scan `id`'s WebSocket stream (after record `after`), read until the
+    /// server closes it: each message's JSON.
+    fn ws(&self, id: i64, after: Option<i64>) -> Vec<Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let mut url = format!(
+            "{}/v1/scans/{id}/ws",
+            self.base.replacen("http://", "ws://", 1)
+        );
+        if let Some(after) = after {
+            url.push_str(&format!("?after={after}"));
+        }
+        self.runtime.block_on(async {
+            let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+                .await
+                .expect("WebSocket handshake");
+            let mut messages = Vec::new();
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(60), socket.next())
+                    .await
+                    .expect("the WebSocket stream stalled");
+                match next {
+                    Some(Ok(Message::Text(text))) => {
+                        messages.push(serde_json::from_str(text.as_str()).unwrap())
+                    }
+                    Some(Ok(Message::Close(_))) | None => return messages,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => panic!("WebSocket: {e}"),
+                }
+            }
+        })
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -523,6 +558,7 @@ fn the_openapi_document_describes_every_route_and_loopback_is_enforced() {
         "/v1/scans/{id}/cancel",
         "/v1/scans/{id}/resume",
         "/v1/scans/{id}/events",
+        "/v1/scans/{id}/ws",
         "/v1/plugins",
         "/v1/plugins/{name}",
     ] {
@@ -548,7 +584,8 @@ fn the_openapi_document_describes_every_route_and_loopback_is_enforced() {
 }
 
 #[test]
-fn the_event_stream_sends_every_record_once_and_resumes_after_the_last_seen() {
+fn the_event_stream_sends_every_record_once_and_resumes_after_the_last_seen_over_sse_and_websocket()
+{
     let banners: Vec<Listener> = (0..4)
         .map(|_| Listener::start(Behaviour::Banner(b"220 ready\r\n")))
         .collect();
@@ -608,6 +645,29 @@ fn the_event_stream_sends_every_record_once_and_resumes_after_the_last_seen() {
     assert_eq!(rest, ids[3..]);
     assert_eq!(again.last().unwrap().name, "end");
     assert_eq!(daemon.get("/v1/scans/99/events").0, 404);
+
+    // The same events over WebSocket: every record once, then the end.
+    let ws = daemon.ws(id, None);
+    let ws_ids: Vec<i64> = ws
+        .iter()
+        .filter(|m| m["event"] == "record")
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ws_ids, ids);
+    for (message, record) in ws.iter().filter(|m| m["event"] == "record").zip(&stored) {
+        assert_eq!(&message["data"], record);
+    }
+    assert_eq!(ws.last().unwrap()["event"], "end", "{ws:#?}");
+    let rest: Vec<i64> = daemon
+        .ws(id, Some(ids[2]))
+        .iter()
+        .filter_map(|m| m["id"].as_i64())
+        .collect();
+    assert_eq!(rest, ids[3..]);
+    // A plain GET is not a handshake: a JSON 4xx.
+    let (status, error) = daemon.get(&format!("/v1/scans/{id}/ws"));
+    assert!((400..500).contains(&status), "{status} {error}");
+    assert!(error["error"].is_string(), "{error}");
 }
 
 /// `wscan token ...` on the daemon's store; its output.

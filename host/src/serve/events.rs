@@ -4,14 +4,16 @@
 //! are read from the result store, so a client that reconnects with
 //! `Last-Event-ID` (or `?after=N`) gets exactly the records after the last
 //! one it saw: no gap, nothing twice; a finished scan's stream replays and
-//! ends.
+//! ends. The same events go over WebSocket (`/v1/scans/{id}/ws`), one
+//! JSON text message each.
 
 use super::api::ApiError;
 use super::{Shared, blocking, no_scan, scan_view, store_error};
 use crate::store::{RecordFilter, Status, Store};
 use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::ws::{Message, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Deserialize;
@@ -36,13 +38,40 @@ pub(super) struct EventsQuery {
     after: Option<i64>,
 }
 
+/// One event of a scan's stream, before it is framed for SSE or
+/// WebSocket.
+struct Item {
+    /// `record`, `progress`, `end` or `error`.
+    name: &'static str,
+    /// The record's number, for records.
+    id: Option<i64>,
+    /// The event's JSON.
+    data: String,
+}
+
+impl Item {
+    fn sse(self) -> Event {
+        let event = Event::default().event(self.name).data(self.data);
+        match self.id {
+            Some(id) => event.id(id.to_string()),
+            None => event,
+        }
+    }
+
+    /// `{"event": NAME, "id": N, "data": {...}}` (no `id` but for records).
+    fn ws(self) -> String {
+        let id = self.id.map(|n| format!("\"id\":{n},")).unwrap_or_default();
+        format!("{{\"event\":\"{}\",{id}\"data\":{}}}", self.name, self.data)
+    }
+}
+
 /// What a stream has read and has yet to send.
 struct Cursor {
     service: Shared,
     id: i64,
     /// The last record sent.
     after: i64,
-    pending: VecDeque<Event>,
+    pending: VecDeque<Item>,
     ended: bool,
     progress_sent: Option<Instant>,
 }
@@ -64,52 +93,56 @@ pub(super) async fn scan_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Path(id) = id.map_err(super::bad_path)?;
     let Query(query) = query.map_err(super::bad_query)?;
-    let last = match headers.get("last-event-id") {
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "Last-Event-ID: expected a record number",
-                    )
-                })?,
-        ),
-        None => None,
-    };
-    scan_view(&service, id).await?;
-    let cursor = Cursor {
-        service,
-        id,
-        after: last.or(query.after).unwrap_or(0),
-        pending: VecDeque::new(),
-        ended: false,
-        progress_sent: None,
-    };
+    // The header is the browser's own resume; a value that is not a record
+    // number (none was ever sent) starts from the beginning.
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let cursor = Cursor::open(service, id, last.or(query.after)).await?;
     let stream = futures::stream::unfold(cursor, |mut cursor| async move {
-        loop {
-            if let Some(event) = cursor.pending.pop_front() {
-                return Some((Ok(event), cursor));
-            }
-            if cursor.ended {
-                return None;
-            }
-            if let Err(e) = cursor.read().await {
-                // The stream cannot say more than this; it ends.
-                cursor.ended = true;
-                let text = serde_json::json!({"error": e.error});
-                cursor
-                    .pending
-                    .push_back(Event::default().event("error").data(text.to_string()));
-            }
-        }
+        let item = cursor.next().await?;
+        Some((Ok(item.sse()), cursor))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 impl Cursor {
+    /// A cursor on scan `id` after record `after` (from the start when
+    /// `None`); 404 when there is no such scan.
+    async fn open(service: Shared, id: i64, after: Option<i64>) -> Result<Cursor, ApiError> {
+        scan_view(&service, id).await?;
+        Ok(Cursor {
+            service,
+            id,
+            after: after.unwrap_or(0),
+            pending: VecDeque::new(),
+            ended: false,
+            progress_sent: None,
+        })
+    }
+
+    /// The next event; `None` once the `end` (or an `error`) was given.
+    async fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            if self.ended {
+                return None;
+            }
+            if let Err(e) = self.read().await {
+                // The stream cannot say more than this; it ends.
+                self.ended = true;
+                self.pending.push_back(Item {
+                    name: "error",
+                    id: None,
+                    data: serde_json::json!({"error": e.error}).to_string(),
+                });
+            }
+        }
+    }
+
     /// Queue what is new: records, else the end, else progress (after a
     /// pause, so an idle scan is not read in a tight loop).
     async fn read(&mut self) -> Result<(), ApiError> {
@@ -134,12 +167,11 @@ impl Cursor {
         for (n, record) in page.iter() {
             let mut value = serde_json::to_value(record).map_err(store_error)?;
             value["id"] = (*n).into();
-            self.pending.push_back(
-                Event::default()
-                    .id(n.to_string())
-                    .event("record")
-                    .data(value.to_string()),
-            );
+            self.pending.push_back(Item {
+                name: "record",
+                id: Some(*n),
+                data: value.to_string(),
+            });
         }
         if !page.is_empty() {
             return Ok(());
@@ -147,8 +179,11 @@ impl Cursor {
         if !running {
             let view = scan_view(&self.service, id).await?;
             let data = serde_json::to_string(&view).map_err(store_error)?;
-            self.pending
-                .push_back(Event::default().event("end").data(data));
+            self.pending.push_back(Item {
+                name: "end",
+                id: None,
+                data,
+            });
             self.ended = true;
             return Ok(());
         }
@@ -158,8 +193,11 @@ impl Cursor {
             && let Some(progress) = self.progress()
         {
             self.progress_sent = Some(Instant::now());
-            self.pending
-                .push_back(Event::default().event("progress").data(progress));
+            self.pending.push_back(Item {
+                name: "progress",
+                id: None,
+                data: progress,
+            });
             return Ok(());
         }
         tokio::time::sleep(POLL).await;
@@ -184,4 +222,36 @@ impl Cursor {
             .to_string(),
         )
     }
+}
+
+/// The same stream over WebSocket: one JSON text message per event,
+/// `{"event": "record", "id": N, "data": {...}}` (`id` for records only),
+/// then a close frame after the `end`. `?after=N` starts after record N.
+#[utoipa::path(get, path = "/v1/scans/{id}/ws",
+    params(("id" = i64, Path, description = "The scan's number"), EventsQuery),
+    responses(
+        (status = 101, description = "Switching Protocols: then the scan's events as JSON text messages (`event`: record, progress, end or error; `id` for records; `data`), and a close after the end"),
+        (status = 400, description = "A bad parameter, or not a WebSocket handshake", body = ApiError),
+        (status = 404, description = "No such scan", body = ApiError),
+        (status = 426, description = "The connection cannot be upgraded", body = ApiError)
+    ))]
+pub(super) async fn scan_ws(
+    State(service): State<Shared>,
+    id: Result<Path<i64>, PathRejection>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Path(id) = id.map_err(super::bad_path)?;
+    let Query(query) = query.map_err(super::bad_query)?;
+    let upgrade = upgrade.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let mut cursor = Cursor::open(service, id, query.after).await?;
+    Ok(upgrade.on_upgrade(move |mut socket| async move {
+        while let Some(item) = cursor.next().await {
+            if socket.send(Message::Text(item.ws().into())).await.is_err() {
+                // The client went away; it reconnects with `?after=`.
+                return;
+            }
+        }
+        let _ = socket.send(Message::Close(None)).await;
+    }))
 }

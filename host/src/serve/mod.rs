@@ -106,6 +106,7 @@ impl Service {
             .route("/v1/scans/{id}/cancel", post(cancel_scan))
             .route("/v1/scans/{id}/resume", post(resume_scan))
             .route("/v1/scans/{id}/events", get(events::scan_events))
+            .route("/v1/scans/{id}/ws", get(events::scan_ws))
             .route("/v1/plugins", get(list_plugins))
             .route("/v1/plugins/{name}", get(get_plugin))
             .fallback(not_found)
@@ -173,6 +174,7 @@ impl Service {
         cancel_scan,
         resume_scan,
         events::scan_events,
+        events::scan_ws,
         list_plugins,
         get_plugin
     ),
