@@ -149,6 +149,15 @@ impl Daemon {
         }
     }
 
+    /// Wait until scan `id` has stored a record (at most 30 s).
+    fn first_record(&self, id: i64) {
+        let started = Instant::now();
+        while self.records(id, 10, "").is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no record");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Every record of scan `id`, read `limit` at a time.
     fn records(&self, id: i64, limit: usize, filter: &str) -> Vec<Value> {
         let mut all = Vec::new();
@@ -480,10 +489,7 @@ fn a_cancelled_scan_ends_interrupted_and_the_cli_resumes_it() {
     );
     let id = daemon.scan(&body);
     let started = Instant::now();
-    while daemon.records(id, 10, "").is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no record");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    daemon.first_record(id);
     let (status, view) = daemon.call("POST", &format!("/v1/scans/{id}/cancel"), None);
     assert_eq!(status, 202, "{view}");
     let view = daemon.wait(id);
@@ -517,10 +523,7 @@ fn sigterm_stops_the_daemon_and_its_scans_are_left_resumable() {
     );
     let id = daemon.scan(&body);
     let started = Instant::now();
-    while daemon.records(id, 10, "").is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no record");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    daemon.first_record(id);
     let killed = Command::new("kill")
         .args(["-TERM", &daemon.child.id().to_string()])
         .status()
@@ -806,11 +809,7 @@ fn a_daemon_killed_mid_scan_resumes_its_scans_and_finds_exactly_what_it_would_ha
     let id = daemon.scan(&format!(
         r#"{{"targets":["127.0.0.1"],"ports":"{ports}",{args}}}"#
     ));
-    let started = Instant::now();
-    while daemon.records(id, 10, "").is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no record");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    daemon.first_record(id);
     // SIGKILL: nothing is recorded of the stop.
     daemon.child.kill().unwrap();
     daemon.child.wait().unwrap();

@@ -403,6 +403,16 @@ impl Store {
             })?;
         }
         let mut conn = connect(path)?;
+        // A store already up to date is opened without the write lock:
+        // every API request opens the store, and must not queue behind a
+        // running scan's journal for a check that finds nothing to do.
+        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current == SCHEMA_VERSION {
+            return Ok(Store {
+                conn,
+                path: path.to_path_buf(),
+            });
+        }
         // One writer creates or migrates the schema; another wscan opening
         // the store at the same moment waits, then finds it up to date.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
