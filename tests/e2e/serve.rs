@@ -850,6 +850,8 @@ fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
     let (mut daemon, base, lines) = spawn_serve(cmd);
     let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
     let mut st = ns.exec("st");
+    // Its cache (.schemathesis/) goes to the test's folder, not the crate's.
+    st.current_dir(dir.path());
     st.args(["run", &format!("{base}/v1/openapi.json"), "--url", &base]);
     st.args([
         "--checks",
