@@ -20,6 +20,7 @@
 pub mod cli;
 pub mod diff;
 pub mod engine;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod primitives;

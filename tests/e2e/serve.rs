@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -34,7 +34,7 @@ fn spawn_serve(
         if line.contains("serving the API on") {
             let base = line
                 .split_whitespace()
-                .find(|w| w.starts_with("http://"))
+                .find(|w| w.starts_with("http"))
                 .unwrap_or_else(|| panic!("no address in {line:?}"))
                 .to_string();
             return (child, base, lines);
@@ -541,7 +541,7 @@ fn sigterm_stops_the_daemon_and_its_scans_are_left_resumable() {
 }
 
 #[test]
-fn the_openapi_document_describes_every_route_and_loopback_is_enforced() {
+fn the_openapi_document_describes_every_route() {
     let daemon = Daemon::start();
     let (status, doc) = daemon.get("/v1/openapi.json");
     assert_eq!(status, 200);
@@ -564,9 +564,11 @@ fn the_openapi_document_describes_every_route_and_loopback_is_enforced() {
         "/v1/scans/{id}/ws",
         "/v1/plugins",
         "/v1/plugins/{name}",
+        "/metrics",
     ] {
         assert!(paths.contains(path), "{path} not in {paths:?}");
     }
+    assert!(doc["paths"]["/v1/plugins/{name}"]["put"].is_object());
     assert!(doc["components"]["schemas"]["ScanBody"].is_object());
     let (status, plugins) = daemon.get("/v1/plugins");
     assert_eq!(status, 200);
@@ -578,12 +580,7 @@ fn the_openapi_document_describes_every_route_and_loopback_is_enforced() {
         .collect();
     assert_eq!(names, BTreeSet::from(["dns", "http", "port", "tls"]));
     assert_eq!(daemon.get("/v1/plugins/port").1["name"], "port");
-
-    let mut outside = wscan();
-    outside.args(["serve", "--listen", "0.0.0.0:0"]);
-    let out = run(outside, Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("loopback only"), "{}", stderr(&out));
+    // Beyond loopback: see the HTTPS test, which tries it in a namespace.
 }
 
 #[test]
@@ -877,5 +874,489 @@ fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
     assert!(
         !log.iter().any(|l| l.contains("panicked")),
         "the daemon panicked: {log:#?}"
+    );
+}
+
+/// One sample of a metrics page: its name, labels and value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
+/// Parse an OpenMetrics page with the Prometheus project's Python client,
+/// whose parser is strict (a malformed line, a missing `# EOF`, a counter
+/// without `_total` are errors): its samples.
+fn parse_metrics(text: &str) -> Vec<Sample> {
+    let script = "import sys, json\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n\
+        print(json.dumps([[s.name, s.labels, s.value] for f in parse(sys.stdin.read()) for s in f.samples]))";
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (tests/run installs python3-prometheus-client)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not OpenMetrics text: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The sum of the samples named `name` whose labels include `labels`.
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+impl Daemon {
+    /// `GET path` as text: the status, the content type and the body.
+    fn text(&self, path: &str) -> (u16, String, String) {
+        let url = format!("{}{path}", self.base);
+        self.runtime.block_on(async {
+            let response = reqwest::get(&url).await.expect("request");
+            let status = response.status().as_u16();
+            let kind = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (status, kind, response.text().await.unwrap())
+        })
+    }
+}
+
+#[test]
+fn metrics_parse_as_openmetrics_and_add_up_to_the_scans_statistics() {
+    let ssh = Listener::start(Behaviour::Banner(b"SSH-2.0-OpenSSH_9.2p1\r\n"));
+    let silent = Listener::start(Behaviour::Silent);
+    let ports = format!("{},{},{}", ssh.port(), silent.port(), closed_port());
+    let daemon = Daemon::start();
+    // Two scans: the metrics are the process's, over both.
+    let body = format!(
+        r#"{{"targets":["127.0.0.1"],"ports":"{ports}","plugins":["port"],"plugin_args":{{"port.banner-timeout":"300ms"}}}}"#
+    );
+    let views: Vec<Value> = (0..2).map(|_| daemon.wait(daemon.scan(&body))).collect();
+    let (status, kind, text) = daemon.text("/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let samples = parse_metrics(&text);
+    let total = |pick: &dyn Fn(&Value) -> &Value| -> f64 {
+        views
+            .iter()
+            .map(|v| pick(&v["stats"]).as_f64().unwrap())
+            .sum()
+    };
+
+    for (metric, labels, stat) in [
+        ("wscan_connects_total", vec![], "connects"),
+        ("wscan_ports_total", vec![("state", "open")], "open"),
+        ("wscan_ports_total", vec![("state", "closed")], "closed"),
+        ("wscan_ports_total", vec![("state", "filtered")], "filtered"),
+        ("wscan_dns_queries_total", vec![], "dns_queries"),
+        ("wscan_connect_timeouts_total", vec![], "timeouts"),
+    ] {
+        assert_eq!(
+            sample(&samples, metric, &labels),
+            total(&|s| &s["net"][stat]),
+            "{metric} {labels:?} against net.{stat}"
+        );
+    }
+    assert!(sample(&samples, "wscan_connects_total", &[]) >= 6.0);
+    let plugin = [("plugin", "port")];
+    assert_eq!(
+        sample(&samples, "wscan_unit_duration_seconds_count", &plugin),
+        total(&|s| &s["plugins"]["port"]["units"])
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "wscan_unit_duration_seconds_count",
+            &[("plugin", "port"), ("outcome", "ok")]
+        ),
+        total(&|s| &s["plugins"]["port"]["units"]) - total(&|s| &s["plugins"]["port"]["errors"])
+    );
+    assert_eq!(
+        sample(&samples, "wscan_findings_total", &plugin),
+        total(&|s| &s["findings"])
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "wscan_findings_total",
+            &[("kind", "open-port"), ("severity", "info")]
+        ),
+        4.0,
+        "one open port a scan, twice"
+    );
+    assert_eq!(sample(&samples, "wscan_scans_started_total", &[]), 2.0);
+    assert_eq!(
+        sample(
+            &samples,
+            "wscan_scans_ended_total",
+            &[("status", "completed")]
+        ),
+        2.0
+    );
+    assert_eq!(sample(&samples, "wscan_scans_running", &[]), 0.0);
+    assert_eq!(sample(&samples, "wscan_in_flight", &[]), 0.0);
+    // Requests are counted by route pattern, not by path.
+    assert_eq!(
+        sample(
+            &samples,
+            "wscan_http_requests_total",
+            &[
+                ("route", "/v1/scans"),
+                ("method", "POST"),
+                ("status", "201")
+            ]
+        ),
+        2.0
+    );
+    assert!(
+        sample(
+            &samples,
+            "wscan_http_requests_total",
+            &[("route", "/v1/scans/{id}"), ("method", "GET")]
+        ) >= 2.0
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|(n, l, _)| n == "wscan_build_info" && l.contains_key("version"))
+    );
+}
+
+#[test]
+fn a_cli_scan_serves_its_metrics_while_it_runs() {
+    let listeners: Vec<Listener> = (0..3).map(|_| Listener::start(Behaviour::Silent)).collect();
+    let mut ports: Vec<String> = listeners.iter().map(|l| l.port().to_string()).collect();
+    // A slow scan (30 connects at 10 a second) to scrape mid-way.
+    ports.extend((0..27).map(|_| closed_port().to_string()));
+    let mut cmd = wscan();
+    cmd.args(["scan", "127.0.0.1", "-p", &ports.join(",")]);
+    cmd.args(["--plugins", "port", "--no-db", "--rate", "10"]);
+    cmd.args(["--plugin-arg", "port.banner-timeout=100ms"]);
+    cmd.args(["--metrics", "127.0.0.1:0", "-o", "-"]);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("no metrics address").unwrap();
+        if let Some(url) = line.strip_prefix("wscan: metrics at ") {
+            break url.to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let text = runtime.block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() });
+    let samples = parse_metrics(&text);
+    assert_eq!(sample(&samples, "wscan_scans_running", &[]), 1.0, "{text}");
+    assert!(sample(&samples, "wscan_connects_total", &[]) <= 30.0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // An address it cannot listen on is a usage error, before any scan.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd = wscan();
+    cmd.args(["scan", "127.0.0.1", "-p", &ports[0], "--no-db"]);
+    cmd.args(["--metrics", &taken.local_addr().unwrap().to_string()]);
+    let out = run(cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot listen there"), "{stderr}");
+}
+
+impl Daemon {
+    /// `PUT path` with `bytes` as the body: the status and the JSON body.
+    fn put(&self, path: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        self.runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .put(&url)
+                .header("content-type", "application/wasm")
+                .body(bytes)
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    }
+
+    /// The versions of `plugin` on scan `id`'s findings.
+    fn versions(&self, id: i64) -> BTreeSet<String> {
+        self.records(id, 100, "&type=finding")
+            .iter()
+            .map(|r| {
+                r["data"]["version"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn uploaded_plugins_are_swapped_in_for_the_next_scan_and_broken_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let db = dir.path().join("results.db");
+    let folder = plugins.to_str().unwrap().to_string();
+    let daemon = Daemon::start_with(dir, db, &["--plugin-dir", &folder]);
+    let v1 = std::fs::read(test_plugin("tick_v1")).unwrap();
+    let v2 = std::fs::read(test_plugin("tick_v2")).unwrap();
+    let scan = r#"{"targets":["127.0.0.1"],"plugins":["tick"],"plugin_args":{"tick.sleep":"0s"}}"#;
+
+    let (status, view) = daemon.put("/v1/plugins/tick", v1.clone());
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["version"], "1.0.0", "{view}");
+    assert_eq!(view["digest"].as_str().unwrap().len(), 64, "{view}");
+    assert_eq!(std::fs::read(plugins.join("tick.wasm")).unwrap(), v1);
+    let first = daemon.scan(scan);
+    assert_eq!(daemon.wait(first)["status"], "completed");
+    assert_eq!(
+        daemon.versions(first),
+        BTreeSet::from(["1.0.0".to_string()])
+    );
+
+    let (status, view) = daemon.put("/v1/plugins/tick", v2.clone());
+    assert_eq!(
+        (status, view["version"].as_str()),
+        (200, Some("2.0.0")),
+        "{view}"
+    );
+
+    // Refused, each with its reason; 2.0.0 stays in use.
+    let notaplugin =
+        std::path::PathBuf::from(env!("WSCAN_GUEST_ARTIFACTS")).join("wscan-test-notaplugin.wasm");
+    for (path, bytes, status, reason) in [
+        (
+            "/v1/plugins/tick",
+            b"\0asm garbage".to_vec(),
+            422,
+            "the version in use (if any) stays",
+        ),
+        (
+            "/v1/plugins/tick",
+            std::fs::read(&notaplugin).unwrap(),
+            422,
+            "stays",
+        ),
+        (
+            "/v1/plugins/tock",
+            v1.clone(),
+            422,
+            "describes itself as \"tick\"",
+        ),
+        ("/v1/plugins/Tick!", v1.clone(), 400, "not a plugin name"),
+    ] {
+        let (got, error) = daemon.put(path, bytes);
+        assert_eq!(got, status, "{path}: {error}");
+        let text = error["error"].as_str().unwrap();
+        assert!(text.contains(reason), "{path}: {text}");
+    }
+    assert_eq!(daemon.get("/v1/plugins/tick").1["version"], "2.0.0");
+    assert_eq!(std::fs::read(plugins.join("tick.wasm")).unwrap(), v2);
+    let second = daemon.scan(scan);
+    assert_eq!(daemon.wait(second)["status"], "completed");
+    assert_eq!(
+        daemon.versions(second),
+        BTreeSet::from(["2.0.0".to_string()])
+    );
+
+    // Built-in plugins stay; an uploaded one goes, file and all.
+    assert_eq!(daemon.call("DELETE", "/v1/plugins/port", None).0, 409);
+    assert_eq!(daemon.call("DELETE", "/v1/plugins/tick", None).0, 204);
+    assert_eq!(daemon.get("/v1/plugins/tick").0, 404);
+    assert!(!plugins.join("tick.wasm").exists());
+    assert_eq!(daemon.call("DELETE", "/v1/plugins/tick", None).0, 404);
+    let (status, error) = daemon.call("POST", "/v1/scans", Some(scan));
+    assert_eq!(status, 422, "{error}");
+
+    // The folder's watcher saw every write: an upload it finds in place
+    // is not loaded a second time.
+    std::thread::sleep(Duration::from_secs(1));
+    let samples = parse_metrics(&daemon.text("/metrics").2);
+    let reloads = |event: &str| sample(&samples, "wscan_plugin_reloads_total", &[("event", event)]);
+    assert_eq!(
+        [
+            reloads("loaded"),
+            reloads("swapped"),
+            reloads("rejected"),
+            reloads("removed")
+        ],
+        [1.0, 1.0, 3.0, 1.0]
+    );
+}
+
+#[test]
+fn https_serves_with_the_given_certificate_and_beyond_loopback_needs_tokens_and_tls() {
+    use crate::tls_server::{Cert, TestCa, leaf_pem};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = leaf_pem(Cert::Valid);
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let db = dir.path().join("results.db");
+    let tls_flags = [
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+    ];
+
+    // HTTPS on loopback: the certificate checks out against its CA.
+    let mut cmd = wscan();
+    cmd.arg("--db").arg(&db);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(tls_flags);
+    let (mut child, base, lines) = spawn_serve(cmd);
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = std::fs::read(TestCa::get().pem_path()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap();
+        let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(health.status().as_u16(), 200);
+        // Plain HTTP on the HTTPS port gets nothing.
+        let plain = base.replacen("https://", "http://", 1);
+        let refused = client.get(format!("{plain}/healthz")).send().await;
+        assert!(refused.is_err(), "{refused:?}");
+        // Neither does a client that does not trust the certificate.
+        let untrusting = reqwest::Client::new()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await;
+        assert!(untrusting.is_err(), "{untrusting:?}");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Beyond loopback (inside a namespace of our own): tokens first, then
+    // HTTPS, both refused before anything listens.
+    let ns = crate::namespace::Netns::create("serve-public");
+    let serve = |extra: &[&str]| {
+        let mut cmd = ns.wscan();
+        cmd.arg("--db").arg(&db);
+        cmd.args(["serve", "--listen", "0.0.0.0:0"]).args(extra);
+        cmd
+    };
+    let out = run(serve(&tls_flags), Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("create a token first"),
+        "{}",
+        stderr(&out)
+    );
+    let mut create = wscan();
+    create.arg("--db").arg(&db);
+    create.args(["token", "create", "ops", "--role", "admin"]);
+    let out = run(create, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let out = run(serve(&[]), Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--tls-cert"), "{}", stderr(&out));
+
+    // With both, it serves, and only to a token; once the last token is
+    // revoked, to no one.
+    let (mut child, base, lines) = spawn_serve(serve(&tls_flags));
+    std::thread::spawn(move || lines.for_each(drop));
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let curl = |token: Option<&str>| {
+        let mut cmd = ns.exec("curl");
+        cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"]);
+        cmd.arg(TestCa::get().pem_path());
+        // The certificate names 127.0.0.1, where the daemon also listens.
+        cmd.arg(format!("https://127.0.0.1:{port}/v1/scans"));
+        if let Some(token) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        String::from_utf8(run(cmd, Duration::from_secs(30)).stdout).unwrap()
+    };
+    assert_eq!(curl(None), "401");
+    assert_eq!(curl(Some(&token)), "200");
+    let mut revoke = wscan();
+    revoke.arg("--db").arg(&db).args(["token", "revoke", "ops"]);
+    assert_eq!(run(revoke, Duration::from_secs(30)).status.code(), Some(0));
+    assert_eq!(curl(Some(&token)), "401");
+    assert_eq!(curl(None), "401");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn scans_share_the_daemons_budget_and_max_scans_caps_how_many_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.db");
+    let daemon = Daemon::start_with(dir, db, &["--concurrency", "8", "--max-scans", "1"]);
+    // A scan asking for 1000 operations in flight gets the daemon's 8.
+    let silent: Vec<Listener> = (0..40)
+        .map(|_| Listener::start(Behaviour::Silent))
+        .collect();
+    let ports: Vec<String> = silent.iter().map(|l| l.port().to_string()).collect();
+    let body = format!(
+        r#"{{"targets":["127.0.0.1"],"ports":"{}","plugins":["port"],"concurrency":1000,"plugin_args":{{"port.banner-timeout":"200ms"}}}}"#,
+        ports.join(",")
+    );
+    let first = daemon.scan(&body);
+    // One at a time: a second is refused while the first runs...
+    let (status, error) = daemon.call("POST", "/v1/scans", Some(&body));
+    assert_eq!(status, 429, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("--max-scans 1"),
+        "{error}"
+    );
+    let view = daemon.wait(first);
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(view["findings"], 40, "{view}");
+    let peak = view["stats"]["net"]["peak_in_flight"].as_u64().unwrap();
+    assert!((1..=8).contains(&peak), "peak {peak} in flight: {view}");
+    // ...and taken once it ended.
+    let second = daemon.scan(&body);
+    assert_eq!(daemon.wait(second)["status"], "completed");
+    // Instances per scan are capped so that --max-scans scans fit the pool.
+    let (status, error) = daemon.call(
+        "POST",
+        "/v1/scans",
+        Some(r#"{"targets":["127.0.0.1"],"parallel":1000}"#),
+    );
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (422, Some("parallel")),
+        "{error}"
     );
 }

@@ -118,11 +118,31 @@ fn parse_token_name(s: &str) -> Result<String, String> {
 /// Flags of `wscan serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on; loopback only (tokens, which a
-    /// service reachable from the network needs, are not there yet). Port
-    /// 0 takes a free one, printed at start.
+    /// Address and port to listen on. Port 0 takes a free one, printed at
+    /// start. An address other than loopback needs tokens in the store
+    /// (`wscan token create`) and HTTPS (--tls-cert, --tls-key).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8470")]
     pub listen: SocketAddr,
+
+    /// Serve HTTPS with this certificate (PEM: the certificate, then its
+    /// chain).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Network operations in flight across all the daemon's scans, shared
+    /// fairly: with K scans running, each may hold 1/K of them (and no
+    /// more than its own `concurrency`).
+    #[arg(long, value_name = "N", default_value = "5000", value_parser = parse_concurrency)]
+    pub concurrency: usize,
+
+    /// The most scans running at once (1 to 64); a scan started beyond it
+    /// is refused with 429. A scan's `parallel` is at most 1036 / (2 x N).
+    #[arg(long, value_name = "N", default_value = "8", value_parser = parse_max_scans)]
+    pub max_scans: usize,
 
     /// Plugins besides the built-in ones, for every scan of the service.
     #[command(flatten)]
@@ -685,6 +705,15 @@ fn parse_batch(s: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_max_scans(s: &str) -> Result<usize, String> {
+    match positive(s)? {
+        n if n <= 64 => Ok(n),
+        _ => Err(format!(
+            "{s:?}: at most 64 scans at once (they share one pool of plugin instances)"
+        )),
+    }
+}
+
 fn parse_parallel(s: &str) -> Result<usize, String> {
     let max = crate::engine::limits::MAX_PARALLEL;
     match positive(s)? {
@@ -807,6 +836,12 @@ pub struct ScanArgs {
     /// lines' numbers, per plugin too).
     #[arg(long, value_name = "FILE")]
     pub stats: Option<PathBuf>,
+
+    /// Serve the scan's metrics at http://ADDR:PORT/metrics while it runs,
+    /// for Prometheus to scrape (OpenMetrics text; docs/api.md lists
+    /// them). Port 0 takes a free one, printed at start.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
 
     /// Plugin instances running at once, each scanning a batch of
     /// subjects concurrently (at most 1000).

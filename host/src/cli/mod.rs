@@ -173,7 +173,9 @@ async fn load_plugins(engine: &Engine, sources: &PluginSources) -> anyhow::Resul
         }
         files.push(plugin);
     }
-    Ok(Registry::new(builtins, dir_plugins, files))
+    let registry = Registry::new(builtins, dir_plugins, files);
+    engine.metrics().watch_plugins(registry.stats.clone());
+    Ok(registry)
 }
 
 /// `--dry-run`: the units the scan would start from its targets, and
@@ -373,19 +375,54 @@ impl RecordFormat {
 /// `wscan serve`: the HTTP API, until Ctrl-C or SIGTERM; then running
 /// scans are stopped (resumable) before it exits.
 async fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<Exit> {
-    if !args.listen.ip().is_loopback() {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::serve::tls::server_config(cert, key).map_err(|e| UsageError(e.to_string()))?,
+        ),
+        // clap makes each need the other.
+        _ => None,
+    };
+    let db = results::db_path(globals)?;
+    // Created now, so a store that cannot be written fails at start.
+    let store = results::open(globals)?;
+    let public = !args.listen.ip().is_loopback();
+    if public && !store.has_tokens()? {
         bail!(UsageError(format!(
-            "--listen {}: the service has no tokens yet, so it listens on loopback only (127.0.0.1 or ::1)",
+            "--listen {}: beyond loopback, anyone who reaches the port could scan from this machine; create a token first (`wscan token create NAME --role admin`)",
             args.listen
         )));
     }
+    if public && tls.is_none() {
+        bail!(UsageError(format!(
+            "--listen {}: beyond loopback, tokens would cross the network in clear; serve HTTPS with --tls-cert FILE --tls-key FILE",
+            args.listen
+        )));
+    }
+    drop(store);
     let engine = Arc::new(globals.engine()?);
     let registry = Arc::new(load_plugins(&engine, &args.sources).await?);
-    let db = results::db_path(globals)?;
-    // Created now, so a store that cannot be written fails at start.
-    results::open(globals)?;
     let plugin_dir = plugin_dir(&args.sources)?;
-    let service = crate::serve::Service::new(engine, registry, db.clone(), plugin_dir);
+    // The plugin folder is watched: files dropped there are swapped in as
+    // uploads are.
+    let _watch = match &plugin_dir {
+        Some(dir) => Some(
+            crate::engine::watch::watch(engine.clone(), registry.clone(), dir)
+                .with_context(|| format!("cannot watch the plugin folder {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let uploads = plugin_dir
+        .clone()
+        .or_else(|| project_dirs().map(|d| d.data_dir().join("plugins")));
+    let settings = crate::serve::Settings {
+        db: db.clone(),
+        plugin_dir,
+        uploads,
+        public,
+        budget: crate::primitives::gate::Budget::new(args.concurrency),
+        max_scans: args.max_scans,
+    };
+    let service = crate::serve::Service::new(engine, registry, settings);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -403,13 +440,24 @@ async fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<Exit> {
         }
     }
     eprintln!(
-        "wscan: serving the API on http://{addr} (GET /v1/openapi.json describes it); scans are stored in {}",
+        "wscan: serving the API on {}://{addr} (GET /v1/openapi.json describes it); scans are stored in {}",
+        if tls.is_some() { "https" } else { "http" },
         db.display()
     );
-    axum::serve(listener, service.router())
-        .with_graceful_shutdown(stop_signal())
-        .await
-        .context("the HTTP server failed")?;
+    match tls {
+        Some(config) => {
+            let listener = crate::serve::tls::TlsListener::new(listener, config)?;
+            axum::serve(listener, service.router())
+                .with_graceful_shutdown(stop_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, service.router())
+                .with_graceful_shutdown(stop_signal())
+                .await
+        }
+    }
+    .context("the HTTP server failed")?;
     eprintln!("wscan: stopping; running scans are recorded as interrupted (resumable)");
     service.drain().await;
     Ok(Exit::Success)
@@ -464,6 +512,10 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
         return dry_run(&spec, &selected, args.count, output);
     }
     let seed = spec.seed();
+    let _metrics = match args.metrics {
+        Some(addr) => Some(serve_metrics(addr, &engine, args.quiet).await?),
+        None => None,
+    };
 
     let (store, scan_id, resumed) = open_store(globals, &args, resuming, seed)?;
     let earlier = (resumed.findings, resumed.errors);
@@ -545,6 +597,38 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
     Ok(report(
         globals, &args, &summary, scan_id, earlier, &registry,
     ))
+}
+
+/// Stops the `--metrics` server when dropped.
+struct MetricsServer(tokio::task::JoinHandle<()>);
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `--metrics ADDR`: serve the engine's metrics while the scan runs.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    engine: &Engine,
+    quiet: bool,
+) -> anyhow::Result<MetricsServer> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        UsageError(format!(
+            "--metrics {addr}: cannot listen there ({e}); give a free address and port, or port 0 for any free one"
+        ))
+    })?;
+    let addr = listener.local_addr()?;
+    if !quiet {
+        eprintln!("wscan: metrics at http://{addr}/metrics");
+    }
+    let router = crate::serve::metrics_router(engine.metrics().clone());
+    Ok(MetricsServer(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!("the metrics server stopped: {e}");
+        }
+    })))
 }
 
 /// The result store, opened before anything is sent: a new scan is

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 /// Flags that may come with `--resume`: they change how the scan is shown
 /// or where the store is, not what it does.
-const RESUME_FLAGS: &[&str] = &["resume", "quiet"];
+const RESUME_FLAGS: &[&str] = &["resume", "quiet", "metrics"];
 
 /// The store in effect: `--db`, or the user's data directory's.
 pub(super) fn db_path(globals: &Globals) -> anyhow::Result<PathBuf> {
@@ -102,6 +102,8 @@ pub(super) fn load_resume(
     }
     let mut stored = stored_args(&row)?;
     stored.quiet = args.quiet;
+    // Where to serve metrics is this run's business, not the scan's.
+    stored.metrics = args.metrics;
     Ok((store, row, stored))
 }
 

@@ -18,6 +18,7 @@ pub mod watch;
 pub use crate::model::PluginId;
 pub use state::{Event, ScanContext};
 
+use crate::metrics::Metrics;
 use crate::model::{PluginInfo, Subject, check_declared, valid_name};
 use bindings::{PluginPre, wscan::plugin::types as wit};
 use host::report::TaskHandle;
@@ -138,6 +139,9 @@ pub struct CallOptions {
 pub struct Engine {
     engine: wasmtime::Engine,
     linker: Linker<HostState>,
+    /// The process's metrics: every scan run on this engine counts in
+    /// them.
+    metrics: Arc<Metrics>,
 }
 
 /// The marker used to tell a deadline trap from any other.
@@ -224,7 +228,16 @@ impl Engine {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
-        Ok(Engine { engine, linker })
+        Ok(Engine {
+            engine,
+            linker,
+            metrics: Arc::default(),
+        })
+    }
+
+    /// The process's metrics (`/metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Compile, link and describe the built-in plugins.
@@ -296,6 +309,7 @@ impl Engine {
             origin: origin.clone(),
             reason,
         })?;
+        let digest = digest(&bytes);
         // Compiling takes tens of milliseconds of CPU: keep it off the
         // runtime's worker threads.
         let engine = self.engine.clone();
@@ -377,6 +391,7 @@ impl Engine {
             version: info.version.clone(),
         });
         Ok(LoadedPlugin {
+            digest,
             info,
             source: origin,
             id,
@@ -448,12 +463,23 @@ fn explain_trap(e: &wasmtime::Error, state: &HostState) -> String {
     msg
 }
 
+/// The SHA-256 of a component's bytes, in lowercase hex.
+pub fn digest(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A compiled, linked and described plugin, ready for any number of calls.
 pub struct LoadedPlugin {
     /// What `describe()` said.
     pub info: PluginInfo,
     /// Where it came from.
     pub source: PluginSource,
+    /// The SHA-256 of its component, in hex: which build this is.
+    pub digest: String,
     id: Arc<PluginId>,
     pre: PluginPre<HostState>,
 }

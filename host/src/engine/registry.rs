@@ -73,8 +73,8 @@ impl Layers {
 pub struct Registry {
     layers: Mutex<Layers>,
     active: RwLock<Arc<Vec<Active>>>,
-    /// Hot-reload counters.
-    pub stats: ReloadStats,
+    /// Hot-reload counters (shared with the metrics).
+    pub stats: Arc<ReloadStats>,
 }
 
 impl Registry {
@@ -98,7 +98,7 @@ impl Registry {
         Registry {
             layers: Mutex::new(layers),
             active,
-            stats: ReloadStats::default(),
+            stats: Arc::default(),
         }
     }
 
@@ -149,6 +149,13 @@ impl Registry {
             self.stats.removed.fetch_add(1, Ordering::Relaxed);
         }
         removed
+    }
+
+    /// The digest of the plugin loaded from the plugin folder's `path`,
+    /// if one was.
+    pub fn dir_digest(&self, path: &Path) -> Option<String> {
+        let layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+        layers.dir.get(path).map(|p| p.digest.clone())
     }
 
     /// Count a rejected file.

@@ -108,6 +108,12 @@ async fn reload(engine: &Engine, registry: &Registry, path: &Path) {
             return;
         }
     };
+    // A file rewritten with the same bytes (touched, or put there by an
+    // upload that installed it already) is not loaded again.
+    if registry.dir_digest(path) == Some(super::digest(&bytes)) {
+        tracing::debug!("{} is unchanged", path.display());
+        return;
+    }
     match engine
         .load(bytes, PluginSource::Dir(path.to_path_buf()))
         .await

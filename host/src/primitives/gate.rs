@@ -5,13 +5,14 @@
 //!
 //! One gate per scan, shared by every primitive, so the limits hold across
 //! plugins: two plugins sweeping at once share one budget and one rate.
+//! The scans of a daemon also share one [`Budget`], fairly.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// The scan's limits on outbound operations.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +69,11 @@ impl NetStats {
         self.peak_in_flight.load(Ordering::Relaxed)
     }
 
+    /// The operations in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Add one to `counter`.
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
@@ -113,16 +119,115 @@ struct HostSlots {
     slots: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
 }
 
+/// Operations in flight shared by all the scans of a process (`wscan
+/// serve --concurrency`), fairly: each scan may hold at most its share,
+/// the budget divided by the scans running, so a big scan cannot starve a
+/// small one. A scan's own `--concurrency` still applies within its share.
+#[derive(Debug)]
+pub struct Budget {
+    total: usize,
+    permits: Arc<Semaphore>,
+    /// Scans (gates) sharing the budget now.
+    scans: AtomicUsize,
+    /// Signalled when the scans sharing it change: the shares change.
+    shares_changed: Notify,
+}
+
+impl Budget {
+    /// A budget of `total` operations in flight.
+    pub fn new(total: usize) -> Arc<Self> {
+        let total = total.max(1);
+        Arc::new(Budget {
+            total,
+            permits: Arc::new(Semaphore::new(total)),
+            scans: AtomicUsize::new(0),
+            shares_changed: Notify::new(),
+        })
+    }
+
+    /// What one scan may hold now.
+    fn share(&self) -> usize {
+        (self.total / self.scans.load(Ordering::SeqCst).max(1)).max(1)
+    }
+}
+
+/// A gate's part of a [`Budget`].
+#[derive(Debug)]
+struct Share {
+    budget: Arc<Budget>,
+    /// Budget passes this scan holds (or is about to take).
+    held: AtomicUsize,
+    /// Signalled when this scan gives one back.
+    freed: Notify,
+}
+
+impl Share {
+    /// Wait until this scan is under its share, then for a budget permit.
+    async fn enter(&self) -> OwnedSemaphorePermit {
+        loop {
+            // Registered before the check, so a change between the check
+            // and the wait is not missed.
+            let changed = self.budget.shares_changed.notified();
+            let freed = self.freed.notified();
+            let share = self.budget.share();
+            let reserved = self
+                .held
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                    (held < share).then_some(held + 1)
+                })
+                .is_ok();
+            if reserved {
+                break;
+            }
+            tokio::select! {
+                () = changed => {}
+                () = freed => {}
+            }
+        }
+        // Given back if the wait is cut short (the operation cancelled).
+        struct Reserved<'a>(&'a Share);
+        impl Drop for Reserved<'_> {
+            fn drop(&mut self) {
+                self.0.leave();
+            }
+        }
+        let reserved = Reserved(self);
+        // The semaphore is never closed.
+        let permit = self
+            .budget
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("budget permit");
+        std::mem::forget(reserved);
+        permit
+    }
+
+    fn leave(&self) {
+        self.held.fetch_sub(1, Ordering::SeqCst);
+        self.freed.notify_one();
+    }
+}
+
 /// The right to one operation in flight; dropping it frees the slot.
 #[derive(Debug)]
 pub struct Pass {
     _global: OwnedSemaphorePermit,
     host: Option<(IpAddr, OwnedSemaphorePermit, Arc<Gate>)>,
+    /// The daemon budget's permit, and the gate whose share it counts in.
+    shared: Option<(OwnedSemaphorePermit, Arc<Gate>)>,
     stats: Arc<NetStats>,
 }
 
 impl Drop for Pass {
     fn drop(&mut self) {
+        if let Some((permit, gate)) = self.shared.take() {
+            drop(permit);
+            if let Some(share) = &gate.share {
+                share.leave();
+            }
+        }
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let Some((ip, permit, gate)) = self.host.take() {
             drop(permit);
@@ -138,12 +243,36 @@ pub struct Gate {
     permits: Arc<Semaphore>,
     pacer: Option<Pacer>,
     hosts: Option<HostSlots>,
+    share: Option<Share>,
     stats: Arc<NetStats>,
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if let Some(share) = &self.share {
+            share.budget.scans.fetch_sub(1, Ordering::SeqCst);
+            share.budget.shares_changed.notify_waiters();
+        }
+    }
 }
 
 impl Gate {
     /// A gate enforcing `limits`.
     pub fn new(limits: Limits) -> Arc<Self> {
+        Self::sharing(limits, None)
+    }
+
+    /// A gate enforcing `limits`, within its share of `budget` if given.
+    pub fn sharing(limits: Limits, budget: Option<Arc<Budget>>) -> Arc<Self> {
+        let share = budget.map(|budget| {
+            budget.scans.fetch_add(1, Ordering::SeqCst);
+            budget.shares_changed.notify_waiters();
+            Share {
+                budget,
+                held: AtomicUsize::new(0),
+                freed: Notify::new(),
+            }
+        });
         let concurrency = limits.concurrency.max(1);
         Arc::new(Gate {
             limits: Limits {
@@ -156,6 +285,7 @@ impl Gate {
                 per_host: n.max(1),
                 slots: Mutex::default(),
             }),
+            share,
             stats: Arc::default(),
         })
     }
@@ -197,6 +327,12 @@ impl Gate {
             .acquire_owned()
             .await
             .expect("global slot");
+        // The daemon's budget last: a scan waiting for its share holds
+        // none of it.
+        let shared = match &self.share {
+            Some(share) => Some((share.enter().await, self.clone())),
+            None => None,
+        };
         if let Some(pacer) = &self.pacer {
             pacer.wait().await;
         }
@@ -205,6 +341,7 @@ impl Gate {
         Pass {
             _global: global,
             host,
+            shared,
             stats: self.stats.clone(),
         }
     }
@@ -292,6 +429,57 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_big_scan_cannot_starve_a_small_one_of_the_shared_budget() {
+        let budget = Budget::new(10);
+        let big = Gate::sharing(Limits::default(), Some(budget.clone()));
+        // Alone, the big scan takes the whole budget.
+        let mut held: Vec<Pass> = Vec::new();
+        for _ in 0..10 {
+            held.push(big.enter(None).await);
+        }
+        let small = Gate::sharing(Limits::default(), Some(budget.clone()));
+        let wait = Duration::from_millis(50);
+        // A second scan halves the shares: the big one, over its share,
+        // gets no more, even as it gives passes back...
+        let more = tokio::spawn({
+            let big = big.clone();
+            async move { big.enter(None).await }
+        });
+        tokio::time::sleep(wait).await;
+        held.truncate(5);
+        // ...and the small one gets what the big one gives back.
+        let mut small_held = Vec::new();
+        for _ in 0..5 {
+            small_held.push(
+                tokio::time::timeout(Duration::from_secs(1), small.enter(None))
+                    .await
+                    .expect("the small scan's share"),
+            );
+        }
+        assert!(!more.is_finished());
+        // Up to its own share of 5 (a wait cut short gives its place back).
+        assert!(
+            tokio::time::timeout(wait, small.enter(None)).await.is_err(),
+            "over its share"
+        );
+        held.truncate(4);
+        let _fifth = tokio::time::timeout(Duration::from_secs(1), more)
+            .await
+            .expect("the big scan's share")
+            .unwrap();
+        // The small scan ends: the big one may take the whole budget again.
+        drop(small_held);
+        drop(small);
+        for _ in 0..5 {
+            held.push(
+                tokio::time::timeout(Duration::from_secs(1), big.enter(None))
+                    .await
+                    .expect("the whole budget"),
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod http;
 pub mod tcp;
 pub mod tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Limits and defaults shared by every primitive of one scan.
@@ -22,6 +23,8 @@ pub struct NetSettings {
     pub resolver: dns::ResolverSettings,
     /// TLS trust roots (`--ca-file`) and engine.
     pub tls: tls::TlsCore,
+    /// The daemon's budget shared with its other scans, if any.
+    pub budget: Option<Arc<gate::Budget>>,
 }
 
 /// The machine's cores, asked once: `available_parallelism` reads cgroup

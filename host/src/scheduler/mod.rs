@@ -104,7 +104,17 @@ pub async fn run(
             .map(|ip| Start::new(Subject::Address { ip, host: None })),
     );
     let (input, reader) = open_input(spec, &scope)?;
-    let state = ScanState::new(spec, &registry, &scope, journal.as_ref(), resumed);
+    let tracker = engine
+        .metrics()
+        .scan_started(scan.tcp.gate().stats().clone(), scope.clone());
+    let state = ScanState::new(
+        spec,
+        &registry,
+        &scope,
+        journal.as_ref(),
+        resumed,
+        engine.metrics().clone(),
+    );
     let (events_tx, events) = mpsc::channel::<Event>(1024);
     let mut scan = Scan {
         spec,
@@ -150,6 +160,10 @@ pub async fn run(
     summary.denied = scope.denied();
     summary.net = net;
     summary.elapsed = started.elapsed();
+    tracker.end(match summary.interrupted {
+        true => "interrupted",
+        false => "completed",
+    });
     Ok(summary)
 }
 

@@ -11,6 +11,7 @@ use super::summary::Summary;
 use super::{ScanError, ScanSpec};
 use crate::engine::registry::Registry;
 use crate::engine::{CallError, Event, PluginId};
+use crate::metrics::Metrics;
 use crate::model::{Subject, SubjectKey};
 use crate::output::{Record, Sink};
 use crate::scope::Scope;
@@ -351,6 +352,8 @@ pub(super) struct ScanState<'r> {
     counted: u64,
     /// What the scan did so far.
     pub summary: Summary,
+    /// The process's metrics, told of every unit and finding.
+    metrics: Arc<Metrics>,
 }
 
 impl<'r> ScanState<'r> {
@@ -363,6 +366,7 @@ impl<'r> ScanState<'r> {
         scope: &'r Scope,
         journal: Option<&'r Journal>,
         resumed: Resumed,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let scan_ports = spec.ports.ranges();
         let mut state = ScanState {
@@ -385,6 +389,7 @@ impl<'r> ScanState<'r> {
             weight: 0,
             counted: 0,
             summary: Summary::default(),
+            metrics,
         };
         for subject in resumed.emitted {
             scope.restore(&subject);
@@ -505,6 +510,8 @@ impl<'r> ScanState<'r> {
                 finding,
             } => {
                 self.summary.findings += 1;
+                self.metrics
+                    .finding(&plugin.name, &finding.kind, finding.severity);
                 self.summary
                     .plugins
                     .entry(plugin.name.clone())
@@ -629,6 +636,8 @@ impl<'r> ScanState<'r> {
             .or_default();
         stats.units += 1;
         stats.time += outcome.elapsed;
+        self.metrics
+            .unit_done(&outcome.plugin.name, &outcome.result, outcome.elapsed);
         if let Err(e) = &outcome.result {
             stats.errors += 1;
             tracing::info!(plugin = %outcome.plugin.name, %subject, "unit failed: {e}");

@@ -7,7 +7,7 @@ use crate::engine::{CallOptions, ScanContext};
 use crate::model::{PluginInfo, Subject, SubjectKind};
 use crate::primitives::NetSettings;
 use crate::primitives::dns::ResolverSettings;
-use crate::primitives::gate::Limits;
+use crate::primitives::gate::{Budget, Limits};
 use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
 use crate::targets::{
@@ -58,6 +58,9 @@ pub struct ScanSpec {
     /// The plugins to run, by name (`--plugins`); `None` runs every plugin
     /// in use, including plugins hot-loaded during the scan.
     pub plugins: Option<Vec<String>>,
+    /// Operations in flight shared fairly with the other scans of the
+    /// process (set by `wscan serve`; not a request setting).
+    pub shared: Option<Arc<Budget>>,
 }
 
 impl ScanSpec {
@@ -70,6 +73,7 @@ impl ScanSpec {
             limits: self.limits,
             resolver: self.resolver.clone(),
             tls: self.tls.clone(),
+            budget: self.shared.clone(),
         };
         (scope.clone(), Arc::new(ScanContext::new(scope, settings)))
     }
@@ -377,6 +381,7 @@ impl ScanSpec {
             batch: request.batch,
             plugin_args,
             plugins: request.plugins.clone(),
+            shared: None,
         })
     }
 
@@ -415,6 +420,7 @@ impl ScanSpec {
             batch: 1,
             plugin_args: call.plugin_args(&[plugin])?,
             plugins: None,
+            shared: None,
         })
     }
 

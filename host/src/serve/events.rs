@@ -146,7 +146,7 @@ impl Cursor {
     /// Queue what is new: records, else the end, else progress (after a
     /// pause, so an idle scan is not read in a tight loop).
     async fn read(&mut self) -> Result<(), ApiError> {
-        let (id, after, db) = (self.id, self.after, self.service.db.clone());
+        let (id, after, db) = (self.id, self.after, self.service.settings.db.clone());
         // The status is read before the records: a scan that has ended
         // stored all its records before it recorded its end, so when it is
         // seen ended and no record follows, there are none left.

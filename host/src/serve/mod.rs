@@ -6,9 +6,11 @@
 
 pub mod api;
 mod events;
+pub mod tls;
 
 use crate::engine::Engine;
 use crate::engine::registry::Registry;
+use crate::metrics::Metrics;
 use crate::model::PluginInfo;
 use crate::scheduler::spec::{Gathered, ScanSpec};
 use crate::store::{RecordFilter, Role, Status, Store, TokenRow};
@@ -16,7 +18,7 @@ use api::{ApiError, RecordPage, ScanBody, ScanPage, ScanView};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,6 +34,10 @@ use utoipa::OpenApi;
 /// The largest request body taken: a scan request is a few hundred bytes.
 const MAX_BODY: usize = 1 << 20;
 
+/// The largest plugin upload taken: a Rust plugin is a few hundred KB, a
+/// Python one tens of MB.
+const MAX_PLUGIN: usize = 128 << 20;
+
 /// The most records or scans one page holds.
 const MAX_PAGE: usize = 1000;
 
@@ -43,15 +49,55 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 pub struct Service {
     engine: Arc<Engine>,
     registry: Arc<Registry>,
-    /// The result store's file.
-    db: PathBuf,
-    /// The plugin folder, named in each scan's stored command line so
-    /// that `wscan scan --resume` loads the same plugins.
-    plugin_dir: Option<PathBuf>,
+    settings: Settings,
     /// Running scans: how to stop each, and how far each is.
     running: Mutex<HashMap<i64, RunningScan>>,
     /// SIGTERM came: no new scans.
     draining: AtomicBool,
+    /// Scans running or about to ([`ScanSlot`]s taken).
+    slots: std::sync::atomic::AtomicUsize,
+}
+
+/// How the daemon is set up (`wscan serve`'s flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The result store's file.
+    pub db: PathBuf,
+    /// The plugin folder, named in each scan's stored command line so
+    /// that `wscan scan --resume` loads the same plugins.
+    pub plugin_dir: Option<PathBuf>,
+    /// Where uploaded plugins are written (the plugin folder, or the
+    /// user's default one, created on the first upload).
+    pub uploads: Option<PathBuf>,
+    /// Listening beyond loopback: with no token in the store, every
+    /// request but health is refused (on loopback the service is then
+    /// open).
+    pub public: bool,
+    /// Network operations in flight across all scans, shared fairly
+    /// (`--concurrency`).
+    pub budget: Arc<crate::primitives::gate::Budget>,
+    /// The most scans running at once (`--max-scans`); more are refused
+    /// with `429`.
+    pub max_scans: usize,
+}
+
+impl Settings {
+    /// The most plugin instances one scan may ask for (`parallel`), so
+    /// that `max_scans` scans, each up to twice its `parallel` when
+    /// jammed, stay within the engine's instance pool.
+    pub fn max_parallel(&self) -> usize {
+        let pool = crate::engine::limits::MAX_INSTANCES as usize - 64;
+        (pool / (2 * self.max_scans.max(1))).max(1)
+    }
+}
+
+/// A place among the scans running at once, given back when dropped.
+struct ScanSlot(Arc<Service>);
+
+impl Drop for ScanSlot {
+    fn drop(&mut self) {
+        self.0.slots.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 type Shared = Arc<Service>;
@@ -65,22 +111,36 @@ struct RunningScan {
 }
 
 impl Service {
-    /// A service running scans on `engine` with `registry`'s plugins,
-    /// storing them in `db`.
-    pub fn new(
-        engine: Arc<Engine>,
-        registry: Arc<Registry>,
-        db: PathBuf,
-        plugin_dir: Option<PathBuf>,
-    ) -> Arc<Self> {
+    /// A service running scans on `engine` with `registry`'s plugins, set
+    /// up as `settings` say.
+    pub fn new(engine: Arc<Engine>, registry: Arc<Registry>, settings: Settings) -> Arc<Self> {
         Arc::new(Service {
             engine,
             registry,
-            db,
-            plugin_dir,
+            settings,
             running: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
+            slots: Default::default(),
         })
+    }
+
+    /// A place for one more running scan, or `429` when `--max-scans`
+    /// are running.
+    fn take_slot(self: &Arc<Self>) -> Result<ScanSlot, ApiError> {
+        let max = self.settings.max_scans;
+        self.slots
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|n| {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "{n} scans are running, the most this daemon runs at once (--max-scans {max}); try again when one ends"
+                    ),
+                )
+            })?;
+        Ok(ScanSlot(self.clone()))
     }
 
     /// `503` once SIGTERM came: no new scans, no resumed ones.
@@ -98,6 +158,7 @@ impl Service {
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
             .route("/readyz", get(readyz))
             .route("/v1/openapi.json", get(openapi))
             .route("/v1/scans", post(create_scan).get(list_scans))
@@ -108,11 +169,23 @@ impl Service {
             .route("/v1/scans/{id}/events", get(events::scan_events))
             .route("/v1/scans/{id}/ws", get(events::scan_ws))
             .route("/v1/plugins", get(list_plugins))
-            .route("/v1/plugins/{name}", get(get_plugin))
+            .route(
+                "/v1/plugins/{name}",
+                get(get_plugin)
+                    .put(put_plugin)
+                    .delete(delete_plugin)
+                    .layer(DefaultBodyLimit::max(MAX_PLUGIN)),
+            )
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 authorize,
+            ))
+            // Outermost: refusals by the token check and the body limit
+            // are counted too.
+            .layer(axum::middleware::from_fn_with_state(
+                self.engine.metrics().clone(),
+                observe,
             ))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.clone())
@@ -134,7 +207,7 @@ impl Service {
         // A stopped scan's task ends by recording its status: wait for the
         // store to say none of ours is running.
         while count > 0 && tokio::time::Instant::now() < deadline {
-            let db = self.db.clone();
+            let db = self.settings.db.clone();
             let pid = std::process::id();
             let left = tokio::task::spawn_blocking(move || {
                 Store::open_read_only(&db)
@@ -165,6 +238,7 @@ impl Service {
     ),
     paths(
         healthz,
+        metrics,
         readyz,
         create_scan,
         list_scans,
@@ -176,7 +250,9 @@ impl Service {
         events::scan_events,
         events::scan_ws,
         list_plugins,
-        get_plugin
+        get_plugin,
+        put_plugin,
+        delete_plugin
     ),
     components(schemas(ScanBody, ScanView, ScanPage, RecordPage, ApiError, api::ScanUrls))
 )]
@@ -212,7 +288,8 @@ enum Caller {
 /// Bearer tokens: once the store holds any, every request but health and
 /// the API's description needs one whose role is strong enough. Tokens
 /// are looked up per request, so `wscan token create` and `revoke` take
-/// effect at once.
+/// effect at once. A service listening beyond loopback is never open: if
+/// its last token is revoked, it refuses everyone.
 async fn authorize(
     State(service): State<Shared>,
     request: axum::extract::Request,
@@ -225,11 +302,15 @@ async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default().to_string());
-    let db = service.db.clone();
+    let db = service.settings.db.clone();
+    let public = service.settings.public;
     let caller = blocking(move || {
         let store = Store::open_read_only(&db).map_err(store_error)?;
         if !store.has_tokens().map_err(store_error)? {
-            return Ok(Caller::Open);
+            return Ok(match public {
+                false => Caller::Open,
+                true => Caller::Unknown("this service listens beyond loopback and has no token left: create one (`wscan token create NAME --role admin`)"),
+            });
         }
         let Some(value) = bearer else {
             return Ok(Caller::Unknown("this service needs a token: send `Authorization: Bearer TOKEN` (`wscan token create NAME --role read` makes one)"));
@@ -295,6 +376,58 @@ fn bad_query(e: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, e.body_text())
 }
 
+/// Count each request in the metrics, by its route's pattern (not its
+/// path, which would make a label set per scan).
+async fn observe(
+    State(metrics): State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let route = match request.extensions().get::<MatchedPath>() {
+        Some(path) => path.as_str().to_owned(),
+        None => "unmatched".to_owned(),
+    };
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    metrics.request(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The process's metrics in the OpenMetrics text format (Prometheus
+/// scrapes it); docs/api.md lists them.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text"),
+    (status = 401, description = "No token, or not a valid one", body = ApiError)
+))]
+async fn metrics(State(service): State<Shared>) -> Response {
+    metrics_text(service.engine.metrics())
+}
+
+/// `metrics` as a response.
+fn metrics_text(metrics: &Metrics) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// A server of `/metrics` alone, for `wscan scan --metrics ADDR`.
+pub fn metrics_router(metrics: Arc<Metrics>) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(|State(metrics): State<Arc<Metrics>>| async move { metrics_text(&metrics) }),
+        )
+        .with_state(metrics)
+}
+
 /// The service is up.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Up")))]
 async fn healthz() -> Json<serde_json::Value> {
@@ -308,7 +441,7 @@ async fn healthz() -> Json<serde_json::Value> {
 ))]
 async fn readyz(State(service): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
     service.refuse_when_draining()?;
-    let db = service.db.clone();
+    let db = service.settings.db.clone();
     blocking(move || {
         Store::open_read_only(&db).map_err(|e| {
             ApiError::new(
@@ -339,6 +472,7 @@ async fn not_found() -> ApiError {
     (status = 400, description = "Not JSON, an unknown field or a wrong type", body = ApiError),
     (status = 413, description = "Body over 1 MiB", body = ApiError),
     (status = 422, description = "A value the scan cannot take", body = ApiError),
+    (status = 429, description = "--max-scans scans are running", body = ApiError),
     (status = 503, description = "Shutting down", body = ApiError)
 ))]
 async fn create_scan(
@@ -363,7 +497,7 @@ async fn create_scan(
         return Err(unprocessable("give at least one target".into()).field(Some("targets")));
     }
     let mut argv = vec!["scan".to_string()];
-    if let Some(dir) = &service.plugin_dir {
+    if let Some(dir) = &service.settings.plugin_dir {
         argv.push(format!("--plugin-dir={}", dir.display()));
     }
     argv.extend(request.argv());
@@ -374,9 +508,18 @@ async fn create_scan(
     let gathered = Gathered::gather(&scan_request).map_err(|e| unprocessable(e.to_string()))?;
     let spec = ScanSpec::resolve(&scan_request, &available, gathered)
         .map_err(|e| unprocessable(e.to_string()))?;
+    let max_parallel = service.settings.max_parallel();
+    if spec.parallel > max_parallel {
+        return Err(unprocessable(format!(
+            "parallel {}: at most {max_parallel} plugin instances per scan in this daemon (its instance pool is shared by up to --max-scans {} scans)",
+            spec.parallel, service.settings.max_scans
+        ))
+        .field(Some("parallel")));
+    }
     let seed = spec.seed();
+    let slot = service.take_slot()?;
 
-    let db = service.db.clone();
+    let db = service.settings.db.clone();
     let stored = argv.clone();
     let (id, journal) = blocking(move || {
         let store = Store::open(&db).map_err(store_error)?;
@@ -387,7 +530,7 @@ async fn create_scan(
     })
     .await?;
     tracing::info!("scan {id} started: wscan {}", argv.join(" "));
-    service.start(id, spec, journal, crate::store::Resumed::default());
+    service.start(slot, id, spec, journal, crate::store::Resumed::default());
     let view = scan_view(&service, id).await?;
     let location = view.urls.this.clone();
     Ok((
@@ -453,11 +596,13 @@ impl Service {
     /// its earlier runs left it (nothing, for a new scan).
     fn start(
         self: &Arc<Self>,
+        slot: ScanSlot,
         id: i64,
-        spec: ScanSpec,
+        mut spec: ScanSpec,
         journal: crate::store::Journal,
         resumed: crate::store::Resumed,
     ) {
+        spec.shared = Some(self.settings.budget.clone());
         let (stop, stopped) = oneshot::channel();
         let progress = indicatif::ProgressBar::hidden();
         self.running.lock().expect("running scans").insert(
@@ -468,7 +613,10 @@ impl Service {
             },
         );
         let durable = crate::scheduler::Durable { journal, resumed };
-        tokio::spawn(run_scan(self.clone(), id, spec, durable, stopped, progress));
+        tokio::spawn(async move {
+            run_scan(slot.0.clone(), id, spec, durable, stopped, progress).await;
+            drop(slot);
+        });
     }
 
     /// Continue stored scan `id` (interrupted or failed) with the settings
@@ -507,8 +655,12 @@ impl Service {
             )
         };
         let gathered = Gathered::gather(&request).map_err(unprocessable)?;
-        let spec = ScanSpec::resolve(&request, &available, gathered).map_err(unprocessable)?;
-        let db = self.db.clone();
+        let mut spec = ScanSpec::resolve(&request, &available, gathered).map_err(unprocessable)?;
+        // A CLI scan may have asked for more instances than a daemon
+        // scan may hold; how many run at once changes no result.
+        spec.parallel = spec.parallel.min(self.settings.max_parallel());
+        let slot = self.take_slot()?;
+        let db = self.settings.db.clone();
         let (journal, resumed) = blocking(move || {
             let mut store = Store::open(&db).map_err(store_error)?;
             let resumed = store.resume(id).map_err(store_error)?;
@@ -520,7 +672,7 @@ impl Service {
             "scan {id} resumed: {} unit(s) done by earlier runs are skipped",
             resumed.done.len()
         );
-        self.start(id, spec, journal, resumed);
+        self.start(slot, id, spec, journal, resumed);
         Ok(())
     }
 
@@ -529,7 +681,7 @@ impl Service {
     /// daemon's scans go on where they were. Each scan and how its resume
     /// went.
     pub async fn resume_killed(self: &Arc<Self>) -> Vec<(i64, Result<(), String>)> {
-        let db = self.db.clone();
+        let db = self.settings.db.clone();
         let killed = blocking(move || {
             let rows = match Store::open_read_only(&db) {
                 Ok(store) => store.scans().map_err(store_error)?,
@@ -576,7 +728,7 @@ async fn run_scan(
         },
     )
     .await;
-    let db = service.db.clone();
+    let db = service.settings.db.clone();
     let ended = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let store = Store::open(&db).map_err(|e| e.to_string())?;
         let (status, stats) = match &outcome {
@@ -602,7 +754,7 @@ async fn run_scan(
 }
 
 async fn scan_row(service: &Service, id: i64) -> Result<crate::store::ScanRow, ApiError> {
-    let db = service.db.clone();
+    let db = service.settings.db.clone();
     blocking(move || {
         let store = Store::open_read_only(&db).map_err(store_error)?;
         store
@@ -625,7 +777,8 @@ async fn scan_view(service: &Service, id: i64) -> Result<ScanView, ApiError> {
     (status = 404, description = "No such scan", body = ApiError),
     (status = 503, description = "Shutting down", body = ApiError),
     (status = 409, description = "Complete, running, or not resumable", body = ApiError),
-    (status = 422, description = "Its settings no longer resolve (a plugin it used is gone)", body = ApiError)
+    (status = 422, description = "Its settings no longer resolve (a plugin it used is gone)", body = ApiError),
+    (status = 429, description = "--max-scans scans are running", body = ApiError)
 ))]
 async fn resume_scan(
     State(service): State<Shared>,
@@ -681,7 +834,7 @@ async fn list_scans(
         )
         .field(Some("status")));
     }
-    let db = service.db.clone();
+    let db = service.settings.db.clone();
     blocking(move || {
         let rows = match Store::open_read_only(&db) {
             Ok(store) => store.scans().map_err(store_error)?,
@@ -744,7 +897,7 @@ async fn delete_scan(
             format!("scan {id} is running; POST /v1/scans/{id}/cancel first"),
         ));
     }
-    let db = service.db.clone();
+    let db = service.settings.db.clone();
     blocking(move || {
         let mut store = Store::open(&db).map_err(store_error)?;
         store.delete(&[id], false).map_err(store_error)
@@ -794,7 +947,7 @@ async fn scan_records(
         severity: query.severity,
         plugin: query.plugin,
     };
-    let db = service.db.clone();
+    let db = service.settings.db.clone();
     blocking(move || {
         let store = Store::open_read_only(&db).map_err(store_error)?;
         if store.scan(id).map_err(store_error)?.is_none() {
@@ -883,9 +1036,180 @@ async fn get_plugin(
         })
 }
 
+/// Upload a plugin component: validated and compiled exactly as the
+/// plugin folder's files are, written to the plugin folder as NAME.wasm,
+/// and swapped in for the units and scans that start afterwards (running
+/// units keep the version they started with). A component that does not
+/// load is refused and the version in use stays.
+#[utoipa::path(put, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "The plugin's name, as its describe() gives it")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component (a .wasm file built for wasm32-wasip2)"),
+    responses(
+        (status = 200, description = "Swapped in for the version in use", body = Object),
+        (status = 201, description = "Loaded: a new plugin", body = Object),
+        (status = 400, description = "Not a plugin name", body = ApiError),
+        (status = 409, description = "The name is taken by a plugin that uploads cannot replace (a --plugin file, another file of the plugin folder)", body = ApiError),
+        (status = 413, description = "Larger than 128 MiB", body = ApiError),
+        (status = 422, description = "Not a plugin component, or one named otherwise; the version in use stays", body = ApiError)
+    ))]
+async fn put_plugin(
+    State(service): State<Shared>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let path = service.upload_path(&name)?;
+    let plugin = match service
+        .engine
+        .load(
+            bytes.to_vec(),
+            crate::engine::PluginSource::Dir(path.clone()),
+        )
+        .await
+    {
+        Ok(plugin) if plugin.info.name == name => plugin,
+        Ok(plugin) => {
+            service.registry.reject();
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "this component describes itself as {:?}; upload it to /v1/plugins/{}",
+                    plugin.info.name, plugin.info.name
+                ),
+            ));
+        }
+        Err(e) => {
+            service.registry.reject();
+            tracing::warn!("upload of plugin {name} rejected; the version in use stays: {e}");
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{e}; the version in use (if any) stays"),
+            ));
+        }
+    };
+    // Written before it is used, so the folder always holds what runs
+    // (and a restarted daemon loads it); a temporary name first, so the
+    // folder's watcher never reads half a file.
+    let write_to = path.clone();
+    blocking(move || {
+        let dir = write_to.parent().expect("a file in a folder");
+        std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                let tmp = write_to.with_extension("upload");
+                std::fs::write(&tmp, &bytes)?;
+                std::fs::rename(&tmp, &write_to)
+            })
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot write {}: {e}", write_to.display()),
+                )
+            })
+    })
+    .await?;
+    let version = plugin.info.version.clone();
+    let swapped = service.registry.install_dir_plugin(plugin);
+    tracing::info!(
+        "plugin {name} {version} {} by upload, from {}",
+        if swapped { "swapped in" } else { "loaded" },
+        path.display()
+    );
+    let view = service
+        .registry
+        .get(&name)
+        .map(|p| plugin_json(&p))
+        .unwrap_or_default();
+    let status = match swapped {
+        true => StatusCode::OK,
+        false => StatusCode::CREATED,
+    };
+    Ok((status, Json(view)).into_response())
+}
+
+/// Remove an uploaded plugin (or any plugin folder's file): its file is
+/// deleted and it is no longer scheduled; a built-in plugin of the same
+/// name, if there is one, takes its place again.
+#[utoipa::path(delete, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "The plugin's name")), responses(
+    (status = 204, description = "Removed"),
+    (status = 404, description = "No such plugin", body = ApiError),
+    (status = 409, description = "Built in, or a --plugin file: not removable", body = ApiError)
+))]
+async fn delete_plugin(
+    State(service): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let plugin = service.registry.get(&name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no plugin is named {name:?}"),
+        )
+    })?;
+    let crate::engine::PluginSource::Dir(path) = plugin.source.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "plugin {name} is {}: only the plugin folder's plugins can be removed",
+                match plugin.source {
+                    crate::engine::PluginSource::Builtin => "built in".to_string(),
+                    _ => format!("given with --plugin {}", plugin.source),
+                }
+            ),
+        ));
+    };
+    let file = path.clone();
+    blocking(move || match std::fs::remove_file(&file) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot delete {}: {e}", file.display()),
+        )),
+    })
+    .await?;
+    service.registry.remove_dir_plugin(&path);
+    tracing::info!("plugin {name} removed ({} deleted)", path.display());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl Service {
+    /// Where an upload of plugin `name` is written, if it may be: the
+    /// name is valid, and the plugin in use by that name (if any) is one
+    /// an upload replaces.
+    fn upload_path(&self, name: &str) -> Result<PathBuf, ApiError> {
+        if !crate::model::valid_name(name) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{:?} is not a plugin name (1-64 lowercase letters, digits and -)",
+                    crate::model::excerpt(name)
+                ),
+            ));
+        }
+        let Some(dir) = &self.settings.uploads else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "this daemon has no plugin folder to keep uploads in: start it with --plugin-dir",
+            ));
+        };
+        let path = dir.join(format!("{name}.wasm"));
+        let conflict = |text: String| Err(ApiError::new(StatusCode::CONFLICT, text));
+        match self.registry.get(name).map(|p| p.source.clone()) {
+            Some(crate::engine::PluginSource::File(file)) => conflict(format!(
+                "plugin {name} was given with --plugin {}; an upload cannot take its place",
+                file.display()
+            )),
+            Some(crate::engine::PluginSource::Dir(other)) if other != path => conflict(format!(
+                "plugin {name} comes from {}; replace or delete that file instead",
+                other.display()
+            )),
+            _ => Ok(path),
+        }
+    }
+}
+
 fn plugin_json(plugin: &crate::engine::LoadedPlugin) -> serde_json::Value {
     let mut value = serde_json::to_value(&plugin.info).unwrap_or_default();
     value["source"] = plugin.source.to_string().into();
+    value["digest"] = plugin.digest.clone().into();
     value
 }
 
