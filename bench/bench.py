@@ -581,6 +581,77 @@ def scenario_count(runs):
                                "included), without generating them."])
 
 
+def scenario_serve(runs):
+    """The scan service: one /16 scan run by the CLI, by `wscan serve` alone,
+    and by `wscan serve` while it answers GET /v1/scans/{id}/records at a
+    fixed rate (bench/serve_leg.py runs each leg in the namespace)."""
+    pairs = [(f"127.0.{i * 2}.{i + 1}", 80) for i in range(100)]
+    legs = {"wscan scan (CLI)": ["cli"], "wscan serve": ["alone"],
+            f"wscan serve + {SERVE_RATE:,} GET records/s": ["load", str(SERVE_RATE)]}
+    leg = [sys.executable, str(ROOT / "bench" / "serve_leg.py"), WSCAN, str(WORK)]
+    results, failures, load = {}, {}, []
+    with Namespace(servers=[("tcp", pairs)]):
+        for i in range(runs):
+            for name, args in legs.items():
+                if name in failures:
+                    continue
+                p = subprocess.run(["ip", "netns", "exec", NS] + leg + args,
+                                   capture_output=True, text=True)
+                if p.returncode != 0:
+                    failures[name] = (p.stderr.strip().splitlines() or ["failed"])[-1][:300]
+                    print(f"  serve: {name}: failed: {failures[name]}", flush=True)
+                    continue
+                r = json.loads(p.stdout)
+                if r["findings"] != len(pairs):
+                    failures[name] = f"found {r['findings']}, expected {len(pairs)}"
+                    continue
+                results.setdefault(name, []).append((r["elapsed_s"], r["rss_mb"]))
+                if "rps" in r:
+                    load.append(r)
+                print(f"  serve run {i + 1}/{runs}: {name}: {r}", flush=True)
+    notes = ["Time here is the scan's own (its statistics' `elapsed_s`, first unit to "
+             "end), so the daemon's start and the CLI's plugin loading are outside it in "
+             "both; RSS is the wscan process's peak. Ratios are to the CLI scan. The load is "
+             f"wrk, 20 connections each pausing {20000 // SERVE_RATE} ms between requests "
+             f"(about {SERVE_RATE:,} a second), from the scan's start to its end, on the same "
+             "2 cores as the daemon."]
+    if load:
+        rps = statistics.median(r["rps"] for r in load)
+        p99 = statistics.median(r["p99_ms"] for r in load)
+        bad = sum(r["non_2xx"] for r in load)
+        errors = "; ".join(sorted({r["socket_errors"] for r in load if r["socket_errors"]}))
+        notes.append(f"Records requests answered while the scan ran: median {rps:,.0f}/s, "
+                     f"p99 latency {p99:.1f} ms (median over runs), {bad} not 2xx"
+                     + (f", socket errors: {errors}" if errors else "") + ".")
+    notes.append(serve_verdict(results, load))
+    tools = {name: (leg + args, None) for name, args in legs.items()}
+    return {"title": "The scan service: a /16 scan (one port, 100 listeners) from the CLI "
+                     "and from `wscan serve`, with and without API load",
+            "cmds": {n: c for n, (c, _) in tools.items()}, "results": results,
+            "failures": failures, "notes": notes, "base": "wscan scan (CLI)"}
+
+
+SERVE_RATE = 1100
+
+
+def serve_verdict(results, load):
+    med = medians(results)
+    cli = med.get("wscan scan (CLI)")
+    if not cli:
+        return "Goals not judged: the CLI scan was not timed."
+    said = []
+    for name in results:
+        if name.startswith("wscan serve"):
+            ratio = med[name] / cli
+            verdict = "met" if ratio <= 1.1 else "**missed**"
+            said.append(f"{name} within 10% of the CLI: {verdict} ({ratio:.2f}x)")
+    if load:
+        rps = statistics.median(r["rps"] for r in load)
+        verdict = "met" if rps >= 1000 else "**missed**"
+        said.append(f"1,000 GET records/s sustained during the scan: {verdict} ({rps:,.0f}/s)")
+    return "Goals this run: " + "; ".join(said) + "."
+
+
 SCENARIOS = {
     "all-ports": (scenario_all_ports, None),
     "dropped": (scenario_dropped, 3),
@@ -592,6 +663,7 @@ SCENARIOS = {
     "count": (scenario_count, 3),
     "names": (scenario_names, 3),
     "resume": (scenario_resume, 3),
+    "serve": (scenario_serve, 3),
 }
 
 
@@ -654,8 +726,9 @@ def main():
            + f", {took / 60:.1f} minutes.", ""]
     for sc in scenarios:
         out += [f"## {sc['title']}", ""]
-        if "wscan" in sc["results"]:
-            base = statistics.median(s for s, _ in sc["results"]["wscan"])
+        base_name = sc.get("base", "wscan")
+        if base_name in sc["results"]:
+            base = statistics.median(s for s, _ in sc["results"][base_name])
             out += ["| tool | median | min-max | peak RSS | ratio |", "|---|---|---|---|---|"]
             out += [row(name, samples, base) for name, samples in sc["results"].items()]
             out += [""]

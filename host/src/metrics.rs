@@ -415,7 +415,7 @@ impl Collector for NetCollector {
         counter(
             &mut encoder,
             "dns_queries",
-            "DNS lookups (cache hits included)",
+            "DNS queries sent to name servers (answers from the scan's cache are not counted)",
             n.dns_queries,
         )?;
         counter(

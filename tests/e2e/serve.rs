@@ -721,7 +721,10 @@ fn tokens_let_each_role_do_its_part_and_nothing_more() {
     let (status, error) = as_(None, "GET", "/v1/scans", None);
     assert_eq!(status, 401, "{error}");
     assert!(error["error"].as_str().unwrap().contains("needs a token"));
-    let wrong = format!("{}0", &tokens["admin"][..tokens["admin"].len() - 1]);
+    // The admin token with its last character changed (to another one).
+    let admin = &tokens["admin"];
+    let last = if admin.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &admin[..admin.len() - 1]);
     assert_eq!(
         daemon.call_as(Some(&wrong), "GET", "/v1/scans", None).0,
         401
@@ -1353,6 +1356,24 @@ fn scans_share_the_daemons_budget_and_max_scans_caps_how_many_run() {
         "POST",
         "/v1/scans",
         Some(r#"{"targets":["127.0.0.1"],"parallel":1000}"#),
+    );
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (422, Some("parallel")),
+        "{error}"
+    );
+
+    // With --max-scans 64 a scan may hold 8 instances: a request that
+    // names no `parallel` gets that many, one that asks for more is 422.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.db");
+    let many = Daemon::start_with(dir, db, &["--max-scans", "64"]);
+    let small = r#"{"targets":["127.0.0.1"],"ports":"1","plugins":["port"]}"#;
+    assert_eq!(many.wait(many.scan(small))["status"], "completed");
+    let (status, error) = many.call(
+        "POST",
+        "/v1/scans",
+        Some(r#"{"targets":["127.0.0.1"],"ports":"1","parallel":9}"#),
     );
     assert_eq!(
         (status, error["field"].as_str()),

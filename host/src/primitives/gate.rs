@@ -57,7 +57,8 @@ pub struct NetStats {
     pub timeouts: AtomicU64,
     /// Attempts repeated after a timeout (`--retries`).
     pub retries: AtomicU64,
-    /// DNS lookups sent to the resolver (cache hits included).
+    /// DNS queries sent to name servers (answers from the scan's cache
+    /// are not counted).
     pub dns_queries: AtomicU64,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
@@ -184,7 +185,8 @@ impl Share {
                 () = freed => {}
             }
         }
-        // Given back if the wait is cut short (the operation cancelled).
+        // Given back if the wait is cut short (the operation cancelled);
+        // once the permit is there, the caller's `ShareHold` gives it back.
         struct Reserved<'a>(&'a Share);
         impl Drop for Reserved<'_> {
             fn drop(&mut self) {
@@ -210,29 +212,53 @@ impl Share {
     }
 }
 
+/// A host slot held; dropping it frees the slot and, when nothing else
+/// holds or waits on the host, its entry (also when the operation is
+/// cancelled before it starts).
+#[derive(Debug)]
+struct HostHold {
+    ip: IpAddr,
+    permit: Option<OwnedSemaphorePermit>,
+    gate: Arc<Gate>,
+}
+
+impl Drop for HostHold {
+    fn drop(&mut self) {
+        // The permit holds a reference to the host's semaphore: gone first,
+        // so the entry is seen unused.
+        drop(self.permit.take());
+        self.gate.release_host(self.ip);
+    }
+}
+
+/// A permit of the daemon's budget, counted in its gate's share until
+/// dropped (also when the operation is cancelled before it starts).
+#[derive(Debug)]
+struct ShareHold {
+    _permit: OwnedSemaphorePermit,
+    gate: Arc<Gate>,
+}
+
+impl Drop for ShareHold {
+    fn drop(&mut self) {
+        if let Some(share) = &self.gate.share {
+            share.leave();
+        }
+    }
+}
+
 /// The right to one operation in flight; dropping it frees the slot.
 #[derive(Debug)]
 pub struct Pass {
     _global: OwnedSemaphorePermit,
-    host: Option<(IpAddr, OwnedSemaphorePermit, Arc<Gate>)>,
-    /// The daemon budget's permit, and the gate whose share it counts in.
-    shared: Option<(OwnedSemaphorePermit, Arc<Gate>)>,
+    _host: Option<HostHold>,
+    _shared: Option<ShareHold>,
     stats: Arc<NetStats>,
 }
 
 impl Drop for Pass {
     fn drop(&mut self) {
-        if let Some((permit, gate)) = self.shared.take() {
-            drop(permit);
-            if let Some(share) = &gate.share {
-                share.leave();
-            }
-        }
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if let Some((ip, permit, gate)) = self.host.take() {
-            drop(permit);
-            gate.release_host(ip);
-        }
     }
 }
 
@@ -315,9 +341,14 @@ impl Gate {
                         .or_insert_with(|| Arc::new(Semaphore::new(hosts.per_host)))
                         .clone()
                 };
+                let mut hold = HostHold {
+                    ip,
+                    permit: None,
+                    gate: self.clone(),
+                };
                 // The semaphores are never closed.
-                let permit = slot.acquire_owned().await.expect("host slot");
-                Some((ip, permit, self.clone()))
+                hold.permit = Some(slot.acquire_owned().await.expect("host slot"));
+                Some(hold)
             }
             _ => None,
         };
@@ -327,21 +358,24 @@ impl Gate {
             .acquire_owned()
             .await
             .expect("global slot");
-        // The daemon's budget last: a scan waiting for its share holds
-        // none of it.
-        let shared = match &self.share {
-            Some(share) => Some((share.enter().await, self.clone())),
-            None => None,
-        };
         if let Some(pacer) = &self.pacer {
             pacer.wait().await;
         }
+        // The daemon's budget last: a scan waiting for its share, or for
+        // its rate, holds none of it.
+        let shared = match &self.share {
+            Some(share) => Some(ShareHold {
+                _permit: share.enter().await,
+                gate: self.clone(),
+            }),
+            None => None,
+        };
         let now = self.stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.stats.peak_in_flight.fetch_max(now, Ordering::Relaxed);
         Pass {
             _global: global,
-            host,
-            shared,
+            _host: host,
+            _shared: shared,
             stats: self.stats.clone(),
         }
     }
@@ -420,6 +454,31 @@ mod tests {
             let ip = IpAddr::from([127, 0, 0, i]);
             drop(gate.enter(Some(ip)).await);
         }
+        // An operation cancelled while it waits for a global slot, its
+        // host slot taken, leaves nothing behind either.
+        let narrow = Gate::new(Limits {
+            concurrency: 1,
+            host_concurrency: Some(1),
+            ..Limits::default()
+        });
+        let held = narrow.enter(Some(IpAddr::from([127, 0, 0, 1]))).await;
+        let cut = tokio::time::timeout(
+            Duration::from_millis(20),
+            narrow.enter(Some(IpAddr::from([127, 0, 0, 2]))),
+        )
+        .await;
+        assert!(cut.is_err());
+        drop(held);
+        assert!(
+            narrow
+                .hosts
+                .as_ref()
+                .unwrap()
+                .slots
+                .lock()
+                .unwrap()
+                .is_empty()
+        );
         assert!(
             gate.hosts
                 .as_ref()

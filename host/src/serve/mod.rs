@@ -56,6 +56,9 @@ pub struct Service {
     draining: AtomicBool,
     /// Scans running or about to ([`ScanSlot`]s taken).
     slots: std::sync::atomic::AtomicUsize,
+    /// Held by an upload or a removal from its write to its install, so
+    /// that two at once cannot mix their files or install out of order.
+    plugin_changes: tokio::sync::Mutex<()>,
 }
 
 /// How the daemon is set up (`wscan serve`'s flags).
@@ -121,6 +124,7 @@ impl Service {
             running: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
             slots: Default::default(),
+            plugin_changes: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -388,11 +392,22 @@ async fn observe(
         Some(path) => path.as_str().to_owned(),
         None => "unmatched".to_owned(),
     };
-    let method = request.method().clone();
+    // Any token is a method to hyper: only the known ones are labels, so
+    // a client cannot grow the label sets.
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        _ => "other",
+    };
     let response = next.run(request).await;
     metrics.request(
         &route,
-        method.as_str(),
+        method,
         response.status().as_u16(),
         started.elapsed(),
     );
@@ -506,10 +521,14 @@ async fn create_scan(
     let active = service.registry.active();
     let available: Vec<&PluginInfo> = active.iter().map(|a| &a.plugin.info).collect();
     let gathered = Gathered::gather(&scan_request).map_err(|e| unprocessable(e.to_string()))?;
-    let spec = ScanSpec::resolve(&scan_request, &available, gathered)
+    let mut spec = ScanSpec::resolve(&scan_request, &available, gathered)
         .map_err(|e| unprocessable(e.to_string()))?;
     let max_parallel = service.settings.max_parallel();
-    if spec.parallel > max_parallel {
+    if request.parallel.is_none() {
+        // The CLI's default may be over this daemon's cap; only a value
+        // the request gave is refused.
+        spec.parallel = spec.parallel.min(max_parallel);
+    } else if spec.parallel > max_parallel {
         return Err(unprocessable(format!(
             "parallel {}: at most {max_parallel} plugin instances per scan in this daemon (its instance pool is shared by up to --max-scans {} scans)",
             spec.parallel, service.settings.max_scans
@@ -1044,8 +1063,8 @@ async fn get_plugin(
 #[utoipa::path(put, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "The plugin's name, as its describe() gives it")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component (a .wasm file built for wasm32-wasip2)"),
     responses(
-        (status = 200, description = "Swapped in for the version in use", body = Object),
-        (status = 201, description = "Loaded: a new plugin", body = Object),
+        (status = 200, description = "Swapped in for the plugin of that name in use (an earlier upload, or a built-in one)", body = Object),
+        (status = 201, description = "Loaded: no plugin had the name", body = Object),
         (status = 400, description = "Not a plugin name", body = ApiError),
         (status = 409, description = "The name is taken by a plugin that uploads cannot replace (a --plugin file, another file of the plugin folder)", body = ApiError),
         (status = 413, description = "Larger than 128 MiB", body = ApiError),
@@ -1086,6 +1105,7 @@ async fn put_plugin(
             ));
         }
     };
+    let _changing = service.plugin_changes.lock().await;
     // Written before it is used, so the folder always holds what runs
     // (and a restarted daemon loads it); a temporary name first, so the
     // folder's watcher never reads half a file.
@@ -1107,7 +1127,9 @@ async fn put_plugin(
     })
     .await?;
     let version = plugin.info.version.clone();
-    let swapped = service.registry.install_dir_plugin(plugin);
+    // Replaced: an earlier upload, or a built-in plugin of the name.
+    let swapped = service.registry.get(&name).is_some();
+    service.registry.install_dir_plugin(plugin);
     tracing::info!(
         "plugin {name} {version} {} by upload, from {}",
         if swapped { "swapped in" } else { "loaded" },
@@ -1155,6 +1177,7 @@ async fn delete_plugin(
             ),
         ));
     };
+    let _changing = service.plugin_changes.lock().await;
     let file = path.clone();
     blocking(move || match std::fs::remove_file(&file) {
         Ok(()) => Ok(()),

@@ -1,6 +1,7 @@
 //! HTTPS for `wscan serve` (`--tls-cert`, `--tls-key`), on rustls: a
 //! listener that completes each TLS handshake in a task of its own, so a
-//! client that connects and stalls holds up no other.
+//! client that connects and stalls holds up no other; handshakes in
+//! progress are capped overall and per peer address.
 
 use axum::serve::Listener;
 use rustls::pki_types::pem::PemObject;
@@ -19,6 +20,42 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Handshakes in progress at once; more connections wait to be accepted.
 const HANDSHAKES: usize = 256;
+
+/// Handshakes in progress from one address; more from it are closed at
+/// once, so that one source cannot hold every handshake slot.
+const HANDSHAKES_PER_PEER: usize = 16;
+
+/// Handshakes in progress by peer address.
+#[derive(Default)]
+struct Peers(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+impl Peers {
+    /// Count one more handshake from `ip`, unless it has its fill.
+    fn enter(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut peers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = peers.entry(ip).or_default();
+        if *count >= HANDSHAKES_PER_PEER {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot(self.clone(), ip))
+    }
+}
+
+/// One handshake counted for its peer until dropped.
+struct PeerSlot(Arc<Peers>, std::net::IpAddr);
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut peers = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = peers.get_mut(&self.1) {
+            *count -= 1;
+            if *count == 0 {
+                peers.remove(&self.1);
+            }
+        }
+    }
+}
 
 /// Why the certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +131,7 @@ impl TlsListener {
         let acceptor = TlsAcceptor::from(config);
         let accepting = tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(HANDSHAKES));
+            let peers = Arc::new(Peers::default());
             loop {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
@@ -108,9 +146,13 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Some(peer_slot) = peers.enter(peer.ip()) else {
+                    tracing::debug!("{peer}: too many handshakes from it at once; closed");
+                    continue;
+                };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let _slot = slot;
+                    let _slots = (slot, peer_slot);
                     match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""One run of bench.py's service scenario, inside its network namespace.
+
+    serve_leg.py WSCAN WORK cli|alone|load [RATE]
+
+The same scan each time, 127.0.0.0/16 port 80 with the port plugin (the
+testbed holds 100 listeners), run:
+
+- cli: by `wscan scan`, with --stats;
+- alone: by `wscan serve`, started with POST /v1/scans and watched with
+  GET /v1/scans/{id} every 50 ms until it ends;
+- load: the same, while wrk asks GET /v1/scans/{id}/records?limit=100 at
+  RATE requests a second (20 connections, each pausing 20/RATE s between
+  its requests) from the scan's start to its end.
+
+Prints one JSON object: the scan's own time (its statistics' elapsed_s,
+from its first unit to its end: process start and plugin loading are
+outside it in both cases), its findings, the wscan process's peak RSS,
+and for `load` what wrk measured.
+"""
+
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+SCAN = ["127.0.0.0/16", "-p", "80", "--plugins", "port", "--plugin-arg", "port.banner=false"]
+BODY = {"targets": ["127.0.0.0/16"], "ports": "80", "plugins": ["port"],
+        "plugin_args": {"port.banner": "false"}}
+CONNECTIONS = 20
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)
+
+
+def cli(wscan, work):
+    db = os.path.join(work, f"cli-{time.time_ns()}.db")
+    stats = db + ".stats.json"
+    p = subprocess.run([wscan, "--db", db, "scan", *SCAN, "-q", "--format", "jsonl",
+                        "-o", "/dev/null", "--stats", stats])
+    if p.returncode != 0:
+        sys.exit(f"wscan scan exited {p.returncode}")
+    with open(stats) as f:
+        s = json.load(f)
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"elapsed_s": s["elapsed_s"], "findings": s["findings"], "rss_mb": rss}
+
+
+def wrk_numbers(out):
+    """Requests/sec, latency percentiles (ms) and errors from wrk's report."""
+    def ms(text):
+        value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {p: ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"requests": total, "rps": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"),
+            "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": sock.group(1) if sock else ""}
+
+
+def serve(wscan, work, rate):
+    db = os.path.join(work, f"serve-{time.time_ns()}.db")
+    daemon = subprocess.Popen([wscan, "--db", db, "serve", "--listen", "127.0.0.1:0"],
+                              stderr=subprocess.PIPE, text=True)
+    base = None
+    for line in daemon.stderr:
+        m = re.search(r"serving the API on (http://\S+)", line)
+        if m:
+            base = m.group(1)
+            break
+    if base is None:
+        sys.exit("wscan serve did not start")
+    threading.Thread(target=lambda: [None for _ in daemon.stderr], daemon=True).start()
+    try:
+        request = urllib.request.Request(base + "/v1/scans", data=json.dumps(BODY).encode(),
+                                         headers={"content-type": "application/json"},
+                                         method="POST")
+        with urllib.request.urlopen(request, timeout=30) as r:
+            scan = json.load(r)["id"]
+        load = None
+        if rate:
+            pace = os.path.join(work, "pace.lua")
+            with open(pace, "w") as f:
+                f.write(f"function delay() return {CONNECTIONS * 1000 // rate} end\n")
+            load = subprocess.Popen(["wrk", "-t1", f"-c{CONNECTIONS}", "-d600s", "--latency",
+                                     "-s", pace, f"{base}/v1/scans/{scan}/records?limit=100"],
+                                    stdout=subprocess.PIPE, text=True)
+        while True:
+            view = get(f"{base}/v1/scans/{scan}")
+            if view["status"] != "running":
+                break
+            time.sleep(0.05)
+        result = {"elapsed_s": view["stats"]["elapsed_s"], "findings": view["findings"]}
+        if load:
+            # wrk stops on SIGINT and reports what it did until then.
+            load.send_signal(signal.SIGINT)
+            result.update(wrk_numbers(load.communicate(timeout=30)[0]))
+        with open(f"/proc/{daemon.pid}/status") as f:
+            hwm = re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)
+        result["rss_mb"] = int(hwm) / 1024
+        return result
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+
+
+def main():
+    wscan, work, mode = sys.argv[1:4]
+    rate = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
+    if mode == "cli":
+        result = cli(wscan, work)
+    else:
+        result = serve(wscan, work, rate if mode == "load" else 0)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
