@@ -612,7 +612,7 @@ def scenario_serve(runs):
     notes = ["Time here is the scan's own (its statistics' `elapsed_s`, first unit to "
              "end), so the daemon's start and the CLI's plugin loading are outside it in "
              "both; RSS is the wscan process's peak. Ratios are to the CLI scan. The load is "
-             f"wrk, 20 connections each pausing {20000 // SERVE_RATE} ms between requests "
+             f"wrk, 50 connections each pausing {50000 // SERVE_RATE} ms between requests "
              f"(about {SERVE_RATE:,} a second), from the scan's start to its end, on the same "
              "2 cores as the daemon."]
     if load:
@@ -625,7 +625,7 @@ def scenario_serve(runs):
                      + (f", socket errors: {errors}" if errors else "") + ".")
     notes.append(serve_verdict(results, load))
     tools = {name: (leg + args, None) for name, args in legs.items()}
-    return {"title": "The scan service: a /16 scan (one port, 100 listeners) from the CLI "
+    return {"title": "The scan service: a /16 scan (three ports, 100 listeners) from the CLI "
                      "and from `wscan serve`, with and without API load",
             "cmds": {n: c for n, (c, _) in tools.items()}, "results": results,
             "failures": failures, "notes": notes, "base": "wscan scan (CLI)"}

@@ -3,15 +3,16 @@
 
     serve_leg.py WSCAN WORK cli|alone|load [RATE]
 
-The same scan each time, 127.0.0.0/16 port 80 with the port plugin (the
-testbed holds 100 listeners), run:
+The same scan each time, 127.0.0.0/16 ports 80-82 with the port plugin
+(196,608 probes; the testbed holds 100 listeners on port 80), run:
 
 - cli: by `wscan scan`, with --stats;
 - alone: by `wscan serve`, started with POST /v1/scans and watched with
   GET /v1/scans/{id} every 50 ms until it ends;
 - load: the same, while wrk asks GET /v1/scans/{id}/records?limit=100 at
-  RATE requests a second (20 connections, each pausing 20/RATE s between
-  its requests) from the scan's start to its end.
+  RATE requests a second (50 connections, each pausing 50/RATE s between
+  its requests, so a request's own latency slows the pace little) from
+  the scan's start to its end.
 
 Prints one JSON object: the scan's own time (its statistics' elapsed_s,
 from its first unit to its end: process start and plugin loading are
@@ -30,10 +31,11 @@ import threading
 import time
 import urllib.request
 
-SCAN = ["127.0.0.0/16", "-p", "80", "--plugins", "port", "--plugin-arg", "port.banner=false"]
-BODY = {"targets": ["127.0.0.0/16"], "ports": "80", "plugins": ["port"],
+SCAN = ["127.0.0.0/16", "-p", "80-82", "--plugins", "port", "--plugin-arg",
+        "port.banner=false"]
+BODY = {"targets": ["127.0.0.0/16"], "ports": "80-82", "plugins": ["port"],
         "plugin_args": {"port.banner": "false"}}
-CONNECTIONS = 20
+CONNECTIONS = 50
 
 
 def get(url):

@@ -229,7 +229,9 @@ pub struct ScanPage {
     pub next: Option<i64>,
 }
 
-/// A page of one scan's records, in the order they were stored.
+/// A page of one scan's records, in the order they were stored. (The
+/// handler writes this shape around the stored JSON text; the type
+/// describes it in the OpenAPI document.)
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordPage {
     /// The records, as JSON Lines has them (docs/jsonl-schema.json), each

@@ -8,8 +8,8 @@
 //! JSON text message each.
 
 use super::api::ApiError;
-use super::{Shared, blocking, no_scan, scan_view, store_error};
-use crate::store::{RecordFilter, Status, Store};
+use super::{Shared, no_scan, scan_view, store_error};
+use crate::store::{RecordFilter, Status};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::{Message, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, Query, State};
@@ -146,31 +146,30 @@ impl Cursor {
     /// Queue what is new: records, else the end, else progress (after a
     /// pause, so an idle scan is not read in a tight loop).
     async fn read(&mut self) -> Result<(), ApiError> {
-        let (id, after, db) = (self.id, self.after, self.service.settings.db.clone());
+        let (id, after) = (self.id, self.after);
         // The status is read before the records: a scan that has ended
         // stored all its records before it recorded its end, so when it is
         // seen ended and no record follows, there are none left.
-        let (running, page) = blocking(move || {
-            let store = Store::open_read_only(&db).map_err(store_error)?;
-            let Some(row) = store.scan(id).map_err(store_error)? else {
-                return Err(no_scan(id));
-            };
-            let page = store
-                .records_page(id, after, PAGE, &RecordFilter::default())
-                .map_err(store_error)?;
-            Ok((row.status == Status::Running, page))
-        })
-        .await?;
+        let (running, page) = self
+            .service
+            .read(move |store| {
+                let Some(row) = store.scan(id).map_err(store_error)? else {
+                    return Err(no_scan(id));
+                };
+                let page = store
+                    .records_page(id, after, PAGE, &RecordFilter::default())
+                    .map_err(store_error)?;
+                Ok((row.status == Status::Running, page))
+            })
+            .await?;
         if let Some((last, _)) = page.last() {
             self.after = *last;
         }
         for (n, record) in page.iter() {
-            let mut value = serde_json::to_value(record).map_err(store_error)?;
-            value["id"] = (*n).into();
             self.pending.push_back(Item {
                 name: "record",
                 id: Some(*n),
-                data: value.to_string(),
+                data: super::with_id(*n, record),
             });
         }
         if !page.is_empty() {

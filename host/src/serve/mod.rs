@@ -59,7 +59,13 @@ pub struct Service {
     /// Held by an upload or a removal from its write to its install, so
     /// that two at once cannot mix their files or install out of order.
     plugin_changes: tokio::sync::Mutex<()>,
+    /// Store connections kept open between requests ([`Service::read`]).
+    readers: Mutex<Vec<Store>>,
 }
+
+/// Idle store connections kept for requests; more requests at once open
+/// more, closed after use.
+const IDLE_READERS: usize = 8;
 
 /// How the daemon is set up (`wscan serve`'s flags).
 #[derive(Debug, Clone)]
@@ -125,7 +131,33 @@ impl Service {
             draining: AtomicBool::new(false),
             slots: Default::default(),
             plugin_changes: tokio::sync::Mutex::new(()),
+            readers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Run `read` on a blocking thread with a store connection kept from
+    /// an earlier request: opening one (schema check, pragmas) costs more
+    /// than most requests' reads. A scan's journal commits as it goes, so
+    /// each read sees what is stored up to its start.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let service = self.clone();
+        blocking(move || {
+            let kept = service.readers.lock().expect("readers").pop();
+            let store = match kept {
+                Some(store) => store,
+                None => Store::open_read_only(&service.settings.db).map_err(store_error)?,
+            };
+            let result = read(&store);
+            let mut idle = service.readers.lock().expect("readers");
+            if idle.len() < IDLE_READERS {
+                idle.push(store);
+            }
+            result
+        })
+        .await
     }
 
     /// A place for one more running scan, or `429` when `--max-scans`
@@ -306,10 +338,8 @@ async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default().to_string());
-    let db = service.settings.db.clone();
     let public = service.settings.public;
-    let caller = blocking(move || {
-        let store = Store::open_read_only(&db).map_err(store_error)?;
+    let caller = service.read(move |store| {
         if !store.has_tokens().map_err(store_error)? {
             return Ok(match public {
                 false => Caller::Open,
@@ -772,19 +802,18 @@ async fn run_scan(
     service.running.lock().expect("running scans").remove(&id);
 }
 
-async fn scan_row(service: &Service, id: i64) -> Result<crate::store::ScanRow, ApiError> {
-    let db = service.settings.db.clone();
-    blocking(move || {
-        let store = Store::open_read_only(&db).map_err(store_error)?;
-        store
-            .scan(id)
-            .map_err(store_error)?
-            .ok_or_else(|| no_scan(id))
-    })
-    .await
+async fn scan_row(service: &Shared, id: i64) -> Result<crate::store::ScanRow, ApiError> {
+    service
+        .read(move |store| {
+            store
+                .scan(id)
+                .map_err(store_error)?
+                .ok_or_else(|| no_scan(id))
+        })
+        .await
 }
 
-async fn scan_view(service: &Service, id: i64) -> Result<ScanView, ApiError> {
+async fn scan_view(service: &Shared, id: i64) -> Result<ScanView, ApiError> {
     Ok(scan_row(service, id).await?.into())
 }
 
@@ -956,7 +985,7 @@ async fn scan_records(
     State(service): State<Shared>,
     id: Result<Path<i64>, PathRejection>,
     query: Result<Query<RecordsQuery>, QueryRejection>,
-) -> Result<Json<RecordPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(bad_path)?;
     let Query(query) = query.map_err(bad_query)?;
     let limit = page_size(query.limit)?;
@@ -966,29 +995,44 @@ async fn scan_records(
         severity: query.severity,
         plugin: query.plugin,
     };
-    let db = service.settings.db.clone();
-    blocking(move || {
-        let store = Store::open_read_only(&db).map_err(store_error)?;
-        if store.scan(id).map_err(store_error)?.is_none() {
-            return Err(no_scan(id));
+    let page = service
+        .read(move |store| {
+            if store.scan(id).map_err(store_error)?.is_none() {
+                return Err(no_scan(id));
+            }
+            store
+                .records_page(id, query.after.unwrap_or(0), limit, &filter)
+                .map_err(store_error)
+        })
+        .await?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|(n, _)| *n))
+        .flatten();
+    // A [`RecordPage`], written around the stored records' JSON rather
+    // than parsing and serialising each again (most of a page's cost).
+    let mut body =
+        String::with_capacity(page.iter().map(|(_, r)| r.len() + 16).sum::<usize>() + 32);
+    body.push_str("{\"records\":[");
+    for (i, (n, record)) in page.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
         }
-        let page = store
-            .records_page(id, query.after.unwrap_or(0), limit, &filter)
-            .map_err(store_error)?;
-        let next = (page.len() == limit)
-            .then(|| page.last().map(|(n, _)| *n))
-            .flatten();
-        let records = page
-            .into_iter()
-            .map(|(n, record)| {
-                let mut value = serde_json::to_value(record).map_err(store_error)?;
-                value["id"] = n.into();
-                Ok(value)
-            })
-            .collect::<Result<_, ApiError>>()?;
-        Ok(Json(RecordPage { records, next }))
-    })
-    .await
+        body.push_str(&with_id(*n, record));
+    }
+    body.push_str("],\"next\":");
+    body.push_str(&next.map_or_else(|| "null".to_string(), |n| n.to_string()));
+    body.push('}');
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A stored record's JSON object with its number as `id` first.
+pub(crate) fn with_id(n: i64, record: &str) -> String {
+    match record.trim_start().strip_prefix('{') {
+        Some(rest) if rest.trim_start().starts_with('}') => format!("{{\"id\":{n}}}"),
+        Some(rest) => format!("{{\"id\":{n},{rest}"),
+        // Not an object: never stored, but kept whole rather than broken.
+        None => format!("{{\"id\":{n},\"record\":{record}}}"),
+    }
 }
 
 /// Stop a running scan. It ends `interrupted`, with what it found stored;
@@ -1239,6 +1283,17 @@ fn plugin_json(plugin: &crate::engine::LoadedPlugin) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_record_gets_its_number_first() {
+        let record = r#"{"type":"finding","kind":"open-port"}"#;
+        let with = with_id(7, record);
+        assert_eq!(with, r#"{"id":7,"type":"finding","kind":"open-port"}"#);
+        let value: serde_json::Value = serde_json::from_str(&with).unwrap();
+        assert_eq!(value["kind"], "open-port");
+        assert_eq!(with_id(1, "{}"), r#"{"id":1}"#);
+        assert_eq!(with_id(1, " { } "), r#"{"id":1}"#);
+    }
 
     #[test]
     fn errors_name_the_field_their_flag_stands_for() {

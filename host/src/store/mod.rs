@@ -646,14 +646,16 @@ impl Store {
 
     /// Up to `limit` records of scan `id` stored after record `after` (0
     /// for the first), with their numbers, optionally only those whose
-    /// `type`, `kind`, `severity` or plugin name is the one given.
+    /// `type`, `kind`, `severity` or plugin name is the one given. Each is
+    /// its JSON object as stored (JSON Lines' form), not parsed: the API
+    /// sends it on as it is.
     pub fn records_page(
         &self,
         id: i64,
         after: i64,
         limit: usize,
         filter: &RecordFilter,
-    ) -> Result<Vec<(i64, Record)>, StoreError> {
+    ) -> Result<Vec<(i64, String)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, record FROM records WHERE scan = ?1 AND id > ?2
                AND (?3 IS NULL OR type = ?3)
@@ -674,12 +676,7 @@ impl Store {
             ],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
         )?;
-        let mut page = Vec::new();
-        for row in rows {
-            let (n, json) = row?;
-            page.push((n, serde_json::from_str(&json)?));
-        }
-        Ok(page)
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Delete scans `ids` with everything stored of them; the number of
