@@ -153,13 +153,13 @@ impl Cursor {
         let (running, page) = self
             .service
             .read(move |store| {
-                let Some(row) = store.scan(id).map_err(store_error)? else {
+                let Some(status) = store.scan_status(id).map_err(store_error)? else {
                     return Err(no_scan(id));
                 };
                 let page = store
                     .records_page(id, after, PAGE, &RecordFilter::default())
                     .map_err(store_error)?;
-                Ok((row.status == Status::Running, page))
+                Ok((status == Status::Running, page))
             })
             .await?;
         if let Some((last, _)) = page.last() {

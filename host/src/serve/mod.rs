@@ -997,12 +997,14 @@ async fn scan_records(
     };
     let page = service
         .read(move |store| {
-            if store.scan(id).map_err(store_error)?.is_none() {
+            let page = store
+                .records_page(id, query.after.unwrap_or(0), limit, &filter)
+                .map_err(store_error)?;
+            // Only an empty page may be no scan at all.
+            if page.is_empty() && store.scan_status(id).map_err(store_error)?.is_none() {
                 return Err(no_scan(id));
             }
-            store
-                .records_page(id, query.after.unwrap_or(0), limit, &filter)
-                .map_err(store_error)
+            Ok(page)
         })
         .await?;
     let next = (page.len() == limit)

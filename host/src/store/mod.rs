@@ -589,6 +589,42 @@ impl Store {
         row.map(|raw| self.row(raw)).transpose()
     }
 
+    /// Scan `id`'s status, as [`Store::scan`] gives it (a scan whose
+    /// process died is interrupted), without counting its records: what a
+    /// request that only needs the status reads.
+    pub fn scan_status(&self, id: i64) -> Result<Option<Status>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT status, pid, pid_start FROM scans WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<u32>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(
+            row.map(|(status, pid, start)| match Status::parse(&status) {
+                Status::Running => {
+                    let alive = match (pid, start) {
+                        (Some(pid), Some(start)) => process_start(pid) == Some(start as u64),
+                        _ => false,
+                    };
+                    if alive {
+                        Status::Running
+                    } else {
+                        Status::Interrupted
+                    }
+                }
+                other => other,
+            }),
+        )
+    }
+
     /// Every scan, oldest first.
     pub fn scans(&self) -> Result<Vec<ScanRow>, StoreError> {
         let mut stmt = self
@@ -837,6 +873,25 @@ mod tests {
 
         let row = store.scan(id).unwrap().unwrap();
         assert_eq!(row.status, Status::Running, "this process is alive");
+        assert_eq!(store.scan_status(id).unwrap(), Some(Status::Running));
+        // A process that is not this scan's own: seen dead, interrupted.
+        store
+            .conn
+            .execute(
+                "UPDATE scans SET pid_start = pid_start + 1 WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+        assert_eq!(store.scan_status(id).unwrap(), Some(Status::Interrupted));
+        assert_eq!(store.scan(id).unwrap().unwrap().status, Status::Interrupted);
+        store
+            .conn
+            .execute(
+                "UPDATE scans SET pid_start = pid_start - 1 WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+        assert_eq!(store.scan_status(id + 1).unwrap(), None);
         assert_eq!(row.seed, Some(7));
         assert_eq!(row.findings, 2);
         assert_eq!(titles(&store, id), ["127.0.0.1", "127.0.0.2"]);
