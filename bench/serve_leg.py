@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """One run of bench.py's service scenario, inside its network namespace.
 
-    serve_leg.py WSCAN WORK cli|alone|load [RATE]
+    serve_leg.py WSCAN WORK cli|cli-load|alone|load [RATE]
 
 The same scan each time, 127.0.0.0/16 ports 80-82 with the port plugin
 (196,608 probes; the testbed holds 100 listeners on port 80), run:
 
 - cli: by `wscan scan`, with --stats;
+- cli-load: the same, while wrk asks another `wscan serve` (one that ran
+  this scan before, so its pages are as full) for GET records at RATE, as
+  in `load`: the machine's cores are as busy as in `load`, and what
+  differs is only which process scans;
 - alone: by `wscan serve`, started with POST /v1/scans and watched with
   GET /v1/scans/{id} every 50 ms until it ends;
 - load: the same, while wrk asks GET /v1/scans/{id}/records?limit=100 at
@@ -43,6 +47,64 @@ def get(url):
         return json.load(r)
 
 
+def start_daemon(wscan, work):
+    """A `wscan serve` on a store of its own: the process and its URL."""
+    db = os.path.join(work, f"serve-{time.time_ns()}.db")
+    daemon = subprocess.Popen([wscan, "--db", db, "serve", "--listen", "127.0.0.1:0"],
+                              stderr=subprocess.PIPE, text=True)
+    for line in daemon.stderr:
+        m = re.search(r"serving the API on (http://\S+)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in daemon.stderr], daemon=True).start()
+            return daemon, m.group(1)
+    sys.exit("wscan serve did not start")
+
+
+def start_scan(base):
+    request = urllib.request.Request(base + "/v1/scans", data=json.dumps(BODY).encode(),
+                                     headers={"content-type": "application/json"},
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.load(r)["id"]
+
+
+def wait_scan(base, scan):
+    while True:
+        view = get(f"{base}/v1/scans/{scan}")
+        if view["status"] != "running":
+            return view
+        time.sleep(0.05)
+
+
+def start_load(base, scan, work, rate):
+    pace = os.path.join(work, "pace.lua")
+    with open(pace, "w") as f:
+        f.write(f"function delay() return {CONNECTIONS * 1000 // rate} end\n")
+    return subprocess.Popen(["wrk", "-t1", f"-c{CONNECTIONS}", "-d600s", "--latency",
+                             "-s", pace, f"{base}/v1/scans/{scan}/records?limit=100"],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def stop_load(load):
+    # wrk stops on SIGINT and reports what it did until then.
+    load.send_signal(signal.SIGINT)
+    return wrk_numbers(load.communicate(timeout=30)[0])
+
+
+def cli_under_load(wscan, work, rate):
+    daemon, base = start_daemon(wscan, work)
+    try:
+        scan = start_scan(base)
+        wait_scan(base, scan)
+        load = start_load(base, scan, work, rate)
+        result = cli(wscan, work)
+        result.update(stop_load(load))
+        return result
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+
+
 def cli(wscan, work):
     db = os.path.join(work, f"cli-{time.time_ns()}.db")
     stats = db + ".stats.json"
@@ -72,42 +134,14 @@ def wrk_numbers(out):
 
 
 def serve(wscan, work, rate):
-    db = os.path.join(work, f"serve-{time.time_ns()}.db")
-    daemon = subprocess.Popen([wscan, "--db", db, "serve", "--listen", "127.0.0.1:0"],
-                              stderr=subprocess.PIPE, text=True)
-    base = None
-    for line in daemon.stderr:
-        m = re.search(r"serving the API on (http://\S+)", line)
-        if m:
-            base = m.group(1)
-            break
-    if base is None:
-        sys.exit("wscan serve did not start")
-    threading.Thread(target=lambda: [None for _ in daemon.stderr], daemon=True).start()
+    daemon, base = start_daemon(wscan, work)
     try:
-        request = urllib.request.Request(base + "/v1/scans", data=json.dumps(BODY).encode(),
-                                         headers={"content-type": "application/json"},
-                                         method="POST")
-        with urllib.request.urlopen(request, timeout=30) as r:
-            scan = json.load(r)["id"]
-        load = None
-        if rate:
-            pace = os.path.join(work, "pace.lua")
-            with open(pace, "w") as f:
-                f.write(f"function delay() return {CONNECTIONS * 1000 // rate} end\n")
-            load = subprocess.Popen(["wrk", "-t1", f"-c{CONNECTIONS}", "-d600s", "--latency",
-                                     "-s", pace, f"{base}/v1/scans/{scan}/records?limit=100"],
-                                    stdout=subprocess.PIPE, text=True)
-        while True:
-            view = get(f"{base}/v1/scans/{scan}")
-            if view["status"] != "running":
-                break
-            time.sleep(0.05)
+        scan = start_scan(base)
+        load = start_load(base, scan, work, rate) if rate else None
+        view = wait_scan(base, scan)
         result = {"elapsed_s": view["stats"]["elapsed_s"], "findings": view["findings"]}
         if load:
-            # wrk stops on SIGINT and reports what it did until then.
-            load.send_signal(signal.SIGINT)
-            result.update(wrk_numbers(load.communicate(timeout=30)[0]))
+            result.update(stop_load(load))
         with open(f"/proc/{daemon.pid}/status") as f:
             hwm = re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)
         result["rss_mb"] = int(hwm) / 1024
@@ -122,6 +156,8 @@ def main():
     rate = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
     if mode == "cli":
         result = cli(wscan, work)
+    elif mode == "cli-load":
+        result = cli_under_load(wscan, work, rate)
     else:
         result = serve(wscan, work, rate if mode == "load" else 0)
     print(json.dumps(result))
