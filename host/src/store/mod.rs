@@ -68,7 +68,7 @@ pub enum StoreError {
 }
 
 /// The schema this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// What brings a store of version N-1 (the index) to version N. `SCHEMA`
 /// creates the latest tables in an empty store; a store made by an older
@@ -80,6 +80,22 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE scans ADD COLUMN pid_start INTEGER;",
     // 2 -> 3: the service's API tokens (`SCHEMA` creates the table).
     "",
+    // 3 -> 4: record numbers are never reused (AUTOINCREMENT). A resume
+    // deletes the records of units cut short; when those were the last,
+    // new records took their numbers, and a client that had read up to
+    // one of them (an event stream's Last-Event-ID, a page's `after`)
+    // skipped the new ones. `SCHEMA` then recreates the indexes.
+    "CREATE TABLE records_v4 (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        scan      INTEGER NOT NULL,
+        unit      TEXT NOT NULL,
+        type      TEXT NOT NULL,
+        record    TEXT NOT NULL
+    );
+    INSERT INTO records_v4 (id, scan, unit, type, record)
+        SELECT id, scan, unit, type, record FROM records;
+    DROP TABLE records;
+    ALTER TABLE records_v4 RENAME TO records;",
 ];
 
 const SCHEMA: &str = "
@@ -103,7 +119,7 @@ CREATE TABLE IF NOT EXISTS units (
     PRIMARY KEY (scan, unit)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
-    id        INTEGER PRIMARY KEY,
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
     scan      INTEGER NOT NULL,
     unit      TEXT NOT NULL,
     type      TEXT NOT NULL,
@@ -915,6 +931,18 @@ mod tests {
         assert_eq!(resumed.outside, [SubjectKey::Host("outside.test".into())]);
         assert_eq!((resumed.findings, resumed.discarded), (1, 1));
         assert_eq!(titles(&store, id), ["127.0.0.1"]);
+        // The dropped record's number is not given again: a reader that
+        // had read up to it misses nothing the resumed run writes.
+        let journal = store.journal(id).unwrap();
+        journal.record(&b, &finding("127.0.0.2")).unwrap();
+        journal.close().unwrap();
+        let numbers: Vec<i64> = store
+            .records_page(id, 0, 10, &RecordFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(numbers, [1, 3]);
 
         store
             .end(id, Status::Completed, &serde_json::json!({"units": 2}))
@@ -958,8 +986,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("results.db");
         let old = Connection::open(&path).unwrap();
-        old.execute_batch(&SCHEMA.replace("    pid_start INTEGER,\n", ""))
-            .unwrap();
+        old.execute_batch(
+            &SCHEMA
+                .replace("    pid_start INTEGER,\n", "")
+                .replace(" AUTOINCREMENT", ""),
+        )
+        .unwrap();
+        old.execute(
+            "INSERT INTO records (scan, unit, type, record) VALUES (1, 'u', 'finding', '{}')",
+            [],
+        )
+        .unwrap();
         old.execute(
             "INSERT INTO scans (started, status, pid, cwd, argv) VALUES ('t', 'completed', 1, '/', '[\"scan\"]')",
             [],
@@ -969,6 +1006,20 @@ mod tests {
         drop(old);
         let store = Store::open(&path).unwrap();
         assert_eq!(store.scan(1).unwrap().unwrap().status, Status::Completed);
+        // Its records are kept, in the table that never reuses a number.
+        let page = store
+            .records_page(1, 0, 10, &RecordFilter::default())
+            .unwrap();
+        assert_eq!(page, [(1, "{}".to_string())]);
+        let sql: String = store
+            .conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'records'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("AUTOINCREMENT"), "{sql}");
         let id = store.begin(&["scan".into()], dir.path(), None).unwrap();
         assert!(store.scan(id).unwrap().unwrap().alive());
         // Opening again changes nothing.
