@@ -283,6 +283,15 @@ impl Drop for Daemon {
     }
 }
 
+/// An SSH banner listener, a silent one and a closed port: the listeners
+/// (kept while they serve) and the ports as `-p` takes them.
+fn ssh_silent_closed() -> ([Listener; 2], String) {
+    let ssh = Listener::start(Behaviour::Banner(b"SSH-2.0-OpenSSH_9.2p1\r\n"));
+    let silent = Listener::start(Behaviour::Silent);
+    let ports = format!("{},{},{}", ssh.port(), silent.port(), closed_port());
+    ([ssh, silent], ports)
+}
+
 /// (kind, port) of each finding.
 fn census(records: &[Value]) -> BTreeSet<(String, u64)> {
     records
@@ -299,9 +308,7 @@ fn census(records: &[Value]) -> BTreeSet<(String, u64)> {
 
 #[test]
 fn a_scan_started_over_http_runs_and_its_records_are_served_page_by_page() {
-    let ssh = Listener::start(Behaviour::Banner(b"SSH-2.0-OpenSSH_9.2p1\r\n"));
-    let silent = Listener::start(Behaviour::Silent);
-    let ports = format!("{},{},{}", ssh.port(), silent.port(), closed_port());
+    let (_listeners, ports) = ssh_silent_closed();
     let daemon = Daemon::start();
     assert_eq!(
         daemon.get("/healthz"),
@@ -359,6 +366,20 @@ fn a_scan_started_over_http_runs_and_its_records_are_served_page_by_page() {
     assert_eq!(page["scans"][0]["id"], id, "{page}");
     let (status, page) = daemon.get("/v1/scans?status=running");
     assert_eq!((status, page["scans"].as_array().unwrap().len()), (200, 0));
+
+    // Exported in any output format, as `results show` writes it.
+    let (status, kind, xml) = daemon.text(&format!("/v1/scans/{id}/export?format=nmap-xml"));
+    assert_eq!((status, kind.as_str()), (200, "application/xml"), "{xml}");
+    assert!(xml.contains("<nmaprun") && xml.contains("portid="), "{xml}");
+    let (status, _, csv) = daemon.text(&format!("/v1/scans/{id}/export?format=csv"));
+    assert_eq!(status, 200);
+    assert_eq!(csv.lines().count(), 4, "a header and 3 findings: {csv}");
+    let (status, error) = daemon.get(&format!("/v1/scans/{id}/export?format=pdf"));
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (400, Some("format")),
+        "{error}"
+    );
 
     // Deleted: gone, records and all.
     assert_eq!(
@@ -569,6 +590,10 @@ fn the_openapi_document_describes_every_route() {
         assert!(paths.contains(path), "{path} not in {paths:?}");
     }
     assert!(doc["paths"]["/v1/plugins/{name}"]["put"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer",
+        "{doc}"
+    );
     assert!(doc["components"]["schemas"]["ScanBody"].is_object());
     let (status, plugins) = daemon.get("/v1/plugins");
     assert_eq!(status, 200);
@@ -946,9 +971,7 @@ impl Daemon {
 
 #[test]
 fn metrics_parse_as_openmetrics_and_add_up_to_the_scans_statistics() {
-    let ssh = Listener::start(Behaviour::Banner(b"SSH-2.0-OpenSSH_9.2p1\r\n"));
-    let silent = Listener::start(Behaviour::Silent);
-    let ports = format!("{},{},{}", ssh.port(), silent.port(), closed_port());
+    let (_listeners, ports) = ssh_silent_closed();
     let daemon = Daemon::start();
     // Two scans: the metrics are the process's, over both.
     let body = format!(
@@ -1379,5 +1402,82 @@ fn scans_share_the_daemons_budget_and_max_scans_caps_how_many_run() {
         (status, error["field"].as_str()),
         (422, Some("parallel")),
         "{error}"
+    );
+}
+
+/// The web console in Debian's Chromium, driven by playwright-core
+/// (tests/browser/console.mjs; `tests/run` installs both): log in, start a
+/// scan from the form and watch it reach 100% with its findings arriving,
+/// filter them, open a certificate, diff two scans, upload a plugin, and
+/// see a read-only token get no controls. Screenshots go to
+/// target/test-artifacts/console/.
+#[test]
+fn the_console_runs_a_scan_in_a_real_browser() {
+    let tools = std::env::var("WSCAN_BROWSER_TOOLS").expect(
+        "WSCAN_BROWSER_TOOLS: the folder where tests/run installs playwright-core; run the tests with tests/run",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("results.db");
+    let mut tokens = std::collections::HashMap::new();
+    for role in ["admin", "read"] {
+        let mut create = wscan();
+        create.arg("--db").arg(&db);
+        create.args([
+            "token",
+            "create",
+            &format!("console-{role}"),
+            "--role",
+            role,
+        ]);
+        let out = run(create, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        tokens.insert(
+            role,
+            String::from_utf8(out.stdout).unwrap().trim().to_string(),
+        );
+    }
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let folder = plugins.to_str().unwrap().to_string();
+    let daemon = Daemon::start_with(dir, db, &["--plugin-dir", &folder]);
+    let (_listeners, ports) = ssh_silent_closed();
+    let tls = crate::tls_server::TlsServer::start(crate::tls_server::Cert::Valid);
+    let first = format!("{ports},{}", tls.port());
+    // The second scan drops the SSH listener: its findings disappear.
+    let second = format!("{}", tls.port());
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../test-artifacts/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    // ES modules find packages next to the script: it runs from there.
+    let script = PathBuf::from(&tools).join("console.mjs");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/console.mjs"),
+        &script,
+    )
+    .unwrap();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let test_plugin = test_plugin("tick_v1");
+    std::fs::write(
+        config.path(),
+        serde_json::json!({
+            "base": daemon.base,
+            "admin": tokens["admin"],
+            "read": tokens["read"],
+            "ports": first,
+            "ports2": second,
+            "plugin": test_plugin,
+            "shots": shots,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut node = Command::new("node");
+    node.arg(&script).arg(config.path());
+    let out = run(node, Duration::from_secs(240));
+    assert!(
+        out.status.success(),
+        "{}\n{}\n(screenshots in {})",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out),
+        shots.display()
     );
 }

@@ -5,6 +5,7 @@ mod args;
 mod plugin;
 mod results;
 
+pub(crate) use results::run_info as results_run_info;
 pub use results::stored_args;
 
 pub use args::{

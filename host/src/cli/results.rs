@@ -204,7 +204,7 @@ pub(super) fn show(globals: &Globals, args: ResultsShowArgs) -> anyhow::Result<E
 
 /// A stored scan as the formats that describe a run (nmap's XML, SARIF)
 /// name it: its command line and when its first run started.
-pub(super) fn run_info(row: &crate::store::ScanRow) -> crate::output::RunInfo {
+pub(crate) fn run_info(row: &crate::store::ScanRow) -> crate::output::RunInfo {
     crate::output::RunInfo {
         args: crate::output::command_line(&row.argv),
         started: humantime::parse_rfc3339_weak(&row.started)

@@ -469,25 +469,13 @@ mod tests {
         .await;
         assert!(cut.is_err());
         drop(held);
-        assert!(
-            narrow
-                .hosts
-                .as_ref()
-                .unwrap()
-                .slots
-                .lock()
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            gate.hosts
-                .as_ref()
-                .unwrap()
-                .slots
-                .lock()
-                .unwrap()
-                .is_empty()
-        );
+        assert!(no_host_entries(&narrow));
+        assert!(no_host_entries(&gate));
+    }
+
+    fn no_host_entries(gate: &Gate) -> bool {
+        let hosts = gate.hosts.as_ref().unwrap();
+        hosts.slots.lock().unwrap().is_empty()
     }
 
     #[tokio::test]

@@ -229,6 +229,18 @@ pub struct ScanPage {
     pub next: Option<i64>,
 }
 
+/// Who a request comes from (`GET /v1/whoami`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Identity {
+    /// The token's name; none on an open service.
+    pub name: Option<String>,
+    /// `read`, `scan` or `admin` (an open service lets anyone do
+    /// anything: `admin`).
+    pub role: String,
+    /// The service has no tokens (on loopback): no login needed.
+    pub open: bool,
+}
+
 /// A page of one scan's records, in the order they were stored. (The
 /// handler writes this shape around the stored JSON text; the type
 /// describes it in the OpenAPI document.)

@@ -194,12 +194,26 @@ impl Service {
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route("/healthz", get(healthz))
+            .route(
+                "/",
+                get(|| async { console_file("text/html; charset=utf-8", CONSOLE_PAGE) }),
+            )
+            .route(
+                "/console/console.js",
+                get(|| async { console_file("text/javascript; charset=utf-8", CONSOLE_SCRIPT) }),
+            )
+            .route(
+                "/console/console.css",
+                get(|| async { console_file("text/css; charset=utf-8", CONSOLE_STYLE) }),
+            )
+            .route("/v1/whoami", get(whoami))
             .route("/metrics", get(metrics))
             .route("/readyz", get(readyz))
             .route("/v1/openapi.json", get(openapi))
             .route("/v1/scans", post(create_scan).get(list_scans))
             .route("/v1/scans/{id}", get(get_scan).delete(delete_scan))
             .route("/v1/scans/{id}/records", get(scan_records))
+            .route("/v1/scans/{id}/export", get(export_scan))
             .route("/v1/scans/{id}/cancel", post(cancel_scan))
             .route("/v1/scans/{id}/resume", post(resume_scan))
             .route("/v1/scans/{id}/events", get(events::scan_events))
@@ -275,12 +289,14 @@ impl Service {
     paths(
         healthz,
         metrics,
+        whoami,
         readyz,
         create_scan,
         list_scans,
         get_scan,
         delete_scan,
         scan_records,
+        export_scan,
         cancel_scan,
         resume_scan,
         events::scan_events,
@@ -290,16 +306,57 @@ impl Service {
         put_plugin,
         delete_plugin
     ),
-    components(schemas(ScanBody, ScanView, ScanPage, RecordPage, ApiError, api::ScanUrls))
+    components(schemas(
+        ScanBody,
+        ScanView,
+        ScanPage,
+        RecordPage,
+        ApiError,
+        api::ScanUrls,
+        api::Identity
+    )),
+    modifiers(&BearerTokens)
 )]
 pub struct ApiDoc;
+
+/// Bearer tokens in the document. They are optional as far as the document
+/// says: a service on loopback whose store holds no token needs none. With
+/// tokens, every route but health and this document answers 401 without a
+/// valid one and 403 to a role too weak (docs/api.md, Tokens).
+struct BearerTokens;
+
+impl utoipa::Modify for BearerTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "A token made by `wscan token create NAME --role read|scan|admin`",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        openapi.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+        ]);
+    }
+}
 
 /// The role a request needs: none for health and the API's description,
 /// `read` for any GET, `scan` to start or cancel a scan, `admin` for the
 /// rest (deleting scans).
 fn needed_role(method: &axum::http::Method, path: &str) -> Option<Role> {
     use axum::http::Method;
-    if ["/healthz", "/readyz", "/v1/openapi.json"].contains(&path) {
+    // The console's page and assets carry nothing: it logs in through
+    // the API.
+    if ["/healthz", "/readyz", "/v1/openapi.json", "/"].contains(&path)
+        || path.starts_with("/console/")
+    {
         return None;
     }
     let cancel =
@@ -328,7 +385,7 @@ enum Caller {
 /// its last token is revoked, it refuses everyone.
 async fn authorize(
     State(service): State<Shared>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let Some(needed) = needed_role(request.method(), request.uri().path()) else {
@@ -360,7 +417,14 @@ async fn authorize(
     .await;
     match caller {
         Err(e) => e.into_response(),
-        Ok(Caller::Open) => next.run(request).await,
+        Ok(Caller::Open) => {
+            request.extensions_mut().insert(api::Identity {
+                name: None,
+                role: Role::Admin.to_string(),
+                open: true,
+            });
+            next.run(request).await
+        }
         Ok(Caller::Unknown(why)) => {
             let mut response = ApiError::new(StatusCode::UNAUTHORIZED, why).into_response();
             response.headers_mut().insert(
@@ -377,8 +441,56 @@ async fn authorize(
             ),
         )
         .into_response(),
-        Ok(Caller::Token(_)) => next.run(request).await,
+        Ok(Caller::Token(row)) => {
+            request.extensions_mut().insert(api::Identity {
+                name: Some(row.name),
+                role: row.role.to_string(),
+                open: false,
+            });
+            next.run(request).await
+        }
     }
+}
+
+/// Who is asking: the token's name and role, or an open service (a store
+/// without tokens, on loopback) where anyone may do anything. The console
+/// shows only the controls the role allows.
+#[utoipa::path(get, path = "/v1/whoami", responses(
+    (status = 200, description = "The caller", body = api::Identity)
+))]
+async fn whoami(identity: Option<axum::Extension<api::Identity>>) -> Json<api::Identity> {
+    Json(match identity {
+        Some(axum::Extension(identity)) => identity,
+        // Every GET passes the token check, which sets it.
+        None => api::Identity {
+            name: None,
+            role: Role::Admin.to_string(),
+            open: true,
+        },
+    })
+}
+
+/// The console's files, built into the binary (plain HTML, CSS and
+/// JavaScript modules: no build step, no CDN, works offline).
+const CONSOLE_PAGE: &str = include_str!("console/index.html");
+const CONSOLE_SCRIPT: &str = include_str!("console/console.js");
+const CONSOLE_STYLE: &str = include_str!("console/console.css");
+
+/// One of the console's files, with headers that keep it to this origin.
+fn console_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Run a blocking store operation off the async threads; its failure is
@@ -1025,6 +1137,99 @@ async fn scan_records(
     body.push_str(&next.map_or_else(|| "null".to_string(), |n| n.to_string()));
     body.push('}');
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `GET /v1/scans/{id}/export`'s query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ExportQuery {
+    /// `jsonl`, `csv`, `markdown`, `nmap-xml`, `sarif` or `table`.
+    format: String,
+}
+
+/// A whole scan as a file in one of the output formats, as `wscan results
+/// show ID --format FORMAT` writes it (docs/output.md).
+#[utoipa::path(get, path = "/v1/scans/{id}/export", params(("id" = i64, Path, description = "The scan's number"), ExportQuery), responses(
+    (status = 200, description = "The file (an attachment named scan-ID.EXT)", body = String, content_type = "application/octet-stream"),
+    (status = 400, description = "Not a scan number, or not a format", body = ApiError),
+    (status = 404, description = "No such scan", body = ApiError)
+))]
+async fn export_scan(
+    State(service): State<Shared>,
+    id: Result<Path<i64>, PathRejection>,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    use crate::output::Format;
+    use clap::ValueEnum;
+    let Path(id) = id.map_err(bad_path)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let format = Format::from_str(&query.format, true).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "format {:?}: one of jsonl, csv, markdown, nmap-xml, sarif, table",
+                crate::model::excerpt(&query.format)
+            ),
+        )
+        .field(Some("format"))
+    })?;
+    let (content_type, extension) = match format {
+        Format::Jsonl => ("application/x-ndjson", "jsonl"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Markdown => ("text/markdown; charset=utf-8", "md"),
+        Format::NmapXml => ("application/xml", "xml"),
+        Format::Sarif => ("application/sarif+json", "sarif"),
+        Format::Table => ("text/plain; charset=utf-8", "txt"),
+    };
+    let file = service
+        .read(move |store| {
+            let row = store
+                .scan(id)
+                .map_err(store_error)?
+                .ok_or_else(|| no_scan(id))?;
+            let buffer = SharedBuffer::default();
+            let mut sink = format.sink(buffer.clone(), None, &crate::cli::results_run_info(&row));
+            store
+                .records(id, |record| sink.write(&record))
+                .map_err(store_error)?;
+            sink.finish().map_err(store_error)?;
+            drop(sink);
+            Ok(buffer.take())
+        })
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"scan-{id}.{extension}\""),
+            ),
+        ],
+        file,
+    )
+        .into_response())
+}
+
+/// A `Write` whose bytes the writer's owner takes back at the end (a sink
+/// owns its writer).
+#[derive(Clone, Default)]
+struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("buffer"))
+    }
+}
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A stored record's JSON object with its number as `id` first.
