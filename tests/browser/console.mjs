@@ -42,7 +42,8 @@ async function startScan(ports) {
   await page.locator("#ports").fill(ports);
   await page.locator("input[name=plugin][value=port]").check();
   await page.locator("input[name=plugin][value=tls]").check();
-  await page.locator("#plugin-args").fill("port.banner-timeout=300ms");
+  // A typed argument input, shown once its plugin is checked.
+  await page.locator("#arg-port-banner-timeout").fill("300ms");
   await page.getByRole("button", { name: "Start scan" }).click();
   await page.waitForURL(/#\/scans\/\d+$/);
   return Number(page.url().match(/(\d+)$/)[1]);

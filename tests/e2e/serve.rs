@@ -659,6 +659,18 @@ fn the_event_stream_sends_every_record_once_and_resumes_after_the_last_seen_over
             .iter()
             .all(|p| p.data["units_known"].as_u64() >= Some(1))
     );
+    // Connects only grow, up to the scan's own count.
+    let connects: Vec<u64> = progress
+        .iter()
+        .map(|p| p.data["connects"].as_u64().unwrap())
+        .collect();
+    assert!(connects.windows(2).all(|w| w[0] <= w[1]), "{connects:?}");
+    let end = live.iter().find(|e| e.name == "end").unwrap();
+    let total = end.data["stats"]["net"]["connects"].as_u64().unwrap();
+    assert!(
+        connects.iter().all(|c| *c <= total),
+        "{connects:?} of {total}"
+    );
 
     // Reconnecting after the third record gets exactly the rest.
     let again = daemon.events(id, Some(ids[2]), None);

@@ -128,7 +128,11 @@ impl Blocked {
 impl ScanContext {
     /// A context for a scan with `scope` and `settings`.
     pub fn new(scope: Arc<Scope>, settings: NetSettings) -> Self {
-        let gate = Gate::sharing(settings.limits, settings.budget.clone());
+        let gate = Gate::sharing(
+            settings.limits,
+            settings.budget.clone(),
+            settings.counters.clone(),
+        );
         ScanContext {
             tcp: TcpCore::new(gate.clone()),
             dns: DnsCore::new(&settings.resolver, settings.timeout, gate),

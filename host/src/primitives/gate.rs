@@ -285,11 +285,17 @@ impl Drop for Gate {
 impl Gate {
     /// A gate enforcing `limits`.
     pub fn new(limits: Limits) -> Arc<Self> {
-        Self::sharing(limits, None)
+        Self::sharing(limits, None, None)
     }
 
-    /// A gate enforcing `limits`, within its share of `budget` if given.
-    pub fn sharing(limits: Limits, budget: Option<Arc<Budget>>) -> Arc<Self> {
+    /// A gate enforcing `limits`, within its share of `budget` if given,
+    /// counting in `stats` if given (someone else reads them while the
+    /// scan runs).
+    pub fn sharing(
+        limits: Limits,
+        budget: Option<Arc<Budget>>,
+        stats: Option<Arc<NetStats>>,
+    ) -> Arc<Self> {
         let share = budget.map(|budget| {
             budget.scans.fetch_add(1, Ordering::SeqCst);
             budget.shares_changed.notify_waiters();
@@ -312,7 +318,7 @@ impl Gate {
                 slots: Mutex::default(),
             }),
             share,
-            stats: Arc::default(),
+            stats: stats.unwrap_or_default(),
         })
     }
 
@@ -481,13 +487,13 @@ mod tests {
     #[tokio::test]
     async fn a_big_scan_cannot_starve_a_small_one_of_the_shared_budget() {
         let budget = Budget::new(10);
-        let big = Gate::sharing(Limits::default(), Some(budget.clone()));
+        let big = Gate::sharing(Limits::default(), Some(budget.clone()), None);
         // Alone, the big scan takes the whole budget.
         let mut held: Vec<Pass> = Vec::new();
         for _ in 0..10 {
             held.push(big.enter(None).await);
         }
-        let small = Gate::sharing(Limits::default(), Some(budget.clone()));
+        let small = Gate::sharing(Limits::default(), Some(budget.clone()), None);
         let wait = Duration::from_millis(50);
         // A second scan halves the shares: the big one, over its share,
         // gets no more, even as it gives passes back...

@@ -25,6 +25,9 @@ pub struct NetSettings {
     pub tls: tls::TlsCore,
     /// The daemon's budget shared with its other scans, if any.
     pub budget: Option<Arc<gate::Budget>>,
+    /// Where the scan's network counters go, when someone reads them while
+    /// it runs (the daemon's progress events); else its gate's own.
+    pub counters: Option<Arc<gate::NetStats>>,
 }
 
 /// The machine's cores, asked once: `available_parallelism` reads cgroup

@@ -7,7 +7,7 @@ use crate::engine::{CallOptions, ScanContext};
 use crate::model::{PluginInfo, Subject, SubjectKind};
 use crate::primitives::NetSettings;
 use crate::primitives::dns::ResolverSettings;
-use crate::primitives::gate::{Budget, Limits};
+use crate::primitives::gate::{Budget, Limits, NetStats};
 use crate::primitives::tls::TlsCore;
 use crate::scope::Scope;
 use crate::targets::{
@@ -61,6 +61,9 @@ pub struct ScanSpec {
     /// Operations in flight shared fairly with the other scans of the
     /// process (set by `wscan serve`; not a request setting).
     pub shared: Option<Arc<Budget>>,
+    /// Where its network counters go, read while it runs (set by `wscan
+    /// serve` for its progress events; not a request setting).
+    pub counters: Option<Arc<NetStats>>,
 }
 
 impl ScanSpec {
@@ -74,6 +77,7 @@ impl ScanSpec {
             resolver: self.resolver.clone(),
             tls: self.tls.clone(),
             budget: self.shared.clone(),
+            counters: self.counters.clone(),
         };
         (scope.clone(), Arc::new(ScanContext::new(scope, settings)))
     }
@@ -382,6 +386,7 @@ impl ScanSpec {
             plugin_args,
             plugins: request.plugins.clone(),
             shared: None,
+            counters: None,
         })
     }
 
@@ -421,6 +426,7 @@ impl ScanSpec {
             plugin_args: call.plugin_args(&[plugin])?,
             plugins: None,
             shared: None,
+            counters: None,
         })
     }
 

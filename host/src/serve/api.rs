@@ -183,6 +183,9 @@ pub struct ScanView {
     pub stats: Option<serde_json::Value>,
     /// Where to read more.
     pub urls: ScanUrls,
+    /// How far it is, while this daemon runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
 }
 
 /// The URLs of one scan.
@@ -216,8 +219,27 @@ impl From<crate::store::ScanRow> for ScanView {
                 cancel: format!("{base}/cancel"),
                 this: base,
             },
+            progress: None,
         }
     }
+}
+
+/// How far a running scan is (also the data of its stream's `progress`
+/// events).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Progress {
+    /// Units finished.
+    pub units_done: u64,
+    /// Units known so far (targets not yet taken count one each).
+    pub units_known: u64,
+    /// Units finished a second, lately.
+    pub per_second: f64,
+    /// Since it started (this run).
+    pub elapsed_s: f64,
+    /// Time left at the current pace, once there is one.
+    pub eta_s: Option<f64>,
+    /// Connection attempts so far (this run).
+    pub connects: u64,
 }
 
 /// A page of scans, oldest first.

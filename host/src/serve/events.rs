@@ -205,21 +205,8 @@ impl Cursor {
 
     /// The scan's progress as JSON, while this daemon runs it.
     fn progress(&self) -> Option<String> {
-        let running = self.service.running.lock().expect("running scans");
-        let bar = &running.get(&self.id)?.progress;
-        let done = bar.position();
-        let known = bar.length().unwrap_or(0);
-        let eta = (done > 0 && known > done).then(|| bar.eta().as_secs_f64());
-        Some(
-            serde_json::json!({
-                "units_done": done,
-                "units_known": known,
-                "per_second": (bar.per_sec() * 10.0).round() / 10.0,
-                "elapsed_s": bar.elapsed().as_secs_f64(),
-                "eta_s": eta,
-            })
-            .to_string(),
-        )
+        let progress = self.service.progress(self.id)?;
+        serde_json::to_string(&progress).ok()
     }
 }
 

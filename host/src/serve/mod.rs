@@ -117,6 +117,8 @@ struct RunningScan {
     stop: Option<oneshot::Sender<()>>,
     /// Units done of those known (hidden: it only counts).
     progress: indicatif::ProgressBar,
+    /// Its network counters (its gate counts in them).
+    counters: Arc<crate::primitives::gate::NetStats>,
 }
 
 impl Service {
@@ -158,6 +160,23 @@ impl Service {
             result
         })
         .await
+    }
+
+    /// How far scan `id` is, while this daemon runs it.
+    fn progress(&self, id: i64) -> Option<api::Progress> {
+        let running = self.running.lock().expect("running scans");
+        let scan = running.get(&id)?;
+        let bar = &scan.progress;
+        let done = bar.position();
+        let known = bar.length().unwrap_or(0);
+        Some(api::Progress {
+            units_done: done,
+            units_known: known,
+            per_second: (bar.per_sec() * 10.0).round() / 10.0,
+            elapsed_s: bar.elapsed().as_secs_f64(),
+            eta_s: (done > 0 && known > done).then(|| bar.eta().as_secs_f64()),
+            connects: scan.counters.connects.load(Ordering::Relaxed),
+        })
     }
 
     /// A place for one more running scan, or `429` when `--max-scans`
@@ -313,7 +332,8 @@ impl Service {
         RecordPage,
         ApiError,
         api::ScanUrls,
-        api::Identity
+        api::Identity,
+        api::Progress
     )),
     modifiers(&BearerTokens)
 )]
@@ -764,6 +784,8 @@ impl Service {
         resumed: crate::store::Resumed,
     ) {
         spec.shared = Some(self.settings.budget.clone());
+        let counters = Arc::new(crate::primitives::gate::NetStats::default());
+        spec.counters = Some(counters.clone());
         let (stop, stopped) = oneshot::channel();
         let progress = indicatif::ProgressBar::hidden();
         self.running.lock().expect("running scans").insert(
@@ -771,6 +793,7 @@ impl Service {
             RunningScan {
                 stop: Some(stop),
                 progress: progress.clone(),
+                counters,
             },
         );
         let durable = crate::scheduler::Durable { journal, resumed };
@@ -926,7 +949,9 @@ async fn scan_row(service: &Shared, id: i64) -> Result<crate::store::ScanRow, Ap
 }
 
 async fn scan_view(service: &Shared, id: i64) -> Result<ScanView, ApiError> {
-    Ok(scan_row(service, id).await?.into())
+    let mut view: ScanView = scan_row(service, id).await?.into();
+    view.progress = service.progress(id);
+    Ok(view)
 }
 
 /// Continue an interrupted or failed scan where it stopped, with the
@@ -1016,12 +1041,22 @@ async fn list_scans(
             rows.truncate(limit);
             rows.last().map(|r| r.id)
         });
-        Ok(Json(ScanPage {
-            scans: rows.into_iter().map(Into::into).collect(),
-            next: next.flatten(),
-        }))
+        Ok((rows, next.flatten()))
     })
     .await
+    .map(|(rows, next)| {
+        Json(ScanPage {
+            scans: rows
+                .into_iter()
+                .map(|row| {
+                    let mut view: ScanView = row.into();
+                    view.progress = service.progress(view.id);
+                    view
+                })
+                .collect(),
+            next,
+        })
+    })
 }
 
 /// One scan: its status, command line and statistics.

@@ -165,7 +165,9 @@ async function scansView() {
       const open = () => { location.hash = `#/scans/${scan.id}`; };
       body.append(el("tr", { tabindex: 0, onclick: open, onkeydown: (e) => e.key === "Enter" && open() },
         el("td", {}, el("a", { href: `#/scans/${scan.id}` }, String(scan.id))),
-        el("td", { class: `status-${scan.status}` }, scan.status),
+        el("td", { class: `status-${scan.status}` }, scan.status,
+          scan.progress ? el("div", { class: "muted" },
+            `${Math.floor((100 * scan.progress.units_done) / Math.max(1, scan.progress.units_known))}% · ${scan.progress.per_second} units/s`) : null),
         el("td", {}, scan.started.replace("T", " ").slice(0, 19)),
         el("td", { class: "wide" }, scan.argv.filter((a) => !a.startsWith("--plugin-dir")).join(" ")),
         el("td", {}, String(scan.findings)), el("td", {}, String(scan.errors)), actions));
@@ -195,6 +197,32 @@ async function remove(id) {
   }
 }
 
+/** An input for each argument `plugin` declares, typed as it declares it
+ *  (the API checks the value, as the CLI does, and names it if wrong). */
+function argInputs(plugin) {
+  const box = el("div", { class: "row", id: `args-${plugin.name}`, hidden: true });
+  for (const a of plugin.args || []) {
+    const id = `arg-${plugin.name}-${a.name}`;
+    const key = `${plugin.name}.${a.name}`;
+    const kind = a.kind || {};
+    let input;
+    if (kind.type === "boolean" || kind.type === "choice") {
+      const choices = kind.type === "boolean" ? ["true", "false"] : kind.choices;
+      input = el("select", { id, "data-arg": key },
+        el("option", { value: "" }, `default (${a.default ?? "none"})`),
+        choices.map((c) => el("option", { value: c }, c)));
+    } else {
+      const hint = kind.type === "integer" ? `${kind.min}-${kind.max}`
+        : kind.type === "duration" ? "e.g. 500ms, 2s"
+        : kind.type === "choice-list" ? kind.choices.join(",") : "";
+      input = el("input", { id, "data-arg": key, placeholder: a.default ?? "",
+        inputmode: kind.type === "integer" ? "numeric" : null, title: hint });
+    }
+    box.append(el("div", {}, el("label", { for: id, title: a.description || "" }, `${a.name} (${kind.type || "text"})`), input));
+  }
+  return box;
+}
+
 async function newScanForm() {
   let plugins = [];
   try {
@@ -210,10 +238,13 @@ async function newScanForm() {
       el("div", {}, el("label", { for: "ports" }, "Ports"),
         el("input", { id: "ports", placeholder: "top-1000" }))),
     el("fieldset", {}, el("legend", {}, "Plugins (none checked: all)"),
-      plugins.map((p) => el("label", { class: "inline" },
-        el("input", { type: "checkbox", name: "plugin", value: p.name }), ` ${p.name} `,
-        el("span", { class: "muted" }, p.description || "")))),
-    el("label", { for: "plugin-args" }, "Plugin arguments (PLUGIN.KEY=VALUE, one a line)"),
+      plugins.map((p) => el("div", {},
+        el("label", { class: "inline" },
+          el("input", { type: "checkbox", name: "plugin", value: p.name,
+            onchange: (e) => { form.querySelector(`#args-${p.name}`).hidden = !e.target.checked; } }),
+          ` ${p.name} `, el("span", { class: "muted" }, p.description || "")),
+        argInputs(p)))),
+    el("label", { for: "plugin-args" }, "More plugin arguments (PLUGIN.KEY=VALUE, one a line)"),
     el("textarea", { id: "plugin-args", rows: 2, cols: 40 }),
     el("p", { id: "scan-error", class: "error", role: "alert" }),
     el("button", { class: "primary", type: "submit" }, "Start scan"));
@@ -225,6 +256,12 @@ async function newScanForm() {
     const chosen = [...form.querySelectorAll("input[name=plugin]:checked")].map((c) => c.value);
     if (chosen.length) request.plugins = chosen;
     const args = form.querySelector("#plugin-args").value.split("\n").map((l) => l.trim()).filter(Boolean);
+    // The typed inputs of the plugins checked (or of all, none checked).
+    for (const input of form.querySelectorAll("[data-arg]")) {
+      const plugin = input.dataset.arg.split(".")[0];
+      if (chosen.length && !chosen.includes(plugin)) continue;
+      if (input.value !== "") args.push(`${input.dataset.arg}=${input.value}`);
+    }
     if (args.length) {
       request.plugin_args = {};
       for (const line of args) {
@@ -295,7 +332,7 @@ async function scanView(id) {
   const state = el("span", { id: "scan-status" }, "…");
   const figures = el("div", { class: "stats", id: "figures" });
   const charts = el("div", { class: "row" },
-    el("div", {}, el("div", { class: "muted" }, "Units a second"), el("div", { id: "rate-chart" })),
+    el("div", {}, el("div", { class: "muted" }, "Connects a second"), el("div", { id: "rate-chart" })),
     el("div", {}, el("div", { class: "muted" }, "Findings a second"), el("div", { id: "findings-chart" })));
   const filters = el("form", { class: "row", id: "filters" },
     el("div", {}, el("label", { for: "f-severity" }, "Severity"),
@@ -321,7 +358,7 @@ async function scanView(id) {
   const all = []; // every finding seen, in order
   const kinds = new Set(), plugins = new Set();
   const rates = [], findingRates = [];
-  let shown = PAGE, lastFindings = 0, lastTime = null;
+  let shown = PAGE, lastFindings = 0, lastConnects = 0, lastTime = null;
 
   const matches = (r) => {
     const sev = filters.querySelector("#f-severity").value;
@@ -386,14 +423,16 @@ async function scanView(id) {
         const now = data.elapsed_s;
         if (lastTime !== null && now > lastTime) {
           findingRates.push((all.length - lastFindings) / (now - lastTime));
+          rates.push((data.connects - lastConnects) / (now - lastTime));
         }
         lastTime = now;
         lastFindings = all.length;
-        rates.push(data.per_second);
+        lastConnects = data.connects;
         figures.replaceChildren(
           el("div", {}, el("b", {}, `${data.units_done} / ${data.units_known}`), "units"),
           el("div", {}, el("b", {}, data.eta_s == null ? "–" : `${Math.round(data.eta_s)} s`), "ETA"),
           el("div", {}, el("b", {}, `${data.per_second.toFixed(1)}`), "units a second"),
+          el("div", {}, el("b", {}, String(data.connects)), "connects"),
           el("div", {}, el("b", {}, String(all.length)), "findings"));
         charts.querySelector("#rate-chart").replaceChildren(svg(rates.map((v, i) => `${(i / Math.max(1, rates.length - 1)) * 100},${40 - (v / Math.max(1, ...rates)) * 38}`).join(" "), Math.max(1, ...rates)));
         charts.querySelector("#findings-chart").replaceChildren(svg(findingRates.map((v, i) => `${(i / Math.max(1, findingRates.length - 1)) * 100},${40 - (v / Math.max(1, ...findingRates)) * 38}`).join(" "), Math.max(1, ...findingRates)));
