@@ -81,7 +81,7 @@ struct Cursor {
     params(("id" = i64, Path, description = "The scan's number"), EventsQuery,
            ("Last-Event-ID" = Option<String>, Header, description = "The number of the last record seen: the stream goes on after it")),
     responses(
-        (status = 200, description = "text/event-stream: `record` events (data: the record, as JSON Lines has it, with its `id`), `progress` events (data: units_done, units_known, per_second, eta_s), and one `end` event (data: the scan) before the stream closes", content_type = "text/event-stream", body = Object),
+        (status = 200, description = "text/event-stream: `record` events (data: the record, as JSON Lines has it, with its `id`), `progress` events (data: units_done, units_known, per_second, elapsed_s, eta_s, connects), and one `end` event (data: the scan) before the stream closes", content_type = "text/event-stream", body = Object),
         (status = 400, description = "A bad parameter", body = ApiError),
         (status = 404, description = "No such scan", body = ApiError)
     ))]
