@@ -44,7 +44,9 @@ async function api(path, options = {}) {
   const body = text ? JSON.parse(text) : null;
   if (response.status === 401) {
     sessionStorage.removeItem(TOKEN_KEY);
-    showLogin(body && body.error);
+    // No token yet: the login screen, without an error; a token refused:
+    // why, in the API's words.
+    showLogin(token ? body && body.error : null);
     throw new ApiError(401, body);
   }
   if (!response.ok) throw new ApiError(response.status, body);
