@@ -1185,7 +1185,14 @@ struct ExportQuery {
 /// A whole scan as a file in one of the output formats, as `wscan results
 /// show ID --format FORMAT` writes it (docs/output.md).
 #[utoipa::path(get, path = "/v1/scans/{id}/export", params(("id" = i64, Path, description = "The scan's number"), ExportQuery), responses(
-    (status = 200, description = "The file (an attachment named scan-ID.EXT)", body = String, content_type = "application/octet-stream"),
+    (status = 200, description = "The file (an attachment named scan-ID.EXT)", content(
+        (String = "application/x-ndjson"),
+        (String = "text/csv"),
+        (String = "text/markdown"),
+        (String = "application/xml"),
+        (String = "application/sarif+json"),
+        (String = "text/plain")
+    )),
     (status = 400, description = "Not a scan number, or not a format", body = ApiError),
     (status = 404, description = "No such scan", body = ApiError)
 ))]
