@@ -439,8 +439,10 @@ async function scanView(id) {
         charts.querySelector("#rate-chart").replaceChildren(svg(rates.map((v, i) => `${(i / Math.max(1, rates.length - 1)) * 100},${40 - (v / Math.max(1, ...rates)) * 38}`).join(" "), Math.max(1, ...rates)));
         charts.querySelector("#findings-chart").replaceChildren(svg(findingRates.map((v, i) => `${(i / Math.max(1, findingRates.length - 1)) * 100},${40 - (v / Math.max(1, ...findingRates)) * 38}`).join(" "), Math.max(1, ...findingRates)));
       } else if (name === "end") {
+        // The fraction done first: the bar's max changes next.
+        const fraction = data.status === "completed" ? 1 : progress.value / Math.max(1, progress.max);
         progress.max = 1;
-        progress.value = data.status === "completed" ? 1 : progress.value / Math.max(1, progress.max);
+        progress.value = fraction;
         state.textContent = data.status === "completed" ? `${data.status}, 100%` : data.status;
         state.className = `status-${data.status}`;
         const net = data.stats && data.stats.net;
