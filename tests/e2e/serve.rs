@@ -9,16 +9,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Spawn `wscan ... serve --listen 127.0.0.1:0` (`cmd`) and wait until it
-/// says where it listens: the process, its base URL, and the rest of its
-/// standard error.
-fn spawn_serve(
-    mut cmd: Command,
-) -> (
-    Child,
-    String,
-    std::io::Lines<BufReader<std::process::ChildStderr>>,
-) {
+/// The standard error lines of a child, as it writes them.
+type StderrLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// Spawn `cmd` and wait until a line of its standard error contains
+/// `marker`: the process, the first `http://` or `https://` address on that
+/// line, and the rest of its standard error.
+fn spawn_until(mut cmd: Command, marker: &str) -> (Child, String, StderrLines) {
     let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -29,17 +26,24 @@ fn spawn_serve(
         let Some(Ok(line)) = lines.next() else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("serve ended before it said where it listens");
+            panic!("the process ended before it said {marker:?}");
         };
-        if line.contains("serving the API on") {
-            let base = line
+        if line.contains(marker) {
+            let url = line
                 .split_whitespace()
                 .find(|w| w.starts_with("http"))
                 .unwrap_or_else(|| panic!("no address in {line:?}"))
                 .to_string();
-            return (child, base, lines);
+            return (child, url, lines);
         }
     }
+}
+
+/// Spawn `wscan ... serve --listen 127.0.0.1:0` (`cmd`) and wait until it
+/// says where it listens: the process, its base URL, and the rest of its
+/// standard error.
+fn spawn_serve(cmd: Command) -> (Child, String, StderrLines) {
+    spawn_until(cmd, "serving the API on")
 }
 
 /// A daemon on a free loopback port with a store of its own; killed on
@@ -1091,18 +1095,7 @@ fn a_cli_scan_serves_its_metrics_while_it_runs() {
     cmd.args(["--plugins", "port", "--no-db", "--rate", "10"]);
     cmd.args(["--plugin-arg", "port.banner-timeout=100ms"]);
     cmd.args(["--metrics", "127.0.0.1:0", "-o", "-"]);
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("no metrics address").unwrap();
-        if let Some(url) = line.strip_prefix("wscan: metrics at ") {
-            break url.to_string();
-        }
-    };
+    let (mut child, url, lines) = spawn_until(cmd, "wscan: metrics at ");
     std::thread::spawn(move || lines.for_each(drop));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
