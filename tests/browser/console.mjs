@@ -42,8 +42,15 @@ async function startScan(ports) {
   await page.locator("#ports").fill(ports);
   await page.locator("input[name=plugin][value=port]").check();
   await page.locator("input[name=plugin][value=tls]").check();
-  // A typed argument input, shown once its plugin is checked.
-  await page.locator("#arg-port-banner-timeout").fill("300ms");
+  // A typed argument input, shown once its plugin is checked: a value
+  // without a unit is refused in the form, before any request.
+  const timeout = page.locator("#arg-port-banner-timeout");
+  await timeout.fill("300");
+  await page.getByRole("button", { name: "Start scan" }).click();
+  const refused = await timeout.evaluate((i) => i.validationMessage);
+  check(refused.includes("expected a duration"), `no message for a bad duration: ${refused}`);
+  check(!/#\/scans\/\d+$/.test(page.url()), "a scan started with a bad argument");
+  await timeout.fill("300ms");
   await page.getByRole("button", { name: "Start scan" }).click();
   await page.waitForURL(/#\/scans\/\d+$/);
   const id = Number(page.url().match(/(\d+)$/)[1]);
@@ -104,7 +111,16 @@ try {
   await page.locator("#diff-summary").waitFor();
   const summary = await page.locator("#diff-summary").textContent();
   check(/[1-9]\d* disappeared/.test(summary), `diff: ${summary}`);
+  // Side by side: what disappeared has the first scan's finding and no
+  // second; its detail shows both sides.
+  const gone = page.locator("#diff tr[data-change=disappeared]").first();
+  check((await gone.locator("td").nth(4).textContent()) === "—", "a disappeared finding has a second side");
+  await gone.click();
+  await page.locator("#diff-detail", { hasText: "Not found by this scan." }).waitFor();
+  check((await page.locator("#diff-detail pre").count()) === 1, "not one side's data in the detail");
   await shot(page, "04-diff");
+  await page.locator("#diff-filter input[value=disappeared]").uncheck();
+  check(await gone.isHidden(), "unchecking disappeared leaves it shown");
 
   step = "an uploaded plugin is in use";
   await page.goto(`${config.base}/#/plugins`);

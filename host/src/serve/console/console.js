@@ -199,6 +199,55 @@ async function remove(id) {
   }
 }
 
+// Durations as the host reads them (humantime): numbers with units.
+const DURATION_UNITS = {
+  ns: 1e-6, nsec: 1e-6, us: 1e-3, usec: 1e-3, "µs": 1e-3, ms: 1, msec: 1, millis: 1,
+  s: 1e3, sec: 1e3, secs: 1e3, second: 1e3, seconds: 1e3,
+  m: 6e4, min: 6e4, mins: 6e4, minute: 6e4, minutes: 6e4,
+  h: 3.6e6, hr: 3.6e6, hrs: 3.6e6, hour: 3.6e6, hours: 3.6e6,
+  d: 8.64e7, day: 8.64e7, days: 8.64e7,
+};
+
+function durationText(ms) {
+  return ms === 0 ? "0s" : ms % 1000 ? `${ms}ms` : ms % 60000 ? `${ms / 1000}s` : `${ms / 60000}m`;
+}
+
+/** What is wrong with `text` as a value of `kind`, in the words the API
+ *  would use ("" when nothing is): the form says it before a request is
+ *  made. The API checks again, so a value this lets through is still
+ *  refused there if wrong. */
+function argProblem(kind, text) {
+  const value = text.trim();
+  if (value === "") return "";
+  switch (kind.type) {
+    case "integer": {
+      const n = Number(value);
+      return /^-?\d+$/.test(value) && n >= kind.min && n <= kind.max ? ""
+        : `expected a whole number from ${kind.min} to ${kind.max}`;
+    }
+    case "duration": {
+      const expected = `expected a duration with a unit from ${durationText(kind.min_ms)} to ${durationText(kind.max_ms)}, such as 500ms or 2s`;
+      const parts = [...value.matchAll(/(\d+)\s*([a-zµ]+)\s*/gi)];
+      if (!parts.length || parts.map((p) => p[0]).join("") !== value) return expected;
+      let ms = 0;
+      for (const [, n, unit] of parts) {
+        const scale = DURATION_UNITS[unit.toLowerCase()];
+        if (scale === undefined) return ""; // a unit this list lacks: the API decides
+        ms += Number(n) * scale;
+      }
+      return Number.isInteger(ms) && ms >= kind.min_ms && ms <= kind.max_ms ? "" : expected;
+    }
+    case "choice-list": {
+      const words = value.split(",").map((w) => w.trim().toLowerCase()).filter(Boolean);
+      const known = kind.choices.map((c) => c.toLowerCase());
+      return words.every((w) => known.includes(w)) ? ""
+        : `expected comma-separated words, each one of ${kind.choices.join(", ")}`;
+    }
+    default:
+      return "";
+  }
+}
+
 /** An input for each argument `plugin` declares, typed as it declares it
  *  (the API checks the value, as the CLI does, and names it if wrong). */
 function argInputs(plugin) {
@@ -210,15 +259,17 @@ function argInputs(plugin) {
     let input;
     if (kind.type === "boolean" || kind.type === "choice") {
       const choices = kind.type === "boolean" ? ["true", "false"] : kind.choices;
-      input = el("select", { id, "data-arg": key },
+      input = el("select", { id, "data-arg": key, disabled: true },
         el("option", { value: "" }, `default (${a.default ?? "none"})`),
         choices.map((c) => el("option", { value: c }, c)));
     } else {
       const hint = kind.type === "integer" ? `${kind.min}-${kind.max}`
         : kind.type === "duration" ? "e.g. 500ms, 2s"
         : kind.type === "choice-list" ? kind.choices.join(",") : "";
-      input = el("input", { id, "data-arg": key, placeholder: a.default ?? "",
+      input = el("input", { id, "data-arg": key, disabled: true, placeholder: a.default ?? "",
         inputmode: kind.type === "integer" ? "numeric" : null, title: hint });
+      // The browser shows the message and holds the submit while it is set.
+      input.addEventListener("input", () => input.setCustomValidity(argProblem(kind, input.value)));
     }
     box.append(el("div", {}, el("label", { for: id, title: a.description || "" }, `${a.name} (${kind.type || "text"})`), input));
   }
@@ -243,7 +294,13 @@ async function newScanForm() {
       plugins.map((p) => el("div", {},
         el("label", { class: "inline" },
           el("input", { type: "checkbox", name: "plugin", value: p.name,
-            onchange: (e) => { form.querySelector(`#args-${p.name}`).hidden = !e.target.checked; } }),
+            onchange: (e) => {
+              // Hidden inputs are disabled too: an unused argument's bad
+              // value must not hold the form.
+              const box = form.querySelector(`#args-${p.name}`);
+              box.hidden = !e.target.checked;
+              for (const input of box.querySelectorAll("[data-arg]")) input.disabled = box.hidden;
+            } }),
           ` ${p.name} `, el("span", { class: "muted" }, p.description || "")),
         argInputs(p)))),
     el("label", { for: "plugin-args" }, "More plugin arguments (PLUGIN.KEY=VALUE, one a line)"),
@@ -258,10 +315,9 @@ async function newScanForm() {
     const chosen = [...form.querySelectorAll("input[name=plugin]:checked")].map((c) => c.value);
     if (chosen.length) request.plugins = chosen;
     const args = form.querySelector("#plugin-args").value.split("\n").map((l) => l.trim()).filter(Boolean);
-    // The typed inputs of the plugins checked (or of all, none checked).
-    for (const input of form.querySelectorAll("[data-arg]")) {
-      const plugin = input.dataset.arg.split(".")[0];
-      if (chosen.length && !chosen.includes(plugin)) continue;
+    // The typed inputs of the plugins checked (those of the others are
+    // hidden and disabled).
+    for (const input of form.querySelectorAll("[data-arg]:enabled")) {
       if (input.value !== "") args.push(`${input.dataset.arg}=${input.value}`);
     }
     if (args.length) {
@@ -508,16 +564,54 @@ async function diffView(a, b) {
     const strip = (r) => JSON.stringify([r.severity, r.title, r.data]);
     const was = new Map(before.map((r) => [key(r), r]));
     const now = new Map(after.map((r) => [key(r), r]));
-    const rows = [];
+    // [change, record in a, record in b]: one side is missing for what
+    // appeared or disappeared.
+    const changes = [];
     for (const [k, r] of now) {
-      if (!was.has(k)) rows.push(["appeared", r]);
-      else if (strip(was.get(k)) !== strip(r)) rows.push(["changed", r]);
+      if (!was.has(k)) changes.push(["appeared", null, r]);
+      else if (strip(was.get(k)) !== strip(r)) changes.push(["changed", was.get(k), r]);
     }
-    for (const [k, r] of was) if (!now.has(k)) rows.push(["disappeared", r]);
-    main.append(el("p", { id: "diff-summary" },
-      `${rows.filter((r) => r[0] === "appeared").length} appeared, ${rows.filter((r) => r[0] === "disappeared").length} disappeared, ${rows.filter((r) => r[0] === "changed").length} changed`),
-      el("table", { id: "diff" }, el("thead", {}, el("tr", {}, el("th", {}, "Change"), el("th", {}, "Kind"), el("th", {}, "Subject"), el("th", {}, "Title"))),
-        el("tbody", {}, rows.map(([change, r]) => el("tr", {}, el("td", {}, change), el("td", {}, r.kind), el("td", {}, subject(r.subject)), el("td", {}, r.title))))),
+    for (const [k, r] of was) if (!now.has(k)) changes.push(["disappeared", r, null]);
+    const counts = { appeared: 0, disappeared: 0, changed: 0 };
+    for (const [change] of changes) counts[change] += 1;
+
+    const detail = el("section", { class: "card", id: "diff-detail", "aria-live": "polite" },
+      el("p", { class: "muted" }, "Select a row to see both scans' data side by side."));
+    const side = (r) => r
+      ? el("td", { class: `sev-${r.severity}` }, `${r.severity} · ${r.title}`)
+      : el("td", { class: "muted" }, "—");
+    const data = (id, r) => el("div", {}, el("h4", {}, `Scan ${id}`),
+      r ? el("pre", {}, JSON.stringify({ severity: r.severity, title: r.title, data: r.data }, null, 2))
+        : el("p", { class: "muted" }, "Not found by this scan."));
+    const body = el("tbody", {}, changes.map(([change, was, now]) => {
+      const r = now || was;
+      const open = () => {
+        body.querySelectorAll("tr.selected").forEach((t) => t.classList.remove("selected"));
+        tr.classList.add("selected");
+        detail.replaceChildren(el("h3", {}, `${change}: ${subject(r.subject)} · ${r.plugin.name} · ${r.kind}`),
+          el("div", { class: "pair" }, data(a, was), data(b, now)));
+      };
+      const tr = el("tr", { tabindex: 0, class: `change-${change}`, "data-change": change, onclick: open,
+        onkeydown: (e) => e.key === "Enter" && open() },
+        el("td", {}, change), el("td", {}, subject(r.subject)), el("td", { class: "wide" }, `${r.plugin.name} · ${r.kind}`),
+        side(was), side(now));
+      return tr;
+    }));
+    // Which kinds of change are listed: a checkbox for each, all on.
+    const shown = el("fieldset", { class: "row", id: "diff-filter" }, el("legend", {}, "Show"),
+      Object.keys(counts).map((change) => el("label", { class: "inline" },
+        el("input", { type: "checkbox", value: change, checked: true, onchange: (e) => {
+          for (const tr of body.querySelectorAll(`tr[data-change=${change}]`)) tr.hidden = !e.target.checked;
+        } }), ` ${change} (${counts[change]})`)));
+    main.append(
+      el("p", { id: "diff-summary" },
+        `${counts.appeared} appeared, ${counts.disappeared} disappeared, ${counts.changed} changed; ${before.length} finding(s) in scan ${a}, ${after.length} in scan ${b}`),
+      shown,
+      el("div", { class: "split" },
+        el("div", {}, el("table", { id: "diff" },
+          el("thead", {}, el("tr", {}, el("th", {}, "Change"), el("th", {}, "Subject"), el("th", { class: "wide" }, "Plugin · kind"),
+            el("th", {}, `Scan ${a}`), el("th", {}, `Scan ${b}`))), body)),
+        detail),
       el("p", { class: "muted" }, `Keyed on subject, plugin and kind, as \`wscan results diff ${a} ${b}\` is.`));
   } catch (e) {
     fail(e);
