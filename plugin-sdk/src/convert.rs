@@ -53,6 +53,12 @@ impl SubjectFilter {
         }
     }
 
+    /// Match every host name (the names the user gave, and those plugins
+    /// derive).
+    pub fn hosts() -> Self {
+        Self::kinds(&[SubjectKind::Host])
+    }
+
     /// Match every IP address.
     pub fn addresses() -> Self {
         Self::kinds(&[SubjectKind::Address])
@@ -146,6 +152,11 @@ impl Subject {
 }
 
 impl Service {
+    /// The service's address.
+    pub fn ip(&self) -> IpAddr {
+        to_ip(self.address)
+    }
+
     /// A service on `ip`:`port`, with nothing else known yet.
     pub fn new(ip: IpAddr, port: u16) -> Self {
         Service {

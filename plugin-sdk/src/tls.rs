@@ -2,10 +2,10 @@
 //! the host's verdict on it. A bad certificate never fails the handshake:
 //! it is listed in [`HandshakeInfo::problems`].
 
-use crate::ErrorCode;
 use crate::bindings::wscan::plugin::tls as raw;
 use crate::convert::from_ip;
 use crate::wait::ready;
+use crate::{ErrorCode, Service};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -19,6 +19,15 @@ impl HandshakeOptions {
             server_name: None,
             alpn: Vec::new(),
             timeout_ms: None,
+        }
+    }
+
+    /// The options for `service`: its host name, when it was reached
+    /// through one, as SNI (else none), the scan's timeout.
+    pub fn for_service(service: &Service) -> Self {
+        match &service.host {
+            Some(name) => Self::new().server_name(name.clone()),
+            None => Self::new(),
         }
     }
 

@@ -1,6 +1,9 @@
 //! The plugin folder, the compile cache, and `wscan plugin info|check|new`.
 
+use crate::dns_server::DnsServer;
+use crate::http_server::HttpServer;
 use crate::support::*;
+use crate::tls_server::{Cert, TlsServer};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -157,59 +160,140 @@ fn plugin_check_and_info_describe_one_plugin() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("core WebAssembly module"));
 }
 
+/// The reply of a Redis server to `INFO server`, as the tcp-exchange
+/// template expects it.
+const REDIS_INFO: &[u8] =
+    b"$71\r\n# Server\r\nredis_version:7.2.4\r\nredis_mode:standalone\r\nos:Linux 6.1.0 x86_64\r\n\r\n";
+
 #[test]
-fn plugin_new_scaffolds_a_crate_that_builds_and_scans() {
+fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
     let dir = tempfile::tempdir().unwrap();
-    let crate_dir = dir.path().join("hello-scan");
-    let mut cmd = wscan();
-    cmd.args(["plugin", "new", "hello-scan", "--path"])
-        .arg(&crate_dir);
-    let out = run(cmd, Duration::from_secs(60));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // Where `plugin new` puts the target folder its crates share.
+    let cache = dir.path().join("cache");
+    let shared = cache.join("wscan/plugin-target");
+    let new = |name: &str, template: &str| {
+        let crate_dir = dir.path().join(name);
+        let mut cmd = wscan();
+        cmd.args(["plugin", "new", name, "--template", template, "--path"])
+            .arg(&crate_dir)
+            .env("XDG_CACHE_HOME", &cache);
+        let out = run(cmd, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        for file in [
+            "Cargo.toml",
+            ".cargo/config.toml",
+            "rustfmt.toml",
+            "src/lib.rs",
+            "README.md",
+            ".gitignore",
+        ] {
+            assert!(crate_dir.join(file).is_file(), "{template}: {file} missing");
+        }
+        // Named for what it is, not after the trait.
+        let code = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+        assert!(!code.contains("struct Plugin"), "{template}");
+        // Built as its README says, into the shared folder; its unit
+        // tests pass natively.
+        build_plugin(&crate_dir, None, template);
+        cargo(&crate_dir, &["test"], template);
+        // Written as `cargo fmt` (with the crate's rustfmt.toml) leaves it.
+        let rustfmt = Path::new(env!("CARGO")).with_file_name("rustfmt");
+        let mut check = Command::new(rustfmt);
+        check
+            .current_dir(&crate_dir)
+            .args(["--edition", "2024", "--check", "src/lib.rs"]);
+        let out = run(check, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "{template} is not formatted:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let wasm = shared.join(format!(
+            "wasm32-wasip2/release/{}.wasm",
+            name.replace('-', "_")
+        ));
+        assert!(wasm.is_file(), "{template}: no {}", wasm.display());
+        wasm
+    };
+    let plugin_run = |wasm: &Path, subject: &str, extra: &[&str]| {
+        let mut cmd = wscan();
+        cmd.args(["plugin", "run"])
+            .arg(wasm)
+            .args(["--subject", subject, "--format", "jsonl"])
+            .args(extra);
+        let out = run(cmd, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        records(&out)
+            .into_iter()
+            .filter(|r| r["type"] == "finding")
+            .collect::<Vec<_>>()
+    };
+
+    let banner = new("ssh-banner", "tcp-banner");
+    assert!(
+        std::fs::read_to_string(dir.path().join("ssh-banner/src/lib.rs"))
+            .unwrap()
+            .contains("struct SshBanner;")
     );
-    for file in ["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"] {
-        assert!(crate_dir.join(file).is_file(), "{file} missing");
-    }
+    let ssh = Listener::start(Behaviour::Banner(b"SSH-2.0-OpenSSH_9.6\r\n"));
+    // In a scan, after the port plugin found the service.
+    let mut cmd = wscan();
+    cmd.args(["scan", "127.0.0.1", "-p", &ssh.port().to_string()])
+        .args(["--format", "jsonl", "--plugin-arg", "port.banner=false"])
+        .arg("--plugin")
+        .arg(&banner);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let scanned = records(&out);
+    let found = findings(&scanned, "banner");
+    assert_eq!(found.len(), 1, "{scanned:#?}");
+    assert_eq!(found[0]["data"]["banner"], "SSH-2.0-OpenSSH_9.6");
+
+    let exchange = new("redis-info", "tcp-exchange");
+    let redis = Listener::start(Behaviour::Reply(REDIS_INFO));
+    let found = plugin_run(&exchange, &format!("127.0.0.1:{}", redis.port()), &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["data"]["redis_version"], "7.2.4");
+    assert_eq!(found[0]["data"]["os"], "Linux 6.1.0 x86_64");
+
+    let paths = new("admin-paths", "http-paths");
+    let site = HttpServer::start();
+    let found = plugin_run(
+        &paths,
+        &format!("127.0.0.1:{}", site.port()),
+        &["--plugin-arg", "admin-paths.paths=/,/favicon.ico,/nope"],
+    );
+    let served: Vec<&str> = found
+        .iter()
+        .map(|f| f["data"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(served, ["/", "/favicon.ico"], "{found:#?}");
+
+    let expiry = new("cert-expiry", "tls-check");
+    let tls = TlsServer::start(Cert::ExpiringSoon);
+    let found = plugin_run(&expiry, &format!("127.0.0.1:{}", tls.port()), &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["severity"], "medium");
+    let days = found[0]["data"]["days_left"].as_i64().unwrap();
+    assert!((8..=10).contains(&days), "{days}");
+
+    let records_plugin = new("mail-records", "dns-records");
+    let dns = DnsServer::start();
+    let found = plugin_run(
+        &records_plugin,
+        "wscan.test",
+        &["--resolver", &dns.addr().to_string()],
+    );
+    // wscan.test publishes an SPF policy: one finding, no missing-spf.
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["data"]["mx"][0], "10 mail.wscan.test.");
+    assert_eq!(found[0]["data"]["txt"][0], "\"v=spf1 -all\"");
+
     // A second scaffold into the same place is refused.
     let mut cmd = wscan();
-    cmd.args(["plugin", "new", "hello-scan", "--path"])
-        .arg(&crate_dir);
+    cmd.args(["plugin", "new", "ssh-banner", "--path"])
+        .arg(dir.path().join("ssh-banner"));
     assert_eq!(run(cmd, Duration::from_secs(60)).status.code(), Some(2));
-
-    // Build it as its README says, out of tree.
-    build_plugin(&crate_dir, &dir.path().join("target"), "the scaffold");
-    let wasm = dir
-        .path()
-        .join("target/wasm32-wasip2/release/hello_scan.wasm");
-
-    let talker = Listener::start(Behaviour::Banner(b"hi from the service\r\n"));
-    let mut cmd = wscan();
-    cmd.args([
-        "scan",
-        "127.0.0.1",
-        "-p",
-        &talker.port().to_string(),
-        "--format",
-        "jsonl",
-    ]);
-    cmd.args(["--plugin-arg", "port.banner=false", "--plugin"])
-        .arg(&wasm);
-    let out = run(cmd, Duration::from_secs(60));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records = records(&out);
-    let found = findings(&records, "hello-scan");
-    assert_eq!(found.len(), 1, "{records:#?}");
-    assert_eq!(found[0]["data"]["accepted"], 3);
-    assert_eq!(found[0]["data"]["says"], "hi from the service");
 
     // The plugins the README and the guide show build as written, in the
     // same target folder (the SDK is built once).
@@ -239,20 +323,50 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_scans() {
             ),
         )
         .unwrap();
-        build_plugin(&crate_dir, &dir.path().join("target"), doc);
+        build_plugin(&crate_dir, Some(&shared), doc);
     }
 }
 
+/// `cargo ARGS` in a plugin crate (`test` runs natively, as its README
+/// says).
+fn cargo(crate_dir: &Path, args: &[&str], what: &str) {
+    let mut test = Command::new(env!("CARGO"));
+    test.current_dir(crate_dir).args(args);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
+        test.env_remove(var);
+    }
+    let out = run(test, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "cargo {args:?} fails for {what}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+}
+
 /// Build the plugin crate in `crate_dir` as a user would, out of tree, into
-/// `target`; `what` names it when it fails.
-fn build_plugin(crate_dir: &Path, target: &Path, what: &str) {
+/// `target` (else where its own `.cargo/config.toml` says); `what` names it
+/// when it fails.
+fn build_plugin(crate_dir: &Path, target: Option<&Path>, what: &str) {
     let mut build = Command::new(env!("CARGO"));
     build
         .current_dir(crate_dir)
         .args(["build", "--release", "--target", "wasm32-wasip2"]);
-    build.env("CARGO_TARGET_DIR", target);
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
         build.env_remove(var);
+    }
+    if let Some(target) = target {
+        build.env("CARGO_TARGET_DIR", target);
     }
     let out = run(build, Duration::from_secs(600));
     assert!(

@@ -124,6 +124,8 @@ pub enum Behaviour {
     Silent,
     /// Read one line and send it back prefixed with `echo: `.
     Echo,
+    /// Read one line (a request), then send these bytes.
+    Reply(&'static [u8]),
     /// Reset the connection at once (RST, by closing with SO_LINGER 0).
     Reset,
     /// Send these bytes one per second.
@@ -188,6 +190,19 @@ impl Drop for Listener {
     }
 }
 
+/// One line from `stream`, without its `\n` (what came, at its end).
+fn read_line(stream: &mut TcpStream) -> Vec<u8> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while let Ok(1) = stream.read(&mut byte) {
+        if byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    line
+}
+
 fn serve(mut stream: TcpStream, behaviour: Behaviour) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
@@ -230,17 +245,14 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
             }
         }
         Behaviour::Echo => {
-            let mut line = Vec::new();
-            let mut byte = [0u8; 1];
-            while let Ok(1) = stream.read(&mut byte) {
-                if byte[0] == b'\n' {
-                    break;
-                }
-                line.push(byte[0]);
-            }
+            let line = read_line(&mut stream);
             // One write: the reader takes the first segment that arrives.
             let reply = [b"echo: ".as_slice(), &line, b"\n"].concat();
             let _ = stream.write_all(&reply);
+        }
+        Behaviour::Reply(bytes) => {
+            read_line(&mut stream);
+            let _ = stream.write_all(bytes);
         }
     }
     let mut sink = [0u8; 256];

@@ -556,6 +556,26 @@ pub struct PluginNewArgs {
     /// Where to create the crate [default: ./NAME].
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+
+    /// What the plugin starts as: a working check of one kind, to edit.
+    #[arg(long, value_enum, default_value_t = Template::TcpBanner)]
+    pub template: Template,
+}
+
+/// The plugins `wscan plugin new --template` writes; each works as
+/// generated and has a unit test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Template {
+    /// Reads the first line each open port sends.
+    TcpBanner,
+    /// Sends a request and reads fields of the reply (Redis INFO).
+    TcpExchange,
+    /// Asks web servers for paths that should not be public.
+    HttpPaths,
+    /// Reports how long each TLS certificate stays valid.
+    TlsCheck,
+    /// Reports a name's TXT and MX records, and a missing SPF policy.
+    DnsRecords,
 }
 
 fn parse_new_plugin_name(s: &str) -> Result<String, String> {

@@ -2,6 +2,7 @@
 
 use super::args::{
     ListFormat, PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs, PluginRunArgs,
+    Template,
 };
 use super::{Exit, Globals, UsageError, load_plugins};
 use crate::engine::PluginSource;
@@ -160,7 +161,7 @@ fn sdk_path() -> Option<PathBuf> {
         .then(|| path.canonicalize().unwrap_or(path))
 }
 
-/// `wscan plugin new NAME`: a crate that builds out of tree.
+/// `wscan plugin new NAME [--template T]`: a crate that builds out of tree.
 pub(super) fn new(args: PluginNewArgs) -> anyhow::Result<Exit> {
     let dir = args
         .path
@@ -186,11 +187,26 @@ pub(super) fn new(args: PluginNewArgs) -> anyhow::Result<Exit> {
             "../wscan/plugin-sdk".to_string()
         }
     };
-    let fill = |template: &str| {
-        template
-            .replace("{{name}}", &args.name)
-            .replace("{{crate}}", &args.name.replace('-', "_"))
+    // One target folder for every plugin this user makes: the SDK is
+    // compiled once, not once per crate.
+    let target_dir = super::project_dirs()
+        .map(|dirs| dirs.cache_dir().join("plugin-target"))
+        .unwrap_or_else(|| std::env::temp_dir().join("wscan-plugin-target"));
+    let crate_name = args.name.replace('-', "_");
+    let wasm = target_dir
+        .join("wasm32-wasip2/release")
+        .join(format!("{crate_name}.wasm"));
+    let template = scaffold(args.template);
+    let fill = |text: &str| {
+        text.replace("{{name}}", &args.name)
+            .replace("{{crate}}", &crate_name)
+            .replace("{{struct}}", &type_name(&args.name))
             .replace("{{sdk_path}}", &sdk)
+            .replace("{{target_dir}}", &target_dir.display().to_string())
+            .replace("{{wasm}}", &wasm.display().to_string())
+            .replace("{{template}}", template.name)
+            .replace("{{subject}}", template.subject)
+            .replace("{{scan_target}}", template.scan_target)
     };
     let files = [
         (
@@ -198,9 +214,14 @@ pub(super) fn new(args: PluginNewArgs) -> anyhow::Result<Exit> {
             include_str!("../../templates/plugin/Cargo.toml.tmpl"),
         ),
         (
-            "src/lib.rs",
-            include_str!("../../templates/plugin/lib.rs.tmpl"),
+            ".cargo/config.toml",
+            include_str!("../../templates/plugin/cargo-config.toml.tmpl"),
         ),
+        (
+            "rustfmt.toml",
+            include_str!("../../templates/plugin/rustfmt.toml.tmpl"),
+        ),
+        ("src/lib.rs", template.code),
         (
             "README.md",
             include_str!("../../templates/plugin/README.md.tmpl"),
@@ -210,25 +231,97 @@ pub(super) fn new(args: PluginNewArgs) -> anyhow::Result<Exit> {
             include_str!("../../templates/plugin/gitignore.tmpl"),
         ),
     ];
-    for (name, template) in files {
+    for (name, text) in files {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        std::fs::write(&path, fill(template))
+        std::fs::write(&path, fill(text))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    println!("created plugin {} in {}", args.name, dir.display());
+    println!(
+        "created plugin {} ({}) in {}",
+        args.name,
+        template.name,
+        dir.display()
+    );
     println!(
         "build it:  cd {} && cargo build --release --target wasm32-wasip2",
         dir.display()
     );
     println!(
-        "run it:    wscan scan 127.0.0.1 --plugin target/wasm32-wasip2/release/{}.wasm",
-        args.name.replace('-', "_")
+        "try it:    wscan plugin run {} --subject {}",
+        wasm.display(),
+        template.subject
     );
     Ok(Exit::Success)
+}
+
+/// One `--template`: its code and what to try it on.
+struct Scaffold {
+    name: &'static str,
+    code: &'static str,
+    /// A `plugin run --subject` of the kind it consumes.
+    subject: &'static str,
+    /// A `wscan scan` target that reaches such subjects.
+    scan_target: &'static str,
+}
+
+fn scaffold(template: Template) -> Scaffold {
+    let (name, code, subject, scan_target) = match template {
+        Template::TcpBanner => (
+            "tcp-banner",
+            include_str!("../../templates/plugin/lib/tcp-banner.rs.tmpl"),
+            "127.0.0.1:22",
+            "127.0.0.1 -p 22,25,110",
+        ),
+        Template::TcpExchange => (
+            "tcp-exchange",
+            include_str!("../../templates/plugin/lib/tcp-exchange.rs.tmpl"),
+            "127.0.0.1:6379",
+            "127.0.0.1 -p 6379",
+        ),
+        Template::HttpPaths => (
+            "http-paths",
+            include_str!("../../templates/plugin/lib/http-paths.rs.tmpl"),
+            "127.0.0.1:8080",
+            "127.0.0.1 -p 80,8080",
+        ),
+        Template::TlsCheck => (
+            "tls-check",
+            include_str!("../../templates/plugin/lib/tls-check.rs.tmpl"),
+            "127.0.0.1:443",
+            "127.0.0.1 -p 443,8443",
+        ),
+        Template::DnsRecords => (
+            "dns-records",
+            include_str!("../../templates/plugin/lib/dns-records.rs.tmpl"),
+            "example.com",
+            "example.com",
+        ),
+    };
+    Scaffold {
+        name,
+        code,
+        subject,
+        scan_target,
+    }
+}
+
+/// The plugin's type name: `redis-info` is `RedisInfo`.
+fn type_name(plugin: &str) -> String {
+    plugin
+        .split('-')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// `wscan plugin run FILE|NAME --subject S`: one call, everything it reports.
