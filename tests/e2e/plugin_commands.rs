@@ -215,18 +215,27 @@ fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
         assert!(wasm.is_file(), "{template}: no {}", wasm.display());
         wasm
     };
+    // Each live run is recorded, and its replay finds the same.
+    let recordings = std::cell::Cell::new(0);
     let plugin_run = |wasm: &Path, subject: &str, extra: &[&str]| {
+        recordings.set(recordings.get() + 1);
+        let tape = dir.path().join(format!("{}.jsonl", recordings.get()));
         let mut cmd = wscan();
         cmd.args(["plugin", "run"])
             .arg(wasm)
-            .args(["--subject", subject, "--format", "jsonl"])
+            .args(["--subject", subject, "--format", "jsonl", "--record"])
+            .arg(&tape)
             .args(extra);
         let out = run(cmd, Duration::from_secs(60));
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        records(&out)
-            .into_iter()
-            .filter(|r| r["type"] == "finding")
-            .collect::<Vec<_>>()
+        let live = finding_records(&out);
+        assert_eq!(
+            replay(wasm, &tape),
+            live,
+            "the replay of {}",
+            wasm.display()
+        );
+        live
     };
 
     let banner = new("ssh-banner", "tcp-banner");
@@ -247,6 +256,8 @@ fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
     let scanned = records(&out);
     let found = findings(&scanned, "banner");
     assert_eq!(found.len(), 1, "{scanned:#?}");
+    assert_eq!(found[0]["data"]["banner"], "SSH-2.0-OpenSSH_9.6");
+    let found = plugin_run(&banner, &format!("127.0.0.1:{}", ssh.port()), &[]);
     assert_eq!(found[0]["data"]["banner"], "SSH-2.0-OpenSSH_9.6");
 
     let exchange = new("redis-info", "tcp-exchange");
@@ -289,6 +300,21 @@ fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
     assert_eq!(found[0]["data"]["mx"][0], "10 mail.wscan.test.");
     assert_eq!(found[0]["data"]["txt"][0], "\"v=spf1 -all\"");
 
+    // The recordings shipped with the tests replay (made with the plugin
+    // each template gives, against a listener that is not there now).
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/recordings");
+    let found = replay(&banner, &shipped.join("tcp-banner.jsonl"));
+    assert_eq!(found[0]["title"], "port 2222 says \"SSH-2.0-OpenSSH_9.6\"");
+    let found = replay(&exchange, &shipped.join("tcp-exchange.jsonl"));
+    assert_eq!(found[0]["title"], "redis_version 7.2.4 on port 6379");
+    // Its --plugin-arg (the paths asked for) is in the recording.
+    let found = replay(&paths, &shipped.join("http-paths.jsonl"));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        found[0]["title"],
+        "http://127.0.0.1:8080/admin/ is served (14 bytes)"
+    );
+
     // A second scaffold into the same place is refused.
     let mut cmd = wscan();
     cmd.args(["plugin", "new", "ssh-banner", "--path"])
@@ -325,6 +351,32 @@ fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
         .unwrap();
         build_plugin(&crate_dir, Some(&shared), doc);
     }
+}
+
+/// `wscan plugin run WASM --replay TAPE`: it must succeed; its findings,
+/// without their time.
+fn replay(wasm: &Path, tape: &Path) -> Vec<serde_json::Value> {
+    let mut cmd = wscan();
+    cmd.args(["plugin", "run"])
+        .arg(wasm)
+        .args(["--format", "jsonl", "--replay"])
+        .arg(tape);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    finding_records(&out)
+}
+
+/// The finding records `out` printed, without their time (which a replay
+/// does not repeat).
+fn finding_records(out: &std::process::Output) -> Vec<serde_json::Value> {
+    records(out)
+        .into_iter()
+        .filter(|r| r["type"] == "finding")
+        .map(|mut r| {
+            r.as_object_mut().unwrap().remove("time");
+            r
+        })
+        .collect()
 }
 
 /// `cargo ARGS` in a plugin crate (`test` runs natively, as its README
@@ -521,4 +573,96 @@ fn plugin_run_explains_a_mismatch_and_takes_a_service_through_a_name() {
     let out = run(cmd, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("after '@' comes an address or ADDRESS:PORT"));
+}
+
+#[test]
+fn plugin_run_records_network_calls_and_replays_them_without_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = HttpServer::start();
+    let tls = TlsServer::start(Cert::Valid);
+    let dns = DnsServer::start();
+    let resolver = dns.addr().to_string();
+    let cases: [(&str, String, Vec<&str>); 3] = [
+        ("http", format!("127.0.0.1:{}", site.port()), vec![]),
+        ("tls", format!("127.0.0.1:{}", tls.port()), vec![]),
+        (
+            "dns",
+            "wscan.test".to_string(),
+            vec!["--resolver", &resolver, "--plugin-arg", "dns.types=all"],
+        ),
+    ];
+    for (plugin, subject, extra) in &cases {
+        let tape = dir.path().join(format!("{plugin}.jsonl"));
+        let mut cmd = wscan();
+        cmd.args(["plugin", "run", plugin, "--subject", subject])
+            .args(["--format", "jsonl", "--record"])
+            .arg(&tape)
+            .args(extra);
+        let out = run(cmd, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let live = finding_records(&out);
+        assert!(!live.is_empty(), "{plugin} found nothing live");
+        assert!(
+            stderr(&out).contains("network call(s) to"),
+            "{}",
+            stderr(&out)
+        );
+
+        // The same findings from the recording, and not one packet sent.
+        let before = (
+            site.requests().len(),
+            tls.connections(),
+            dns.queries().len(),
+        );
+        assert_eq!(replay(Path::new(plugin), &tape), live, "{plugin}");
+        let after = (
+            site.requests().len(),
+            tls.connections(),
+            dns.queries().len(),
+        );
+        assert_eq!(before, after, "{plugin}'s replay reached a server");
+    }
+
+    // A call the recording lacks: the http plugin asked for its favicon
+    // too. It fails, and the run says which call, with exit 1.
+    let mut cmd = wscan();
+    cmd.args(["plugin", "run", "http", "--format", "jsonl", "--replay"])
+        .arg(dir.path().join("http.jsonl"))
+        .args(["--plugin-arg", "http.favicon=true"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let expected = format!(
+        "the replay diverged from the recording: the plugin made call 1 of `http.send GET http://127.0.0.1:{}/favicon.ico via 127.0.0.1`, and the recording has 0",
+        site.port()
+    );
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+
+    // Port probes are not recorded: the unit says so.
+    let mut cmd = wscan();
+    cmd.args(["plugin", "run", "port", "--subject", "127.0.0.1", "-p", "1"])
+        .args(["--format", "jsonl", "--record"])
+        .arg(dir.path().join("port.jsonl"));
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let printed = records(&out);
+    assert!(
+        errors(&printed)[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("port probes (tcp.probe) are not recorded"),
+        "{printed:#?}"
+    );
+
+    // A file that is not a recording: exit 2, saying so.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "not json\n").unwrap();
+    let mut cmd = wscan();
+    cmd.args(["plugin", "run", "http", "--replay"]).arg(&bad);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("line 1: not a wscan recording"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -257,7 +257,8 @@ pub enum PluginCommand {
     /// Create a new plugin crate that builds out of tree.
     New(PluginNewArgs),
     /// Run one plugin on one subject and print what it reports.
-    Run(PluginRunArgs),
+    // Boxed: its flags make it several times the size of the others.
+    Run(Box<PluginRunArgs>),
 }
 
 /// Flags of `wscan plugin run`.
@@ -270,9 +271,21 @@ pub struct PluginRunArgs {
     /// What to scan: ADDRESS:PORT (a service), ADDRESS, a host name, or
     /// NAME@ADDRESS[:PORT] (reached through NAME: Host header and SNI;
     /// NAME is not resolved). It
-    /// is also the scope: the plugin may contact nothing else.
-    #[arg(long, value_name = "SUBJECT")]
-    pub subject: String,
+    /// is also the scope: the plugin may contact nothing else. With
+    /// --replay, the recording's subject unless given.
+    #[arg(long, value_name = "SUBJECT", required_unless_present = "replay")]
+    pub subject: Option<String>,
+
+    /// Save every network call the plugin makes, and its result, to FILE
+    /// (JSON Lines), for --replay.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+
+    /// Answer the plugin's network calls from a recording made with
+    /// --record: nothing is sent. A call the recording lacks, or one that
+    /// sends other bytes, fails and is reported (exit 1).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
 
     /// Plugins besides the built-in ones (to run one by name).
     #[command(flatten)]

@@ -1,12 +1,13 @@
 //! `wscan plugin ...`: list, info, check and new.
 
 use super::args::{
-    ListFormat, PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs, PluginRunArgs,
-    Template,
+    ListFormat, PluginArg, PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs,
+    PluginRunArgs, Template,
 };
 use super::{Exit, Globals, UsageError, load_plugins};
 use crate::engine::PluginSource;
 use crate::engine::registry::Active;
+use crate::engine::tape::{self, Header, Tape};
 use crate::model::range_text;
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -326,7 +327,18 @@ fn type_name(plugin: &str) -> String {
 
 /// `wscan plugin run FILE|NAME --subject S`: one call, everything it reports.
 pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Result<Exit> {
-    let subject = crate::targets::parse_subject(&args.subject).map_err(UsageError)?;
+    let replay = match &args.replay {
+        Some(path) => Some(Arc::new(
+            Tape::load(path).map_err(|e| UsageError(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let subject_text = match (&args.subject, &replay) {
+        (Some(subject), _) => subject.clone(),
+        (None, Some(tape)) => tape.header().subject.clone(),
+        (None, None) => bail!(UsageError("--subject is required".into())),
+    };
+    let subject = crate::targets::parse_subject(&subject_text).map_err(UsageError)?;
     let engine = Arc::new(globals.engine()?);
     let path = Path::new(&args.plugin_ref);
     let plugin = if path.is_file() {
@@ -352,14 +364,63 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
         );
     }
     let name = plugin.info.name.clone();
-    let call = args.call.request();
+    let mut call = args.call.request();
+    // A replay is called as the recording was, unless told otherwise.
+    if let Some(tape) = &replay
+        && call.plugin_args.is_empty()
+    {
+        for text in &tape.header().args {
+            let arg: PluginArg = text.parse().map_err(UsageError)?;
+            call.plugin_args.push((arg.plugin, arg.key, arg.value));
+        }
+    }
     let tls = crate::scheduler::spec::tls_core(&call).map_err(super::usage)?;
     let spec = crate::scheduler::ScanSpec::for_subject(&subject, &call, &plugin.info, tls)
         .map_err(super::usage)?;
     let mut sink = args
         .output_format
         .stdout_sink(&crate::output::RunInfo::now(&globals.argv))?;
-    let summary = crate::scheduler::run_one(&spec, engine, plugin, subject, sink.as_mut()).await?;
+    let tape = match (&replay, &args.record) {
+        (Some(tape), _) => {
+            if tape.header().plugin != name {
+                tracing::warn!(
+                    "the recording is of plugin {} {}, and this is plugin {name}",
+                    tape.header().plugin,
+                    tape.header().version
+                );
+            }
+            Some(tape.clone())
+        }
+        (None, Some(_)) => Some(Arc::new(Tape::recording(Header {
+            wscan_recording: tape::FORMAT,
+            plugin: name.clone(),
+            version: plugin.info.version.clone(),
+            subject: subject_text.clone(),
+            args: call
+                .plugin_args
+                .iter()
+                .map(|(plugin, key, value)| format!("{plugin}.{key}={value}"))
+                .collect(),
+        }))),
+        (None, None) => None,
+    };
+    let summary =
+        crate::scheduler::run_one(&spec, engine, plugin, subject, tape.clone(), sink.as_mut())
+            .await?;
+    if let (Some(tape), Some(path)) = (&tape, &args.record) {
+        tape.save(path)?;
+        eprintln!(
+            "wscan: recorded {} network call(s) to {} (replay: wscan plugin run {} --replay {})",
+            tape.len(),
+            path.display(),
+            args.plugin_ref,
+            path.display()
+        );
+    }
+    if let Some(why) = tape.as_ref().and_then(|t| t.divergence()) {
+        eprintln!("wscan: the replay diverged from the recording: {why}");
+        return Ok(Exit::Failure);
+    }
     if let Some(why) = mismatch
         && summary.findings == 0
         && summary.errors == 0

@@ -13,6 +13,7 @@ pub mod host;
 pub mod limits;
 pub mod registry;
 pub mod state;
+pub mod tape;
 pub mod watch;
 
 pub use crate::model::PluginId;

@@ -86,6 +86,9 @@ pub struct ScanContext {
     pub derived: Arc<Semaphore>,
     /// Calls waiting for such a place.
     pub blocked: Arc<Blocked>,
+    /// The recording its network calls go to, or are answered from
+    /// (`plugin run --record` / `--replay`).
+    pub tape: Option<Arc<super::tape::Tape>>,
 }
 
 /// Derived subjects that may wait to run at once, across the scan.
@@ -142,6 +145,7 @@ impl ScanContext {
             settings,
             derived: Arc::new(Semaphore::new(MAX_DERIVED_WAITING)),
             blocked: Arc::default(),
+            tape: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! that implements the generated `Host` traits over them is the engine's
 //! (`engine::host`): this floor imports nothing above it.
 
+pub mod bytes;
 pub mod dns;
 pub mod gate;
 pub mod http;

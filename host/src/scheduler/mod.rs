@@ -491,10 +491,11 @@ pub async fn run_one(
     engine: Arc<Engine>,
     plugin: Arc<crate::engine::LoadedPlugin>,
     subject: Subject,
+    tape: Option<Arc<crate::engine::tape::Tape>>,
     sink: &mut dyn Sink,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
-    let (scope, scan) = spec.context();
+    let (scope, scan) = spec.context_with(tape);
     let scan_stats = scan.tcp.gate().stats().clone();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(1024);
     let options = spec.call_options(&plugin.info.name, None);

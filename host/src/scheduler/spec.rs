@@ -70,6 +70,15 @@ impl ScanSpec {
     /// The scope (targets less exclusions) and the shared context of the
     /// scan's calls.
     pub(super) fn context(&self) -> (Arc<Scope>, Arc<ScanContext>) {
+        self.context_with(None)
+    }
+
+    /// [`ScanSpec::context`], its network calls recorded to or replayed
+    /// from `tape`.
+    pub(super) fn context_with(
+        &self,
+        tape: Option<Arc<crate::engine::tape::Tape>>,
+    ) -> (Arc<Scope>, Arc<ScanContext>) {
         let scope = Arc::new(self.scope());
         let settings = NetSettings {
             timeout: self.timeout,
@@ -79,7 +88,9 @@ impl ScanSpec {
             budget: self.shared.clone(),
             counters: self.counters.clone(),
         };
-        (scope.clone(), Arc::new(ScanContext::new(scope, settings)))
+        let mut context = ScanContext::new(scope.clone(), settings);
+        context.tape = tape;
+        (scope, Arc::new(context))
     }
 
     /// The scope of the command line's targets, less exclusions: what

@@ -6,6 +6,7 @@ use crate::engine::bindings::wscan::plugin::dns as wit;
 use crate::engine::bindings::wscan::plugin::types::IpAddress;
 use crate::engine::convert::{from_ip, to_ip};
 use crate::engine::state::HostState;
+use crate::engine::tape;
 use crate::model::Capability;
 use crate::primitives::dns::core::{Chain, Data, DnsError, Kind, Record};
 use wasmtime::component::Resource;
@@ -114,9 +115,16 @@ impl wit::Host for HostState {
             Err(code) => Pending::ready(Err(code)),
             Ok(scan) => {
                 let (dns, scope) = (scan.dns.clone(), scan.scope.clone());
+                let kind: Kind = kind.into();
+                let asked = name.clone();
+                let lookup = tape::wrap(
+                    scan.tape.as_ref(),
+                    || format!("dns.lookup {name} {kind:?}"),
+                    None,
+                    async move { Ok(dns.lookup(&asked, kind).await?) },
+                );
                 Pending::spawn(async move {
-                    let kind = kind.into();
-                    let records = dns.lookup(&name, kind).await?;
+                    let records = lookup.await?;
                     // What the resolver says an in-scope name is becomes
                     // part of the scope, before the plugin sees it; only
                     // the chain from the asked name, never other records.
@@ -135,7 +143,12 @@ impl wit::Host for HostState {
             Err(code) => Pending::ready(Err(code)),
             Ok(scan) => {
                 let dns = scan.dns.clone();
-                Pending::spawn(async move { Ok(dns.reverse(ip).await?) })
+                Pending::spawn(tape::wrap(
+                    scan.tape.as_ref(),
+                    || format!("dns.reverse {ip}"),
+                    None,
+                    async move { Ok(dns.reverse(ip).await?) },
+                ))
             }
         };
         self.push(pending)

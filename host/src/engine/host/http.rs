@@ -5,6 +5,7 @@ use crate::engine::bindings::ErrorCode;
 use crate::engine::bindings::wscan::plugin::http as wit;
 use crate::engine::convert::{from_ip, to_ip};
 use crate::engine::state::HostState;
+use crate::engine::tape;
 use crate::model::Capability;
 use crate::primitives::dns::{Chain, Kind};
 use crate::primitives::http::core::{HttpError, HttpRequest, HttpResponse, MAX_BODY_BYTES};
@@ -89,36 +90,53 @@ impl wit::Host for HostState {
                         let max_body = req
                             .max_body_bytes
                             .map_or(MAX_BODY_BYTES, |n| (n as usize).min(MAX_BODY_BYTES));
-                        Pending::spawn(async move {
-                            let connect_to = match destination {
-                                Destination::Address(ip) => ip,
-                                Destination::Name(name) => {
-                                    let records = dns.lookup(&name, Kind::A).await?;
-                                    let chain = Chain::of(&name, Kind::A, &records);
-                                    scope.learn(&name, &chain.aliases, &chain.addresses);
-                                    chain
-                                        .addresses
-                                        .into_iter()
-                                        .find(|ip| scope.contains(*ip))
-                                        .ok_or_else(|| {
+                        // In a recording: the method, URL and destination
+                        // name the call; a body is what it sent.
+                        let to = match &destination {
+                            Destination::Address(ip) => ip.to_string(),
+                            Destination::Name(name) => name.clone(),
+                        };
+                        let call = format!("http.send {method} {url} via {to}");
+                        let sent = scan
+                            .tape
+                            .as_ref()
+                            .and(req.body.as_deref())
+                            .map(tape::bytes_json);
+                        Pending::spawn(tape::wrap(
+                            scan.tape.as_ref(),
+                            move || call,
+                            sent,
+                            async move {
+                                let connect_to = match destination {
+                                    Destination::Address(ip) => ip,
+                                    Destination::Name(name) => {
+                                        let records = dns.lookup(&name, Kind::A).await?;
+                                        let chain = Chain::of(&name, Kind::A, &records);
+                                        scope.learn(&name, &chain.aliases, &chain.addresses);
+                                        chain
+                                            .addresses
+                                            .into_iter()
+                                            .find(|ip| scope.contains(*ip))
+                                            .ok_or_else(|| {
                                             ErrorCode::AccessDenied(format!(
                                                 "no address of {name} is in the scan's scope"
                                             ))
                                         })?
-                                }
-                            };
-                            let request = HttpRequest {
-                                method,
-                                url,
-                                headers: req.headers,
-                                body: req.body,
-                                connect_to,
-                                max_body,
-                                timeout,
-                                verify_tls: req.verify_tls,
-                            };
-                            http.send(&tcp, request).await.map_err(ErrorCode::from)
-                        })
+                                    }
+                                };
+                                let request = HttpRequest {
+                                    method,
+                                    url,
+                                    headers: req.headers,
+                                    body: req.body,
+                                    connect_to,
+                                    max_body,
+                                    timeout,
+                                    verify_tls: req.verify_tls,
+                                };
+                                http.send(&tcp, request).await.map_err(ErrorCode::from)
+                            },
+                        ))
                     }
                 }
             }

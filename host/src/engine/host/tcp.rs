@@ -7,9 +7,11 @@ use crate::engine::bindings::wscan::plugin::types::{IpAddress, PortRange};
 use crate::engine::convert::{from_ip, to_ip};
 use crate::engine::limits::MAX_READ_BYTES;
 use crate::engine::state::HostState;
+use crate::engine::tape::{self, Tape};
 use crate::model::Capability;
 use crate::primitives::tcp::core::{NetError, PortState, TcpConnection};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
@@ -39,10 +41,32 @@ impl From<PortState> for wit::PortState {
     }
 }
 
-/// The `connection` resource.
-pub struct ConnectionHandle(TcpConnection);
+/// The `connection` resource: a live connection, or one of a replayed
+/// recording (which only the recording answers).
+pub struct ConnectionHandle {
+    peer: SocketAddr,
+    live: Option<TcpConnection>,
+    /// The recording and this connection's name in it (`ADDR:PORT#N`, the
+    /// Nth connect to that address).
+    tape: Option<(Arc<Tape>, String)>,
+}
+
+impl ConnectionHandle {
+    /// A call on this connection, for the recording.
+    fn call(&self, what: &str) -> Option<(&Arc<Tape>, String)> {
+        self.tape
+            .as_ref()
+            .map(|(tape, id)| (tape, format!("tcp.{what} {id}")))
+    }
+}
+
 /// The `future-connection` resource.
-pub type FutureConnection = Pending<Result<TcpConnection, ErrorCode>>;
+pub type FutureConnection = Pending<Result<ConnectionHandle, ErrorCode>>;
+/// What a read got, in a recording as text or base64.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+struct Bytes(#[serde(with = "crate::primitives::bytes")] Vec<u8>);
+
 /// The `future-bytes` resource.
 pub type FutureBytes = Pending<Result<Vec<u8>, ErrorCode>>;
 /// The `future-written` resource.
@@ -84,9 +108,42 @@ impl wit::Host for HostState {
                 Err(code) => Pending::ready(Err(code)),
                 Ok(scan) => {
                     let tcp = scan.tcp.clone();
-                    Pending::spawn(async move {
-                        tcp.connect(addr, timeout).await.map_err(ErrorCode::from)
-                    })
+                    let tape = scan.tape.clone().map(|tape| {
+                        let ticket = tape.ticket(format!("tcp.connect {addr}"));
+                        (tape, ticket)
+                    });
+                    match tape {
+                        None => Pending::spawn(async move {
+                            let live = tcp.connect(addr, timeout).await?;
+                            Ok(ConnectionHandle {
+                                peer: addr,
+                                live: Some(live),
+                                tape: None,
+                            })
+                        }),
+                        Some((tape, ticket)) if tape.is_replay() => {
+                            Pending::ready(tape.replay::<()>(&ticket, None).map(|()| {
+                                ConnectionHandle {
+                                    peer: addr,
+                                    live: None,
+                                    tape: Some((tape.clone(), ticket.id())),
+                                }
+                            }))
+                        }
+                        Some((tape, ticket)) => Pending::spawn(async move {
+                            let result = tcp.connect(addr, timeout).await.map_err(ErrorCode::from);
+                            tape.record(
+                                &ticket,
+                                None,
+                                &result.as_ref().map(|_| ()).map_err(Clone::clone),
+                            );
+                            Ok(ConnectionHandle {
+                                peer: addr,
+                                live: Some(result?),
+                                tape: Some((tape, ticket.id())),
+                            })
+                        }),
+                    }
                 }
             }
         };
@@ -116,6 +173,13 @@ impl wit::Host for HostState {
         }
         let rx = match self.call.network(Capability::Tcp) {
             Err(code) => return Ok(Err(code)),
+            // Probes are not recorded: a replay must send nothing, and a
+            // recording must hold every call.
+            Ok(scan) if scan.tape.is_some() => {
+                return Ok(Err(ErrorCode::Other(
+                    "port probes (tcp.probe) are not recorded or replayed; record a plugin that uses tcp.connect".into(),
+                )));
+            }
             Ok(scan) => scan.tcp.probe(
                 ips,
                 ports.iter().map(|r| (r.first, r.last)).collect(),
@@ -135,7 +199,7 @@ impl wit::HostConnection for HostState {
         &mut self,
         this: Resource<ConnectionHandle>,
     ) -> wasmtime::Result<(IpAddress, u16)> {
-        let peer = self.table.get(&this)?.0.peer();
+        let peer = self.table.get(&this)?.peer;
         Ok((from_ip(peer.ip()), peer.port()))
     }
 
@@ -146,17 +210,20 @@ impl wit::HostConnection for HostState {
         timeout_ms: Option<u32>,
     ) -> wasmtime::Result<Resource<FutureBytes>> {
         let timeout = self.call.timeout(timeout_ms);
-        let conn = self.table.get(&this)?.0.clone();
+        let handle = self.table.get(&this)?;
         let pending = if max_bytes == 0 || max_bytes > MAX_READ_BYTES {
             Pending::ready(Err(ErrorCode::InvalidArgument(format!(
                 "max-bytes {max_bytes}: must be 1 to {MAX_READ_BYTES}"
             ))))
         } else {
-            Pending::spawn(async move {
-                conn.read(max_bytes as usize, timeout)
-                    .await
-                    .map_err(ErrorCode::from)
-            })
+            let (tape, call) = handle.call("read").unzip();
+            let conn = handle.live.clone();
+            let read = tape::wrap(tape, || call.unwrap_or_default(), None, async move {
+                let conn = conn.ok_or(ErrorCode::Closed)?;
+                let bytes = conn.read(max_bytes as usize, timeout).await?;
+                Ok(Bytes(bytes))
+            });
+            Pending::spawn(async move { read.await.map(|b| b.0) })
         };
         self.push(pending)
     }
@@ -168,19 +235,28 @@ impl wit::HostConnection for HostState {
         timeout_ms: Option<u32>,
     ) -> wasmtime::Result<Resource<FutureWritten>> {
         let timeout = self.call.timeout(timeout_ms);
-        let conn = self.table.get(&this)?.0.clone();
-        self.push(Pending::spawn(async move {
-            conn.write(data, timeout).await.map_err(ErrorCode::from)
-        }))
+        let handle = self.table.get(&this)?;
+        let (tape, call) = handle.call("write").unzip();
+        let sent = tape.map(|_| tape::bytes_json(&data));
+        let conn = handle.live.clone();
+        let write = tape::wrap(tape, || call.unwrap_or_default(), sent, async move {
+            let conn = conn.ok_or(ErrorCode::Closed)?;
+            Ok(conn.write(data, timeout).await?)
+        });
+        self.push(Pending::spawn(write))
     }
 
     async fn close(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
-        self.table.get(&this)?.0.close();
+        if let Some(conn) = &self.table.get(&this)?.live {
+            conn.close();
+        }
         Ok(())
     }
 
     async fn drop(&mut self, this: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
-        self.delete(this)?.0.close();
+        if let Some(conn) = &self.delete(this)?.live {
+            conn.close();
+        }
         Ok(())
     }
 }
@@ -198,7 +274,7 @@ impl wit::HostFutureConnection for HostState {
         this: Resource<FutureConnection>,
     ) -> wasmtime::Result<Option<Result<Resource<ConnectionHandle>, ErrorCode>>> {
         Ok(match take(self.table.get_mut(&this)?) {
-            Some(Ok(conn)) => Some(Ok(self.push(ConnectionHandle(conn))?)),
+            Some(Ok(conn)) => Some(Ok(self.push(conn)?)),
             Some(Err(e)) => Some(Err(e)),
             None => None,
         })

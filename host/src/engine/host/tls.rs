@@ -6,6 +6,7 @@ use crate::engine::bindings::wscan::plugin::tls as wit;
 use crate::engine::bindings::wscan::plugin::types::IpAddress;
 use crate::engine::convert::to_ip;
 use crate::engine::state::HostState;
+use crate::engine::tape;
 use crate::model::Capability;
 use crate::primitives::tls::core::{CertInfo, Handshake, HandshakeRequest, Problem, TlsError};
 use std::net::SocketAddr;
@@ -90,9 +91,17 @@ impl wit::Host for HostState {
                         alpn: options.alpn,
                         timeout,
                     };
-                    Pending::spawn(async move {
-                        tls.handshake(&tcp, request).await.map_err(ErrorCode::from)
-                    })
+                    let sni = request.server_name.as_deref().unwrap_or("-");
+                    let call = format!(
+                        "tls.handshake {addr} sni={sni} alpn={}",
+                        request.alpn.join(",")
+                    );
+                    Pending::spawn(tape::wrap(
+                        scan.tape.as_ref(),
+                        move || call,
+                        None,
+                        async move { tls.handshake(&tcp, request).await.map_err(ErrorCode::from) },
+                    ))
                 }
             }
         };

@@ -71,7 +71,7 @@ impl Kind {
 
 /// The data of one record, in the contract's terms. Names are fully
 /// qualified and lowercase.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Data {
     /// An A record.
     A(IpAddr),
@@ -132,7 +132,7 @@ pub enum Data {
 }
 
 /// One resource record of an answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     /// The owner name.
     pub name: String,

@@ -34,13 +34,14 @@ pub struct HttpRequest {
 }
 
 /// What came back.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct HttpResponse {
     /// Status code.
     pub status: u16,
     /// Lowercase names, in order.
     pub headers: Vec<(String, String)>,
     /// Up to the cap.
+    #[serde(with = "crate::primitives::bytes")]
     pub body: Vec<u8>,
     /// Whether the body went past the cap, or was cut short (timeout,
     /// broken connection) after the head arrived.

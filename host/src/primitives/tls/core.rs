@@ -23,7 +23,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
 /// One certificate of a chain, as the contract describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CertInfo {
     /// Distinguished name, RFC 4514 style.
     pub subject: String,
@@ -46,11 +46,12 @@ pub struct CertInfo {
     /// SHA-256 of the DER, lowercase hex.
     pub sha256: String,
     /// The certificate itself.
+    #[serde(with = "crate::primitives::bytes")]
     pub der: Vec<u8>,
 }
 
 /// A fault of the presented chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Problem {
     /// The leaf's validity ended.
     Expired,
@@ -67,7 +68,7 @@ pub enum Problem {
 }
 
 /// What a handshake learned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Handshake {
     /// `TLSv1.2` or `TLSv1.3`.
     pub version: String,
