@@ -315,6 +315,47 @@ fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
         "http://127.0.0.1:8080/admin/ is served (14 bytes)"
     );
 
+    // `plugin dev`: built and run on start, rebuilt and rerun on a save.
+    let crate_dir = dir.path().join("ssh-banner");
+    let mut cmd = wscan();
+    cmd.args(["plugin", "dev"])
+        .arg(&crate_dir)
+        .args(["--format", "jsonl", "--replay"])
+        .arg(shipped.join("tcp-banner.jsonl"))
+        .env("XDG_CACHE_HOME", &cache)
+        .env_remove("CARGO_TARGET_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut dev = cmd.spawn().unwrap();
+    let stdout = dev.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let next_title = || {
+        let line = lines
+            .recv_timeout(Duration::from_secs(300))
+            .expect("plugin dev printed no finding");
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()["title"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(next_title(), "port 2222 says \"SSH-2.0-OpenSSH_9.6\"");
+    let lib = crate_dir.join("src/lib.rs");
+    let code = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, code.replace("says {line:?}", "said {line:?}")).unwrap();
+    let rerun = next_title();
+    let _ = dev.kill();
+    let _ = dev.wait();
+    assert_eq!(rerun, "port 2222 said \"SSH-2.0-OpenSSH_9.6\"");
+
     // A second scaffold into the same place is refused.
     let mut cmd = wscan();
     cmd.args(["plugin", "new", "ssh-banner", "--path"])

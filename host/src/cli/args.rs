@@ -259,6 +259,34 @@ pub enum PluginCommand {
     /// Run one plugin on one subject and print what it reports.
     // Boxed: its flags make it several times the size of the others.
     Run(Box<PluginRunArgs>),
+    /// Build a plugin crate, run it on a subject, and again on every save.
+    Dev(Box<PluginDevArgs>),
+}
+
+/// Flags of `wscan plugin dev`.
+#[derive(Debug, Args)]
+pub struct PluginDevArgs {
+    /// The plugin crate's folder (where its Cargo.toml is).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// What to run it on, as `plugin run --subject` takes it (with
+    /// --replay, the recording's subject unless given).
+    #[arg(long, value_name = "SUBJECT", required_unless_present = "replay")]
+    pub subject: Option<String>,
+
+    /// Answer its network calls from a recording (`plugin run --record`)
+    /// instead of the network; the recording is watched too.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+
+    /// Ports, plugin arguments and limits, timeouts, DNS and TLS.
+    #[command(flatten)]
+    pub call: CallArgs,
+
+    /// Output format, and CSV's columns.
+    #[command(flatten)]
+    pub output_format: RecordFormat,
 }
 
 /// Flags of `wscan plugin run`.

@@ -76,6 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plugin(PluginCommand::Info(args)) => plugin::info(&globals, args).await,
         Command::Plugin(PluginCommand::Check(args)) => plugin::check(&globals, args).await,
         Command::Plugin(PluginCommand::New(args)) => plugin::new(args),
+        Command::Plugin(PluginCommand::Dev(args)) => plugin::dev(&globals, *args).await,
         Command::Plugin(PluginCommand::Run(args)) => plugin::run(&globals, *args).await,
     }
 }

@@ -1,8 +1,8 @@
 //! `wscan plugin ...`: list, info, check and new.
 
 use super::args::{
-    ListFormat, PluginArg, PluginCheckArgs, PluginInfoArgs, PluginListArgs, PluginNewArgs,
-    PluginRunArgs, Template,
+    ListFormat, PluginArg, PluginCheckArgs, PluginDevArgs, PluginInfoArgs, PluginListArgs,
+    PluginNewArgs, PluginRunArgs, PluginSources, Template,
 };
 use super::{Exit, Globals, UsageError, load_plugins};
 use crate::engine::PluginSource;
@@ -432,4 +432,133 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
     } else {
         Exit::Success
     })
+}
+
+/// `wscan plugin dev [DIR] --subject S`: build the crate, run the component
+/// on the subject (or a recording), and again each time a source file, the
+/// manifest or the recording changes, until Ctrl-C.
+pub(super) async fn dev(globals: &Globals, args: PluginDevArgs) -> anyhow::Result<Exit> {
+    use notify::{RecursiveMode, Watcher};
+
+    let manifest = args.dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!(UsageError(format!(
+            "{} has no Cargo.toml: give the plugin crate's folder (wscan plugin new makes one)",
+            args.dir.display()
+        )));
+    }
+    if let Some(subject) = &args.subject {
+        crate::targets::parse_subject(subject).map_err(UsageError)?;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let wasm = component_path(&cargo, &args.dir).await?;
+
+    // Saves come in bursts (an editor writes, renames, touches): every
+    // event is a nudge, and the build starts once they stop.
+    let (tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
+            let _ = tx.send(());
+        }
+    })
+    .context("cannot watch the crate's files")?;
+    let src = args.dir.join("src");
+    watcher
+        .watch(&src, RecursiveMode::Recursive)
+        .with_context(|| format!("cannot watch {}", src.display()))?;
+    for file in std::iter::once(&manifest).chain(args.replay.as_ref()) {
+        watcher
+            .watch(file, RecursiveMode::NonRecursive)
+            .with_context(|| format!("cannot watch {}", file.display()))?;
+    }
+
+    loop {
+        eprintln!("wscan: building {}", args.dir.display());
+        let built = tokio::process::Command::new(&cargo)
+            .current_dir(&args.dir)
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .status()
+            .await
+            .context("cannot run cargo (is it on PATH?)")?;
+        if built.success() {
+            let run_args = PluginRunArgs {
+                plugin_ref: wasm.display().to_string(),
+                subject: args.subject.clone(),
+                record: None,
+                replay: args.replay.clone(),
+                sources: PluginSources {
+                    plugin: Vec::new(),
+                    plugin_dir: None,
+                },
+                call: args.call.clone(),
+                output_format: args.output_format.clone(),
+            };
+            // A run that fails (a plugin that will not load, a recording
+            // that is not one) is said, and the next save tries again.
+            match run(globals, run_args).await {
+                Ok(exit) => eprintln!("wscan: the run ended with exit code {}", exit as i32),
+                Err(e) => eprintln!("wscan: {e:#}"),
+            }
+        } else {
+            eprintln!("wscan: the build failed; fix it and save");
+        }
+        eprintln!(
+            "wscan: watching {} for changes (Ctrl-C to stop)",
+            args.dir.display()
+        );
+        tokio::select! {
+            _ = changed.recv() => {}
+            _ = tokio::signal::ctrl_c() => return Ok(Exit::Success),
+        }
+        while let Ok(Some(())) =
+            tokio::time::timeout(std::time::Duration::from_millis(300), changed.recv()).await
+        {
+        }
+    }
+}
+
+/// Where `cargo build --release --target wasm32-wasip2` in `dir` puts the
+/// component, as `cargo metadata` says (it knows the target folder a
+/// `.cargo/config.toml` or `CARGO_TARGET_DIR` chose).
+async fn component_path(cargo: &std::ffi::OsStr, dir: &Path) -> anyhow::Result<PathBuf> {
+    let out = tokio::process::Command::new(cargo)
+        .current_dir(dir)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .await
+        .context("cannot run cargo (is it on PATH?)")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
+    let lib = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .find(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+        })
+        .and_then(|t| t["name"].as_str())
+        .ok_or_else(|| {
+            UsageError(format!(
+                "{} is not a plugin crate: it has no cdylib target ([lib] crate-type = [\"cdylib\"])",
+                dir.display()
+            ))
+        })?;
+    let target = meta["target_directory"]
+        .as_str()
+        .context("cargo metadata gave no target directory")?;
+    Ok(Path::new(target)
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", lib.replace('-', "_"))))
 }
