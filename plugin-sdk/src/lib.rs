@@ -65,6 +65,8 @@ pub mod log;
 mod plugin;
 pub mod report;
 pub mod tcp;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 pub mod tls;
 mod wait;
 

@@ -22,7 +22,8 @@ const browser = await chromium.launch({
   // As root in a container, Chromium's own sandbox cannot start.
   args: ["--no-sandbox"],
 });
-const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+// The daemon serves HTTPS with a certificate of the tests' own CA.
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, ignoreHTTPSErrors: true });
 page.setDefaultTimeout(30_000);
 const errors = [];
 page.on("pageerror", (e) => errors.push(String(e)));
@@ -60,6 +61,9 @@ async function startScan(ports) {
 }
 
 try {
+  step = "the console is served over HTTPS";
+  check(config.base.startsWith("https://"), config.base);
+
   step = "a wrong token gets the login screen with a clear message";
   await page.goto(`${config.base}/`);
   await page.locator("#login").waitFor();

@@ -314,6 +314,16 @@ fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
         found[0]["title"],
         "http://127.0.0.1:8080/admin/ is served (14 bytes)"
     );
+    // A certificate that expired on 2026-01-01, reached through its name.
+    let found = replay(&expiry, &shipped.join("tls-check.jsonl"));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["severity"], "high");
+    assert!(found[0]["data"]["days_left"].as_i64().unwrap() < 0);
+    // A domain that takes mail and publishes no SPF policy.
+    let found = replay(&records_plugin, &shipped.join("dns-records.jsonl"));
+    let kinds: Vec<&str> = found.iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["dns-records", "missing-spf"], "{found:#?}");
+    assert_eq!(found[0]["data"]["mx"][0], "10 mx1.example.test.");
 
     // `plugin dev`: built and run on start, rebuilt and rerun on a save.
     let crate_dir = dir.path().join("ssh-banner");
@@ -355,6 +365,44 @@ fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
     let _ = dev.kill();
     let _ = dev.wait();
     assert_eq!(rerun, "port 2222 said \"SSH-2.0-OpenSSH_9.6\"");
+
+    // The SDK's replay in `cargo test`: the plugin, built as a component,
+    // run by wscan against a recording, no server.
+    let redis_dir = dir.path().join("redis-info");
+    std::fs::create_dir_all(redis_dir.join("tests")).unwrap();
+    std::fs::copy(
+        shipped.join("tcp-exchange.jsonl"),
+        redis_dir.join("tests/redis.jsonl"),
+    )
+    .unwrap();
+    std::fs::write(
+        redis_dir.join("tests/replay.rs"),
+        "#[test]\n\
+         fn reads_the_version_from_a_recorded_reply() {\n\
+         \x20   let findings = wscan_sdk::testing::Replay::new(\"tests/redis.jsonl\").findings().unwrap();\n\
+         \x20   assert_eq!(findings[0][\"data\"][\"redis_version\"], \"7.2.4\");\n\
+         }\n",
+    )
+    .unwrap();
+    let mut test = Command::new(env!("CARGO"));
+    test.current_dir(&redis_dir)
+        .args(["test", "--test", "replay"])
+        .env("WSCAN", env!("CARGO_BIN_EXE_wscan"));
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
+        test.env_remove(var);
+    }
+    let out = run(test, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "the SDK's replay test fails:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
 
     // A second scaffold into the same place is refused.
     let mut cmd = wscan();

@@ -1444,7 +1444,29 @@ fn the_console_runs_a_scan_in_a_real_browser() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
     let folder = plugins.to_str().unwrap().to_string();
-    let daemon = Daemon::start_with(dir, db, &["--plugin-dir", &folder]);
+    // Over HTTPS, as a team would serve it: the browser is told to accept
+    // the test CA's certificate.
+    let (cert, key) = crate::tls_server::leaf_pem(crate::tls_server::Cert::Valid);
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let (cert_file, key_file) = (
+        cert_file.to_str().unwrap().to_string(),
+        key_file.to_str().unwrap().to_string(),
+    );
+    let daemon = Daemon::start_with(
+        dir,
+        db,
+        &[
+            "--plugin-dir",
+            &folder,
+            "--tls-cert",
+            &cert_file,
+            "--tls-key",
+            &key_file,
+        ],
+    );
+    assert!(daemon.base.starts_with("https://"), "{}", daemon.base);
     let (_listeners, ports) = ssh_silent_closed();
     let tls = crate::tls_server::TlsServer::start(crate::tls_server::Cert::Valid);
     let first = format!("{ports},{}", tls.port());
