@@ -20,6 +20,7 @@ mod namespace;
 mod plugin_commands;
 mod plugins;
 mod port_scan;
+mod python;
 mod resume;
 mod serve;
 mod targets;
