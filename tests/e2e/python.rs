@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// Build `tests/plugins-python/NAME/app.py` into `out/NAME.wasm`.
+/// Build `tests/plugins-python/NAME/app.py`, on the Python SDK
+/// (`plugin-sdk/python`), into `out/NAME.wasm`.
 fn build_python(name: &str, out: &Path) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // Built from a copy: componentize-py leaves __pycache__ beside the source.
@@ -23,6 +24,8 @@ fn build_python(name: &str, out: &Path) -> PathBuf {
         .arg("-d")
         .arg(repo.join("wit"))
         .args(["-w", "wscan:plugin/plugin", "componentize", "-p"])
+        .arg(repo.join("plugin-sdk/python"))
+        .arg("-p")
         .arg(&src)
         .arg("app")
         .arg("-o")
@@ -90,5 +93,49 @@ fn a_python_plugin_builds_loads_and_finds_as_a_rust_one_does() {
     let printed = records(&out);
     let error = errors(&printed)[0]["error"].as_str().unwrap().to_string();
     // In the Rust SDK's words, not Python's repr of the error code.
-    assert!(error.ends_with("connect: connection refused"), "{error}");
+    assert!(error.ends_with(": connection refused"), "{error}");
+}
+
+#[test]
+fn a_python_plugin_keeps_a_hundred_connects_in_flight_from_one_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = build_python("fanout", dir.path());
+    // A listener that never accepts, its queue already full: every connect
+    // the plugin starts stays in flight until it times out.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let _queued = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap();
+
+    let mut cmd = wscan();
+    cmd.arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .args(["plugin", "run"])
+        .arg(&wasm)
+        .args(["--subject", &addr.to_string(), "--format", "jsonl"]);
+    let out = run(cmd, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = records(&out);
+    let found = findings(&printed, "fanout");
+    assert_eq!(found.len(), 1, "{printed:#?}");
+    assert_eq!(found[0]["title"], "100 of 100 timed out");
+    // The host had them all at once: `plugin run`'s statistics line says
+    // "peak N in flight".
+    let stderr = stderr(&out);
+    let peak: usize = stderr
+        .split("peak ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak in flight in {stderr}"));
+    assert_eq!(peak, 100, "{stderr}");
 }

@@ -407,6 +407,10 @@ pub(super) async fn run(globals: &Globals, args: PluginRunArgs) -> anyhow::Resul
     let summary =
         crate::scheduler::run_one(&spec, engine, plugin, subject, tape.clone(), sink.as_mut())
             .await?;
+    // What it did on the network, as a scan's summary says it.
+    for line in summary.lines() {
+        eprintln!("{line}");
+    }
     if let (Some(tape), Some(path)) = (&tape, &args.record) {
         tape.save(path)?;
         eprintln!(
