@@ -10,7 +10,7 @@ use std::time::Duration;
 /// (`plugin-sdk/python`), into `out/NAME.wasm`.
 fn build_python(name: &str, out: &Path) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // Built from a copy: componentize-py leaves __pycache__ beside the source.
+    // Built from a copy of the plugin's folder, as a user's would be.
     let src = out.join(format!("{name}-src"));
     std::fs::create_dir_all(&src).unwrap();
     std::fs::copy(
@@ -20,6 +20,8 @@ fn build_python(name: &str, out: &Path) -> PathBuf {
     .unwrap();
     let wasm = out.join(format!("{name}.wasm"));
     let mut build = Command::new("componentize-py");
+    // No __pycache__ left in the SDK's folder.
+    build.env("PYTHONDONTWRITEBYTECODE", "1");
     build
         .arg("-d")
         .arg(repo.join("wit"))
