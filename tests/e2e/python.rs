@@ -20,8 +20,6 @@ fn build_python(name: &str, out: &Path) -> PathBuf {
     .unwrap();
     let wasm = out.join(format!("{name}.wasm"));
     let mut build = Command::new("componentize-py");
-    // No __pycache__ left in the SDK's folder.
-    build.env("PYTHONDONTWRITEBYTECODE", "1");
     build
         .arg("-d")
         .arg(repo.join("wit"))
