@@ -13,7 +13,8 @@
 //! ```
 //!
 //! [`Replay`] builds this crate as a component (`cargo build --release
-//! --target wasm32-wasip2`, in the crate's own target folder) and runs it
+//! --target wasm32-wasip2`, into the target folder cargo picks for the
+//! crate: for a `wscan plugin new` crate, the shared one) and runs it
 //! with `wscan plugin run --replay`: the plugin runs in the real host, with
 //! its limits and sandbox, and every network call is answered from the
 //! recording. A call the recording lacks is an error that says which. It

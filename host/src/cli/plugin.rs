@@ -310,8 +310,37 @@ fn scaffold(template: Template) -> Scaffold {
     }
 }
 
-/// The plugin's type name: `redis-info` is `RedisInfo`.
+/// The plugin's type name: `redis-info` is `RedisInfo`; a name the SDK's
+/// prelude already has (`error` would shadow `Error`) gets `Check` added.
 fn type_name(plugin: &str) -> String {
+    const PRELUDE: [&str; 17] = [
+        "AddressSubject",
+        "ArgInfo",
+        "ArgValue",
+        "Capability",
+        "Context",
+        "Error",
+        "ErrorCode",
+        "Finding",
+        "Plugin",
+        "PluginInfo",
+        "PortRange",
+        "ScanOptions",
+        "Service",
+        "Severity",
+        "Subject",
+        "SubjectFilter",
+        "Task",
+    ];
+    let name = camel(plugin);
+    if PRELUDE.contains(&name.as_str()) || name == "SubjectKind" {
+        format!("{name}Check")
+    } else {
+        name
+    }
+}
+
+fn camel(plugin: &str) -> String {
     plugin
         .split('-')
         .filter(|part| !part.is_empty())
@@ -455,7 +484,6 @@ pub(super) async fn dev(globals: &Globals, args: PluginDevArgs) -> anyhow::Resul
         crate::targets::parse_subject(subject).map_err(UsageError)?;
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let wasm = component_path(&cargo, &args.dir).await?;
 
     // Saves come in bursts (an editor writes, renames, touches): every
     // event is a nudge, and the build starts once they stop.
@@ -478,15 +506,31 @@ pub(super) async fn dev(globals: &Globals, args: PluginDevArgs) -> anyhow::Resul
             .with_context(|| format!("cannot watch {}", file.display()))?;
     }
 
+    // One Ctrl-C future for the whole loop: a press during a build or a
+    // run stops it too (a new `ctrl_c()` each time would miss it).
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
     loop {
         eprintln!("wscan: building {}", args.dir.display());
-        let built = tokio::process::Command::new(&cargo)
-            .current_dir(&args.dir)
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .status()
-            .await
-            .context("cannot run cargo (is it on PATH?)")?;
-        if built.success() {
+        let build = async {
+            let built = tokio::process::Command::new(&cargo)
+                .current_dir(&args.dir)
+                .args(["build", "--release", "--target", "wasm32-wasip2"])
+                .status()
+                .await
+                .context("cannot run cargo (is it on PATH?)")?;
+            // Asked again each time: a rename in Cargo.toml moves it.
+            let wasm = match built.success() {
+                true => Some(component_path(&cargo, &args.dir).await?),
+                false => None,
+            };
+            anyhow::Ok(wasm)
+        };
+        let built = tokio::select! {
+            built = build => built?,
+            _ = &mut stop => return Ok(Exit::Success),
+        };
+        if let Some(wasm) = built {
             let run_args = PluginRunArgs {
                 plugin_ref: wasm.display().to_string(),
                 subject: args.subject.clone(),
@@ -501,9 +545,12 @@ pub(super) async fn dev(globals: &Globals, args: PluginDevArgs) -> anyhow::Resul
             };
             // A run that fails (a plugin that will not load, a recording
             // that is not one) is said, and the next save tries again.
-            match run(globals, run_args).await {
-                Ok(exit) => eprintln!("wscan: the run ended with exit code {}", exit as i32),
-                Err(e) => eprintln!("wscan: {e:#}"),
+            tokio::select! {
+                ran = run(globals, run_args) => match ran {
+                    Ok(exit) => eprintln!("wscan: the run ended with exit code {}", exit as i32),
+                    Err(e) => eprintln!("wscan: {e:#}"),
+                },
+                _ = &mut stop => return Ok(Exit::Success),
             }
         } else {
             eprintln!("wscan: the build failed; fix it and save");
@@ -514,7 +561,7 @@ pub(super) async fn dev(globals: &Globals, args: PluginDevArgs) -> anyhow::Resul
         );
         tokio::select! {
             _ = changed.recv() => {}
-            _ = tokio::signal::ctrl_c() => return Ok(Exit::Success),
+            _ = &mut stop => return Ok(Exit::Success),
         }
         while let Ok(Some(())) =
             tokio::time::timeout(std::time::Duration::from_millis(300), changed.recv()).await
@@ -565,4 +612,18 @@ async fn component_path(cargo: &std::ffi::OsStr, dir: &Path) -> anyhow::Result<P
     Ok(Path::new(target)
         .join("wasm32-wasip2/release")
         .join(format!("{}.wasm", lib.replace('-', "_"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_name;
+
+    #[test]
+    fn a_plugin_type_is_named_for_the_plugin_and_never_shadows_the_prelude() {
+        assert_eq!(type_name("redis-info"), "RedisInfo");
+        assert_eq!(type_name("http2-check"), "Http2Check");
+        assert_eq!(type_name("error"), "ErrorCheck");
+        assert_eq!(type_name("plugin"), "PluginCheck");
+        assert_eq!(type_name("subject-kind"), "SubjectKindCheck");
+    }
 }

@@ -261,6 +261,17 @@ impl Tape {
         }
     }
 
+    /// Whether the recording has `ticket`'s call as unfinished (the
+    /// plugin let go of it before it ended).
+    pub fn unfinished(&self, ticket: &Ticket) -> bool {
+        match &self.mode {
+            Mode::Replay(calls) => calls
+                .get(&(ticket.call.clone(), ticket.n))
+                .is_some_and(|line| line.result.get("unfinished").is_some()),
+            Mode::Record(_) => false,
+        }
+    }
+
     /// The recorded outcome of `ticket`'s call, or a divergence.
     pub fn replay<T: DeserializeOwned>(
         &self,
@@ -311,9 +322,53 @@ impl Tape {
     }
 }
 
+/// A call being recorded. [`Open::finish`] writes its result; dropped
+/// before that (the plugin let go of the call: a `select!`, a timeout of
+/// its own, `--plugin-timeout`), it is written as unfinished, and a replay
+/// leaves that call unanswered too, so the plugin takes the same path.
+pub struct Open {
+    tape: Arc<Tape>,
+    ticket: Ticket,
+    sent: Option<Value>,
+    done: bool,
+}
+
+impl Open {
+    /// Start recording `ticket`'s call.
+    pub fn new(tape: Arc<Tape>, ticket: Ticket, sent: Option<Value>) -> Self {
+        Open {
+            tape,
+            ticket,
+            sent,
+            done: false,
+        }
+    }
+
+    /// The call ended with `result`.
+    pub fn finish<T: Serialize>(mut self, result: &Result<T, ErrorCode>) {
+        self.done = true;
+        self.tape.record(&self.ticket, self.sent.take(), result);
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if !self.done
+            && let Mode::Record(lines) = &self.tape.mode
+        {
+            lines.lock().expect("tape lock").push(Line {
+                call: self.ticket.call.clone(),
+                n: self.ticket.n,
+                sent: self.sent.take(),
+                result: json!({ "unfinished": true }),
+            });
+        }
+    }
+}
+
 /// `live`, recorded when recording; the recorded result instead when
-/// replaying (`live` then never runs, so nothing is sent); `live` alone
-/// without a tape.
+/// replaying (`live` then never runs, so nothing is sent; a call the
+/// recording has as unfinished never ends); `live` alone without a tape.
 pub fn wrap<T, F>(
     tape: Option<&Arc<Tape>>,
     call: impl FnOnce() -> String,
@@ -328,10 +383,16 @@ where
     async move {
         match tape {
             None => live.await,
-            Some((tape, ticket)) if tape.is_replay() => tape.replay(&ticket, sent),
+            Some((tape, ticket)) if tape.is_replay() => {
+                if tape.unfinished(&ticket) {
+                    std::future::pending::<()>().await;
+                }
+                tape.replay(&ticket, sent)
+            }
             Some((tape, ticket)) => {
+                let open = Open::new(tape, ticket, sent);
                 let result = live.await;
-                tape.record(&ticket, sent, &result);
+                open.finish(&result);
                 result
             }
         }
@@ -493,6 +554,24 @@ mod tests {
             why.contains(r#"recorded one sent {"text":"INFO\r\n"}"#),
             "{why}"
         );
+    }
+
+    #[test]
+    fn a_call_let_go_of_while_recording_stays_unanswered_on_replay() {
+        let tape = Arc::new(Tape::recording(header()));
+        let ticket = tape.ticket("tcp.read a#0".into());
+        drop(Open::new(tape.clone(), ticket, None));
+        let done = tape.ticket("tcp.read a#0".into());
+        Open::new(tape.clone(), done, None).finish(&Ok::<_, ErrorCode>(bytes_json(b"x")));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        tape.save(&path).unwrap();
+        let replay = Tape::load(&path).unwrap();
+        let first = replay.ticket("tcp.read a#0".into());
+        let second = replay.ticket("tcp.read a#0".into());
+        assert!(replay.unfinished(&first));
+        assert!(!replay.unfinished(&second));
+        assert!(replay.replay::<Value>(&second, None).is_ok());
     }
 
     #[test]

@@ -25,8 +25,17 @@ class PollLoop(asyncio.AbstractEventLoop):
     async def wait_for(self, pollable) -> None:
         """Resolve once `pollable` is ready."""
         future = self.create_future()
-        self._waiting.append((pollable, future))
-        await future
+        entry = (pollable, future)
+        self._waiting.append(entry)
+        try:
+            await future
+        except asyncio.CancelledError:
+            # Let go of the pollable now: the host refuses to drop a future
+            # while a pollable of it is alive (the instance would trap).
+            if entry in self._waiting:
+                self._waiting.remove(entry)
+                pollable.__exit__(None, None, None)
+            raise
 
     def run_until_complete(self, future):
         future = asyncio.ensure_future(future, loop=self)

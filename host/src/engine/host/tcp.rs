@@ -121,6 +121,10 @@ impl wit::Host for HostState {
                                 tape: None,
                             })
                         }),
+                        // Unfinished when recorded: it never ends here either.
+                        Some((tape, ticket)) if tape.unfinished(&ticket) => {
+                            Pending::spawn(std::future::pending())
+                        }
                         Some((tape, ticket)) if tape.is_replay() => {
                             Pending::ready(tape.replay::<()>(&ticket, None).map(|()| {
                                 ConnectionHandle {
@@ -131,16 +135,14 @@ impl wit::Host for HostState {
                             }))
                         }
                         Some((tape, ticket)) => Pending::spawn(async move {
+                            let id = ticket.id();
+                            let open = tape::Open::new(tape.clone(), ticket, None);
                             let result = tcp.connect(addr, timeout).await.map_err(ErrorCode::from);
-                            tape.record(
-                                &ticket,
-                                None,
-                                &result.as_ref().map(|_| ()).map_err(Clone::clone),
-                            );
+                            open.finish(&result.as_ref().map(|_| ()).map_err(Clone::clone));
                             Ok(ConnectionHandle {
                                 peer: addr,
                                 live: Some(result?),
-                                tape: Some((tape, ticket.id())),
+                                tape: Some((tape, id)),
                             })
                         }),
                     }
