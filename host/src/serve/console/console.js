@@ -231,7 +231,8 @@ function argProblem(kind, text) {
       if (!parts.length || parts.map((p) => p[0]).join("") !== value) return expected;
       let ms = 0;
       for (const [, n, unit] of parts) {
-        const scale = DURATION_UNITS[unit.toLowerCase()];
+        // Units are case-sensitive, as humantime reads them: `M` is months.
+        const scale = DURATION_UNITS[unit];
         if (scale === undefined) return ""; // a unit this list lacks: the API decides
         ms += Number(n) * scale;
       }
