@@ -101,7 +101,8 @@ fn an_undeclared_primitive_is_refused() {
     // The refusal names the capability and the fix.
     refused(
         "undeclared",
-        "the plugin did not declare the dns capability (add .capability(Capability::Dns) in describe())",
+        "the plugin did not declare the dns capability (declare it in describe(): \
+         .capability(Capability::Dns) in Rust, Capability.DNS in Python)",
         "capability it did not declare",
     );
 }

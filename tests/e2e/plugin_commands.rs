@@ -430,7 +430,7 @@ fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
 
 /// `wscan plugin run WASM --replay TAPE`: it must succeed; its findings,
 /// without their time.
-fn replay(wasm: &Path, tape: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn replay(wasm: &Path, tape: &Path) -> Vec<serde_json::Value> {
     let mut cmd = wscan();
     cmd.args(["plugin", "run"])
         .arg(wasm)
@@ -443,7 +443,7 @@ fn replay(wasm: &Path, tape: &Path) -> Vec<serde_json::Value> {
 
 /// The finding records `out` printed, without their time (which a replay
 /// does not repeat).
-fn finding_records(out: &std::process::Output) -> Vec<serde_json::Value> {
+pub(crate) fn finding_records(out: &std::process::Output) -> Vec<serde_json::Value> {
     records(out)
         .into_iter()
         .filter(|r| r["type"] == "finding")

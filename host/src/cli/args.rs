@@ -266,7 +266,8 @@ pub enum PluginCommand {
 /// Flags of `wscan plugin dev`.
 #[derive(Debug, Args)]
 pub struct PluginDevArgs {
-    /// The plugin crate's folder (where its Cargo.toml is).
+    /// The plugin's folder: a Rust crate (its Cargo.toml) or a Python
+    /// plugin (its app.py and wit/), as `wscan plugin new` makes them.
     #[arg(value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
 
@@ -601,6 +602,20 @@ pub struct PluginNewArgs {
     /// What the plugin starts as: a working check of one kind, to edit.
     #[arg(long, value_enum, default_value_t = Template::TcpBanner)]
     pub template: Template,
+
+    /// The language to write it in: a Rust crate on wscan-sdk, or a
+    /// Python folder on the Python SDK (built with componentize-py).
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
+}
+
+/// The languages `wscan plugin new --lang` writes plugins in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A crate on wscan-sdk, built with cargo for wasm32-wasip2.
+    Rust,
+    /// A folder with app.py on the Python SDK, built with componentize-py.
+    Python,
 }
 
 /// The plugins `wscan plugin new --template` writes; each works as

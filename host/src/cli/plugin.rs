@@ -1,7 +1,7 @@
 //! `wscan plugin ...`: list, info, check and new.
 
 use super::args::{
-    ListFormat, PluginArg, PluginCheckArgs, PluginDevArgs, PluginInfoArgs, PluginListArgs,
+    Lang, ListFormat, PluginArg, PluginCheckArgs, PluginDevArgs, PluginInfoArgs, PluginListArgs,
     PluginNewArgs, PluginRunArgs, PluginSources, Template,
 };
 use super::{Exit, Globals, UsageError, load_plugins};
@@ -179,6 +179,9 @@ pub(super) fn new(args: PluginNewArgs) -> anyhow::Result<Exit> {
             dir.display()
         )));
     }
+    if args.lang == Lang::Python {
+        return new_python(&args, &dir);
+    }
     let sdk = match sdk_path() {
         Some(path) => path.display().to_string(),
         None => {
@@ -259,10 +262,126 @@ pub(super) fn new(args: PluginNewArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// The Python SDK and the WIT contract, as this binary speaks them: a
+/// Python plugin folder carries its own copy, so it builds anywhere
+/// componentize-py runs, against exactly the contract of the host that
+/// made it.
+const PYTHON_FILES: [(&str, &str); 17] = [
+    (
+        "wscan_sdk/__init__.py",
+        include_str!("../../../plugin-sdk/python/wscan_sdk/__init__.py"),
+    ),
+    (
+        "wscan_sdk/_host.py",
+        include_str!("../../../plugin-sdk/python/wscan_sdk/_host.py"),
+    ),
+    (
+        "wscan_sdk/args.py",
+        include_str!("../../../plugin-sdk/python/wscan_sdk/args.py"),
+    ),
+    (
+        "wscan_sdk/dns.py",
+        include_str!("../../../plugin-sdk/python/wscan_sdk/dns.py"),
+    ),
+    (
+        "wscan_sdk/errors.py",
+        include_str!("../../../plugin-sdk/python/wscan_sdk/errors.py"),
+    ),
+    (
+        "wscan_sdk/http.py",
+        include_str!("../../../plugin-sdk/python/wscan_sdk/http.py"),
+    ),
+    (
+        "wscan_sdk/loop.py",
+        include_str!("../../../plugin-sdk/python/wscan_sdk/loop.py"),
+    ),
+    (
+        "wscan_sdk/tls.py",
+        include_str!("../../../plugin-sdk/python/wscan_sdk/tls.py"),
+    ),
+    ("wit/world.wit", include_str!("../../../wit/world.wit")),
+    ("wit/types.wit", include_str!("../../../wit/types.wit")),
+    ("wit/tcp.wit", include_str!("../../../wit/tcp.wit")),
+    ("wit/dns.wit", include_str!("../../../wit/dns.wit")),
+    ("wit/tls.wit", include_str!("../../../wit/tls.wit")),
+    ("wit/http.wit", include_str!("../../../wit/http.wit")),
+    ("wit/log.wit", include_str!("../../../wit/log.wit")),
+    ("wit/report.wit", include_str!("../../../wit/report.wit")),
+    (
+        "wit/deps/io/io.wit",
+        include_str!("../../../wit/deps/io/io.wit"),
+    ),
+];
+
+/// The componentize-py release Python plugins are built and tested with.
+pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// `wscan plugin new NAME --lang python`: `app.py` from the template, the
+/// SDK and the WIT beside it, and a README with the one build command.
+fn new_python(args: &PluginNewArgs, dir: &Path) -> anyhow::Result<Exit> {
+    let template = scaffold(args.template);
+    let fill = |text: &str| {
+        text.replace("{{name}}", &args.name)
+            .replace("{{class}}", &camel(&args.name))
+            .replace("{{template}}", template.name)
+            .replace("{{subject}}", template.subject)
+            .replace("{{scan_target}}", template.scan_target)
+            .replace("{{componentize_py}}", COMPONENTIZE_PY)
+    };
+    let files = [
+        ("app.py", fill(template.python)),
+        (
+            "README.md",
+            fill(include_str!("../../templates/plugin-python/README.md.tmpl")),
+        ),
+        (
+            ".gitignore",
+            fill(include_str!("../../templates/plugin-python/gitignore.tmpl")),
+        ),
+    ];
+    let sdk = PYTHON_FILES
+        .iter()
+        .map(|(name, text)| (*name, text.to_string()));
+    for (name, text) in files.into_iter().chain(sdk) {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "created Python plugin {} ({}) in {}",
+        args.name,
+        template.name,
+        dir.display()
+    );
+    println!("build it:  pip install {COMPONENTIZE_PY}   (once)");
+    println!(
+        "           cd {} && {}",
+        dir.display(),
+        python_build_command(&format!("{}.wasm", args.name))
+    );
+    println!(
+        "try it:    wscan plugin run {}/{}.wasm --subject {}",
+        dir.display(),
+        args.name,
+        template.subject
+    );
+    Ok(Exit::Success)
+}
+
+/// The command that builds a Python plugin folder's `app.py` into `out`.
+fn python_build_command(out: &str) -> String {
+    format!("componentize-py -d wit -w wscan:plugin/plugin componentize -p . app -o {out}")
+}
+
 /// One `--template`: its code and what to try it on.
 struct Scaffold {
     name: &'static str,
     code: &'static str,
+    /// The same plugin in Python (`app.py`).
+    python: &'static str,
     /// A `plugin run --subject` of the kind it consumes.
     subject: &'static str,
     /// A `wscan scan` target that reaches such subjects.
@@ -270,34 +389,39 @@ struct Scaffold {
 }
 
 fn scaffold(template: Template) -> Scaffold {
-    let (name, code, subject, scan_target) = match template {
+    let (name, code, python, subject, scan_target) = match template {
         Template::TcpBanner => (
             "tcp-banner",
             include_str!("../../templates/plugin/lib/tcp-banner.rs.tmpl"),
+            include_str!("../../templates/plugin-python/app/tcp-banner.py.tmpl"),
             "127.0.0.1:22",
             "127.0.0.1 -p 22,25,110",
         ),
         Template::TcpExchange => (
             "tcp-exchange",
             include_str!("../../templates/plugin/lib/tcp-exchange.rs.tmpl"),
+            include_str!("../../templates/plugin-python/app/tcp-exchange.py.tmpl"),
             "127.0.0.1:6379",
             "127.0.0.1 -p 6379",
         ),
         Template::HttpPaths => (
             "http-paths",
             include_str!("../../templates/plugin/lib/http-paths.rs.tmpl"),
+            include_str!("../../templates/plugin-python/app/http-paths.py.tmpl"),
             "127.0.0.1:8080",
             "127.0.0.1 -p 80,8080",
         ),
         Template::TlsCheck => (
             "tls-check",
             include_str!("../../templates/plugin/lib/tls-check.rs.tmpl"),
+            include_str!("../../templates/plugin-python/app/tls-check.py.tmpl"),
             "127.0.0.1:443",
             "127.0.0.1 -p 443,8443",
         ),
         Template::DnsRecords => (
             "dns-records",
             include_str!("../../templates/plugin/lib/dns-records.rs.tmpl"),
+            include_str!("../../templates/plugin-python/app/dns-records.py.tmpl"),
             "example.com",
             "example.com",
         ),
@@ -305,6 +429,7 @@ fn scaffold(template: Template) -> Scaffold {
     Scaffold {
         name,
         code,
+        python,
         subject,
         scan_target,
     }
@@ -474,9 +599,17 @@ pub(super) async fn dev(globals: &Globals, args: PluginDevArgs) -> anyhow::Resul
     use notify::{RecursiveMode, Watcher};
 
     let manifest = args.dir.join("Cargo.toml");
-    if !manifest.is_file() {
+    let python = !manifest.is_file() && args.dir.join("app.py").is_file();
+    if !manifest.is_file() && !python {
         bail!(UsageError(format!(
-            "{} has no Cargo.toml: give the plugin crate's folder (wscan plugin new makes one)",
+            "{} has neither a Cargo.toml nor an app.py: give the plugin's folder (wscan plugin new makes one)",
+            args.dir.display()
+        )));
+    }
+    if python && !args.dir.join("wit/world.wit").is_file() {
+        bail!(UsageError(format!(
+            "{} has an app.py but no wit/world.wit: a Python plugin is built against the WIT beside it \
+             (wscan plugin new --lang python writes it)",
             args.dir.display()
         )));
     }
@@ -484,23 +617,33 @@ pub(super) async fn dev(globals: &Globals, args: PluginDevArgs) -> anyhow::Resul
         crate::targets::parse_subject(subject).map_err(UsageError)?;
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // A Python plugin is built where it cannot be mistaken for the user's
+    // own build (nor watched as a change).
+    let dev_dir = args.dir.join(".dev");
 
     // Saves come in bursts (an editor writes, renames, touches): every
-    // event is a nudge, and the build starts once they stop.
+    // event is a nudge, and the build starts once they stop. What a build
+    // writes itself (the component, Python's byte-code caches) is no save.
     let (tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && !matches!(event.kind, notify::EventKind::Access(_))
+            && event.paths.iter().any(|p| is_source_change(p))
         {
             let _ = tx.send(());
         }
     })
-    .context("cannot watch the crate's files")?;
-    let src = args.dir.join("src");
+    .context("cannot watch the plugin's files")?;
+    let sources = match python {
+        // app.py, the SDK beside it, and whatever modules the author adds.
+        true => args.dir.clone(),
+        false => args.dir.join("src"),
+    };
     watcher
-        .watch(&src, RecursiveMode::Recursive)
-        .with_context(|| format!("cannot watch {}", src.display()))?;
-    for file in std::iter::once(&manifest).chain(args.replay.as_ref()) {
+        .watch(&sources, RecursiveMode::Recursive)
+        .with_context(|| format!("cannot watch {}", sources.display()))?;
+    let manifest_watch = (!python).then_some(&manifest);
+    for file in manifest_watch.into_iter().chain(args.replay.as_ref()) {
         watcher
             .watch(file, RecursiveMode::NonRecursive)
             .with_context(|| format!("cannot watch {}", file.display()))?;
@@ -513,6 +656,9 @@ pub(super) async fn dev(globals: &Globals, args: PluginDevArgs) -> anyhow::Resul
     loop {
         eprintln!("wscan: building {}", args.dir.display());
         let build = async {
+            if python {
+                return build_python(&args.dir, &dev_dir).await;
+            }
             let built = tokio::process::Command::new(&cargo)
                 .current_dir(&args.dir)
                 .args(["build", "--release", "--target", "wasm32-wasip2"])
@@ -568,6 +714,50 @@ pub(super) async fn dev(globals: &Globals, args: PluginDevArgs) -> anyhow::Resul
         {
         }
     }
+}
+
+/// Whether a change to `path` is the author's: not a component or a
+/// byte-code cache a build wrote, nor anything under `.dev/`.
+fn is_source_change(path: &Path) -> bool {
+    let ours = path.components().any(|c| {
+        matches!(
+            c.as_os_str().to_str(),
+            Some(".dev" | "__pycache__" | "target")
+        )
+    });
+    !ours && path.extension().is_none_or(|e| e != "wasm")
+}
+
+/// Build the Python plugin in `dir` (`app.py` against `dir/wit`) into
+/// `out/plugin.wasm` with componentize-py: the component, or `None` when
+/// the build failed (componentize-py has said why).
+async fn build_python(dir: &Path, out: &Path) -> anyhow::Result<Option<PathBuf>> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    // Absolute: componentize-py runs in `dir`.
+    let wasm =
+        std::path::absolute(out.join("plugin.wasm")).context("cannot find the current folder")?;
+    let built = tokio::process::Command::new("componentize-py")
+        .current_dir(dir)
+        .args([
+            "-d",
+            "wit",
+            "-w",
+            "wscan:plugin/plugin",
+            "componentize",
+            "-p",
+            ".",
+            "app",
+            "-o",
+        ])
+        .arg(&wasm)
+        .output()
+        .await
+        .with_context(|| format!("cannot run componentize-py (pip install {COMPONENTIZE_PY})"))?;
+    // Its output goes to stderr: stdout is the run's records.
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(&built.stdout);
+    let _ = stderr.write_all(&built.stderr);
+    Ok(built.status.success().then_some(wasm))
 }
 
 /// Where `cargo build --release --target wasm32-wasip2` in `dir` puts the

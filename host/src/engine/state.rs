@@ -242,9 +242,13 @@ impl CallContext {
         if !self.capabilities.contains(&capability) {
             tracing::warn!(plugin = %self.plugin.name, ?capability, "plugin used a capability it did not declare");
             let name = format!("{capability:?}");
+            // The fix in both SDKs' spelling: the host cannot tell which
+            // language a component was written in.
             return Err(ErrorCode::AccessDenied(format!(
-                "the plugin did not declare the {} capability (add .capability(Capability::{name}) in describe())",
-                name.to_lowercase()
+                "the plugin did not declare the {} capability (declare it in describe(): \
+                 .capability(Capability::{name}) in Rust, Capability.{} in Python)",
+                name.to_lowercase(),
+                name.to_uppercase()
             )));
         }
         Ok(scan)

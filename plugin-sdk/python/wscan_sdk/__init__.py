@@ -20,13 +20,14 @@ host's pollables, and each subject's findings and failure are its own::
 
     WitWorld = w.export(Banner)
 
+The host interfaces beyond TCP are modules: `wscan_sdk.dns`,
+`wscan_sdk.tls`, `wscan_sdk.http`; typed arguments are `wscan_sdk.args`.
 Build with componentize-py (`-p` this folder and the plugin's) against
 wscan's `wit/`: see docs/plugins-python.md.
 """
 
 import asyncio
 import contextvars
-import ipaddress
 import json
 
 import wit_world
@@ -35,6 +36,7 @@ from wit_world.imports import log as _log
 from wit_world.imports import report as _report
 from wit_world.imports import tcp as _tcp
 from wit_world.imports.types import (  # noqa: F401 (re-exported)
+    AddressSubject,
     ArgInfo,
     Capability,
     Finding,
@@ -43,6 +45,7 @@ from wit_world.imports.types import (  # noqa: F401 (re-exported)
     PluginInfo,
     PortRange,
     ScanOptions,
+    Service,
     Severity,
     Subject_Address,
     Subject_Host,
@@ -51,34 +54,21 @@ from wit_world.imports.types import (  # noqa: F401 (re-exported)
     SubjectKind,
 )
 
-from .errors import HostError
+from . import args, dns, http, tls  # noqa: F401 (the SDK's modules)
+from ._host import ip, ip_text
+from ._host import wait as _wait
+from .args import Options
+from .errors import HostError, ScanError
 from .loop import PollLoop
 
 __all__ = [
-    "Capability", "Connection", "HostError", "Plugin", "Severity", "Subject_Address",
-    "Subject_Host", "Subject_Service", "connect", "export", "finding", "info", "ip",
-    "ip_text", "log", "report", "services", "addresses", "hosts",
+    "Capability", "Connection", "HostError", "Options", "Plugin", "ScanError", "Severity", "Subject_Address",
+    "Subject_Host", "Subject_Service", "address_subject", "addresses", "args", "connect", "dns",
+    "emit", "export", "finding", "host_subject", "hosts", "http", "info", "ip", "ip_text", "log",
+    "report", "service_subject", "service_url", "services", "speaks_tls", "tls",
 ]
 
 _task = contextvars.ContextVar("wscan_task")
-
-
-# ---- Addresses -------------------------------------------------------------
-
-def ip(text: str):
-    """The binding's address for `text` (`"127.0.0.1"`, `"::1"`)."""
-    address = ipaddress.ip_address(text)
-    if address.version == 4:
-        return IpAddress_Ipv4(tuple(address.packed))
-    words = address.packed
-    return IpAddress_Ipv6(tuple(int.from_bytes(words[i:i + 2], "big") for i in range(0, 16, 2)))
-
-
-def ip_text(address) -> str:
-    """An address of the bindings as text."""
-    if isinstance(address, IpAddress_Ipv4):
-        return str(ipaddress.IPv4Address(bytes(address.value)))
-    return str(ipaddress.IPv6Address(b"".join(w.to_bytes(2, "big") for w in address.value)))
 
 
 # ---- Describing a plugin ---------------------------------------------------
@@ -101,23 +91,60 @@ def hosts() -> SubjectFilter:
 
 
 def info(name, version, description, consumes, capabilities, args=()) -> PluginInfo:
-    """What `describe()` returns."""
+    """What `describe()` returns. `args` are `wscan_sdk.args` declarations."""
     return PluginInfo(name=name, version=version, description=description,
                       consumes=consumes, capabilities=list(capabilities), args=list(args))
 
 
-# ---- Host operations -------------------------------------------------------
+# ---- Subjects --------------------------------------------------------------
 
-async def _wait(future):
-    """The result of a host future, once its pollable is ready."""
-    while True:
-        result = future.get()
-        if result is not None:
-            if isinstance(result, Err):
-                raise HostError(result.value)
-            return result.value
-        await asyncio.get_running_loop().wait_for(future.subscribe())
+def host_subject(name: str):
+    """A host-name subject, to `emit`."""
+    return Subject_Host(name)
 
+
+def address_subject(address, host=None):
+    """An address subject (text or the bindings' address), to `emit`."""
+    return Subject_Address(AddressSubject(address=ip(address), host=host))
+
+
+def service_subject(address, port: int, host=None, name=None, banner=None, tls=False):
+    """A service subject, to `emit`."""
+    return Subject_Service(Service(address=ip(address), port=port, host=host, name=name,
+                                   banner=banner, tls=tls))
+
+
+_TLS_NAMES = {"https", "https-alt", "ssl", "imaps", "pop3s", "smtps", "ldaps"}
+
+
+def speaks_tls(service) -> bool:
+    """Whether to talk TLS to a service: known to (`tls`), named so by the
+    port plugin (`https`, `ssl`...), or, with no name, on 443 or 8443."""
+    if service.tls:
+        return True
+    if service.name is not None:
+        return service.name.lower() in _TLS_NAMES
+    return service.port in (443, 8443)
+
+
+def service_url(service, path="/") -> str:
+    """The URL of `path` on a service: `https` when it `speaks_tls`, the
+    host name it was reached through (else its address, IPv6 in
+    brackets), the port left out when it is the scheme's default."""
+    tls_ = speaks_tls(service)
+    if service.host is not None:
+        host = service.host
+    else:
+        host = ip_text(service.address)
+        if ":" in host:
+            host = f"[{host}]"
+    port = "" if service.port == (443 if tls_ else 80) else f":{service.port}"
+    if not path.startswith("/"):
+        path = "/" + path
+    return f"{'https' if tls_ else 'http'}://{host}{port}{path}"
+
+
+# ---- TCP -------------------------------------------------------------------
 
 class Connection:
     """A TCP connection the host holds."""
@@ -125,6 +152,11 @@ class Connection:
     def __init__(self, inner):
         self._inner = inner
         self._unread = b""
+
+    def peer(self):
+        """The peer's address (text) and port."""
+        address, port = self._inner.peer()
+        return ip_text(address), port
 
     async def read(self, max_bytes=65536, timeout_ms=None) -> bytes:
         """Up to `max_bytes` as soon as any arrive; `b""` when the peer closed."""
@@ -171,14 +203,15 @@ class Connection:
         return await self.read_until(until, max_bytes, timeout_ms)
 
     def close(self) -> None:
+        """Close now; reads and writes still pending fail with `Closed`."""
         self._inner.close()
 
 
 async def connect(address, port: int, timeout_ms=None) -> Connection:
-    """Connect to `address` (the bindings' address, or text) and `port`."""
-    if isinstance(address, str):
-        address = ip(address)
-    return Connection(await _wait(_tcp.connect(address, port, timeout_ms)))
+    """Connect to `address` (the bindings' address, or text) and `port`.
+    Errors: `ConnectionRefused`, `Timeout`, `Unreachable`, `AccessDenied`
+    (out of scope, or no `Capability.TCP`), `LimitExceeded`."""
+    return Connection(await _wait(_tcp.connect(ip(address), port, timeout_ms)))
 
 
 # ---- Reporting -------------------------------------------------------------
@@ -190,27 +223,46 @@ def finding(kind: str, severity: Severity, title: str, subject, data=None) -> Fi
 
 
 def report(found: Finding) -> None:
-    """Report a finding of the subject being scanned."""
+    """Report a finding of the subject being scanned. Errors:
+    `LimitExceeded` past the per-subject cap, `InvalidArgument`."""
     try:
         _task.get().emit_finding(found)
     except Err as e:
         raise HostError(e.value) from None
 
 
+def emit(subject) -> None:
+    """Hand a newly found subject to the pipeline (deduplicated, checked
+    against scope, scanned by every plugin whose filter matches)."""
+    try:
+        _task.get().emit_subject(subject)
+    except Err as e:
+        raise HostError(e.value) from None
+
+
 def log(message: str, level=_log.Level.INFO) -> None:
-    """A line in the host's log, under this plugin's name."""
+    """A line in the host's log (`-v`), under this plugin's name."""
     _log.log(level, message)
 
 
 # ---- The plugin ------------------------------------------------------------
 
 class Plugin:
-    """Subclass it: `describe()` and `async def scan(subject, options)`."""
+    """Subclass it: `describe()` and `async def scan(subject, options)`.
+
+    `subject` is the bindings' subject: `subject.value` is the host name
+    (`Subject_Host`), the `AddressSubject` or the `Service`. `options` is
+    an `Options`. Return normally when the subject was scanned; raise
+    when its scan failed as a whole: the subject's error record carries
+    the message (a `HostError`'s or `ScanError`'s as is, any other
+    exception as `TypeName: message`), and what was reported before
+    stays.
+    """
 
     def describe(self) -> PluginInfo:
         raise NotImplementedError
 
-    async def scan(self, subject, options: ScanOptions) -> None:
+    async def scan(self, subject, options: Options) -> None:
         raise NotImplementedError
 
 
@@ -223,7 +275,7 @@ def export(plugin_class):
         try:
             await plugin.scan(task.subject(), options)
             outcome = Ok(None)
-        except HostError as e:
+        except (HostError, ScanError) as e:
             outcome = Err(str(e))
         except Exception as e:  # the subject's failure, not the batch's
             outcome = Err(f"{type(e).__name__}: {e}")
@@ -236,8 +288,9 @@ def export(plugin_class):
         def scan(self, tasks, options) -> None:
             loop = PollLoop()
             asyncio.set_event_loop(loop)
+            wrapped = Options(options)
             # Each subject in its own asyncio task (and context): they run
             # concurrently, and each reports to its own task.
-            loop.run_until_complete(asyncio.gather(*(loop.create_task(one(t, options)) for t in tasks)))
+            loop.run_until_complete(asyncio.gather(*(loop.create_task(one(t, wrapped)) for t in tasks)))
 
     return WitWorld

@@ -31,3 +31,11 @@ class HostError(Exception):
         self.kind = type(code).__name__.removeprefix("ErrorCode_")
         text = _MESSAGES.get(self.kind, repr(code))
         super().__init__(text.format(getattr(code, "value", "")))
+
+
+class ScanError(Exception):
+    """Raise it to end a subject's scan with exactly this message (other
+    exceptions are recorded as `TypeName: message`)::
+
+        raise w.ScanError(f"GET {url}: {e}")
+    """
