@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 WSCAN = str(ROOT / "target" / "release" / "wscan")
 LOOP = str(ROOT / "target" / "release" / "examples" / "connect_loop")
 RESOLVE_LOOP = str(ROOT / "target" / "release" / "examples" / "resolve_loop")
+# The Python http-title plugin (tests/plugins-python/http-title), built by
+# bench/run with componentize-py.
+PY_HTTP_TITLE = str(ROOT / "target" / "bench-plugins" / "py_http_title.wasm")
 RUSTSCAN = shutil.which("rustscan") or str(Path.home() / ".cargo" / "bin" / "rustscan")
 NS = f"wscan-bench-{os.getpid()}"
 WORK = Path(tempfile.mkdtemp(prefix="wscan-bench-"))
@@ -359,9 +362,14 @@ def scenario_http(runs):
         "wscan": ([WSCAN, "scan", "127.0.1.1-250", "-p", plist, "--plugins", "port,http",
                    "--format", "jsonl", "-q", "--plugin-arg", "port.banner=false"],
                   wscan_count("http-response")),
+        "wscan, the Python http-title plugin": (
+            [WSCAN, "scan", "127.0.1.1-250", "-p", plist, "--plugins", "port,py-http-title",
+             "--plugin", PY_HTTP_TITLE, "--format", "jsonl", "-q",
+             "--plugin-arg", "port.banner=false"], wscan_count("http-title")),
         "nmap --script http-title": (["nmap", "-sT", "-p", plist, "-T5", "-n", "-Pn",
                                       "--script", "http-title", "127.0.1.1-250"], nmap_titles),
     }
+    python = python_costs()
     return run_scenario(f"The http plugin over {len(pairs):,} HTTP listeners (titles)", tools,
                         runs, len(pairs), Namespace(servers=[("http", pairs)]),
                         once=["nmap --script http-title"],
@@ -369,7 +377,35 @@ def scenario_http(runs):
                                "server does: a request line that is not HTTP gets a 400 at "
                                "once (an earlier version of this benchmark waited 10 s for a "
                                "request head that some of nmap's connections never send, "
-                               "which made nmap look 100x slower than it is)."])
+                               "which made nmap look 100x slower than it is).",
+                               "The Python leg runs `tests/plugins-python/http-title` "
+                               "(componentize-py 0.25.1, the Python SDK) in place of the "
+                               "built-in Rust http plugin: a GET of `/` and the page's title, "
+                               "server and content type, where the Rust plugin also reads "
+                               "redirects, technologies and a body hash. Its component is "
+                               "compiled before the runs, as the built-in plugins are.",
+                               python])
+
+
+def python_costs():
+    """What the Python http-title component costs before it scans: its
+    size, its first start (compiled from nothing, `plugin check` with an
+    empty compile cache) and a cached start (the same with the cache
+    filled); medians of three."""
+    size = os.path.getsize(PY_HTTP_TITLE) / 1e6
+    first, cached = [], []
+    for i in range(3):
+        cache = WORK / f"python-cache-{i}"
+        for into in (first, cached):
+            started = time.time()
+            subprocess.run([WSCAN, "--cache-dir", str(cache), "plugin", "check", PY_HTTP_TITLE],
+                           check=True, capture_output=True)
+            into.append(time.time() - started)
+    # Fill the cache the scans use.
+    subprocess.run([WSCAN, "plugin", "check", PY_HTTP_TITLE], check=True, capture_output=True)
+    return (f"The Python component: {size:.1f} MB; its first start (compiling it, "
+            f"`wscan plugin check` with an empty compile cache) {statistics.median(first):.2f} s, "
+            f"a cached start {statistics.median(cached):.2f} s (medians of three).")
 
 
 def scenario_tls(runs):

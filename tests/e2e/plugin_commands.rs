@@ -337,26 +337,8 @@ fn every_plugin_template_builds_passes_its_tests_and_finds_on_a_live_service() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let mut dev = cmd.spawn().unwrap();
-    let stdout = dev.stdout.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let next_title = || {
-        let line = lines
-            .recv_timeout(Duration::from_secs(300))
-            .expect("plugin dev printed no finding");
-        serde_json::from_str::<serde_json::Value>(&line).unwrap()["title"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let lines = stdout_lines(&mut dev);
+    let next_title = || next_title(&lines, Duration::from_secs(300));
     assert_eq!(next_title(), "port 2222 says \"SSH-2.0-OpenSSH_9.6\"");
     let lib = crate_dir.join("src/lib.rs");
     let code = std::fs::read_to_string(&lib).unwrap();

@@ -2,6 +2,7 @@
 //! plugin that loops or panics loses only its own unit.
 
 use crate::support::*;
+use serde_json::Value;
 use std::time::Duration;
 
 #[test]
@@ -92,6 +93,33 @@ fn panicking_plugin_is_recorded_with_its_message() {
     );
 }
 
+/// The records of a scan of 127.0.0.0/27 in which .13, .14 and .15 are
+/// poison: every other address has its one `ok` finding, and those three
+/// have one error each and are the only errors. Their messages, in order.
+pub(crate) fn poisoned_batch(records: &[Value]) -> [String; 3] {
+    let mut ok: Vec<&str> = findings(records, "ok")
+        .iter()
+        .map(|f| f["subject"]["address"].as_str().unwrap())
+        .collect();
+    ok.sort_unstable();
+    let mut want: Vec<String> = (0..32)
+        .filter(|n| !(13..=15).contains(n))
+        .map(|n| format!("127.0.0.{n}"))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(ok, want, "every other subject once: {records:#?}");
+    let errors = errors(records);
+    assert_eq!(errors.len(), 3, "{records:#?}");
+    [13, 14, 15].map(|n| {
+        let of: Vec<_> = errors
+            .iter()
+            .filter(|e| e["subject"]["address"] == format!("127.0.0.{n}"))
+            .collect();
+        assert_eq!(of.len(), 1, "one error for .{n}: {records:#?}");
+        of[0]["error"].as_str().unwrap().to_string()
+    })
+}
+
 #[test]
 fn poison_in_a_batch_costs_the_other_subjects_nothing() {
     // One instance at a time, so the 32 addresses go to it as one batch
@@ -121,35 +149,14 @@ fn poison_in_a_batch_costs_the_other_subjects_nothing() {
     let out = run(cmd, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let records = records(&out);
-    let mut ok: Vec<&str> = findings(&records, "ok")
-        .iter()
-        .map(|f| f["subject"]["address"].as_str().unwrap())
-        .collect();
-    ok.sort_unstable();
-    let mut want: Vec<String> = (0..32)
-        .filter(|n| !(13..=15).contains(n))
-        .map(|n| format!("127.0.0.{n}"))
-        .collect();
-    want.sort_unstable();
-    assert_eq!(ok, want, "every other subject once: {records:#?}");
-
-    let errors = errors(&records);
-    let error = |n: u8| -> &str {
-        let of: Vec<_> = errors
-            .iter()
-            .filter(|e| e["subject"]["address"] == format!("127.0.0.{n}"))
-            .collect();
-        assert_eq!(of.len(), 1, "one error for .{n}: {records:#?}");
-        of[0]["error"].as_str().unwrap()
-    };
-    assert!(error(13).contains("poison: trap on"), "{}", error(13));
-    assert_eq!(error(14), "plugin stopped after exceeding its 2s deadline");
+    let error = poisoned_batch(&records);
+    assert!(error[0].contains("poison: trap on"), "{}", error[0]);
+    assert_eq!(error[1], "plugin stopped after exceeding its 2s deadline");
     assert!(
-        error(15).contains("plugin memory limit reached"),
+        error[2].contains("plugin memory limit reached"),
         "{}",
-        error(15)
+        error[2]
     );
-    assert_eq!(errors.len(), 3, "{records:#?}");
     assert!(
         stderr(&out).contains("32 unit(s), 29 finding(s), 3 error(s)"),
         "{}",

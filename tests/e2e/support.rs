@@ -268,3 +268,30 @@ pub fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
+
+/// `child`'s stdout, line by line as it prints them (read on a thread of
+/// its own, so a test can wait for the next line with a timeout).
+pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, lines) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
+/// The title of the next finding record `lines` gives (`plugin dev`'s
+/// output), waiting at most `limit`.
+pub fn next_title(lines: &std::sync::mpsc::Receiver<String>, limit: Duration) -> String {
+    let line = lines
+        .recv_timeout(limit)
+        .expect("no finding printed in time");
+    let record: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    record["title"].as_str().expect("a finding").to_string()
+}
