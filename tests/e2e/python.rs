@@ -305,6 +305,8 @@ fn the_python_sdk_looks_up_records_and_reads_certificates_with_typed_arguments()
         serde_json::json!({
             "A": ["127.0.0.1"], "AAAA": ["::1"], "MX": [], "TXT": [],
             "outside": "AccessDenied: access denied: example.com is outside the scan's scope",
+            "sleep": "asyncio timers (asyncio.sleep, asyncio.wait_for, asyncio.timeout) do not run \
+                      in a wscan plugin: give the host operation a timeout_ms instead",
         })
     );
     // Each certificate judged: the valid one through its name, trusted.

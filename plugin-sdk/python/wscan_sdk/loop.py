@@ -9,6 +9,7 @@ host operations keeps them all in flight at once.
 """
 
 import asyncio
+import time
 
 from wit_world.imports import poll
 
@@ -73,6 +74,23 @@ class PollLoop(asyncio.AbstractEventLoop):
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
+
+    def call_later(self, delay, callback, *args, context=None):
+        if delay <= 0:
+            return self.call_soon(callback, *args, context=context)
+        # The loop's one way to wait is the host's pollables, and the world
+        # gives a plugin no clock to wait on: say so, rather than asyncio's
+        # bare NotImplementedError.
+        raise NotImplementedError(
+            "asyncio timers (asyncio.sleep, asyncio.wait_for, asyncio.timeout) do not run in a wscan "
+            "plugin: give the host operation a timeout_ms instead"
+        )
+
+    def call_at(self, when, callback, *args, context=None):
+        return self.call_later(when - self.time(), callback, *args, context=context)
+
+    def time(self):
+        return time.monotonic()
 
     def create_task(self, coro, *, name=None, context=None):
         return asyncio.Task(coro, loop=self, name=name, context=context)
