@@ -7,7 +7,7 @@
 
 use super::batch::Ready;
 use super::input::{self, Start};
-use super::summary::Summary;
+use super::summary::{PluginStats, Summary};
 use super::{ScanError, ScanSpec};
 use crate::engine::registry::Registry;
 use crate::engine::{CallError, Event, PluginId};
@@ -624,21 +624,28 @@ impl<'r> ScanState<'r> {
         let Some(running) = self.inflight.get(&outcome.unit) else {
             return Ok(());
         };
-        let subject = running.subject.clone();
         if let Some((_, outside)) = self.outside_found.remove(&outcome.unit) {
-            let record = Record::out_of_scope(&outcome.plugin, &subject, &outside);
+            let record = Record::out_of_scope(&outcome.plugin, &running.subject, &outside);
             self.write(sink, outcome.unit, &record)?;
+        }
+        // Looked up before it is inserted: the name's copy is made once
+        // per plugin, not once per unit.
+        if !self.summary.plugins.contains_key(&outcome.plugin.name) {
+            self.summary
+                .plugins
+                .insert(outcome.plugin.name.clone(), PluginStats::default());
         }
         let stats = self
             .summary
             .plugins
-            .entry(outcome.plugin.name.clone())
-            .or_default();
+            .get_mut(&outcome.plugin.name)
+            .expect("inserted above");
         stats.units += 1;
         stats.time += outcome.elapsed;
         self.metrics
             .unit_done(&outcome.plugin.name, &outcome.result, outcome.elapsed);
         if let Err(e) = &outcome.result {
+            let subject = self.inflight[&outcome.unit].subject.clone();
             stats.errors += 1;
             tracing::info!(plugin = %outcome.plugin.name, %subject, "unit failed: {e}");
             self.summary.errors += 1;
@@ -652,10 +659,13 @@ impl<'r> ScanState<'r> {
             }
         }
         progress.inc(1);
-        progress.set_message(format!(
-            "{} unit(s), {} finding(s), {} error(s)",
-            self.summary.units, self.summary.findings, self.summary.errors
-        ));
+        // The message is text made anew: not for a bar nobody sees.
+        if !progress.is_hidden() {
+            progress.set_message(format!(
+                "{} unit(s), {} finding(s), {} error(s)",
+                self.summary.units, self.summary.findings, self.summary.errors
+            ));
+        }
         Ok(())
     }
 
