@@ -3,6 +3,7 @@
 //! remote outcome happened. Nothing here knows about wasmtime.
 
 use super::cache::AnswerCache;
+use super::direct::{self, Direct};
 use super::pool::PooledProvider;
 use crate::primitives::gate::{Gate, NetStats, Pass};
 use hickory_resolver::Resolver;
@@ -233,10 +234,22 @@ impl Chain {
 #[derive(Clone)]
 pub struct DnsCore {
     resolver: Result<ScanResolver, Arc<str>>,
+    /// The one name server of `--resolver`, asked directly for plain
+    /// answers (see [`direct`]).
+    direct: Option<Directly>,
     /// Answers kept for the scan, unless `--no-dns-cache`.
     cache: Option<Arc<AnswerCache>>,
     /// Queries count against the scan's concurrency and rate.
     gate: Arc<Gate>,
+}
+
+/// How to ask the scan's one name server directly.
+#[derive(Clone)]
+struct Directly {
+    provider: PooledProvider,
+    server: SocketAddr,
+    timeout: Duration,
+    attempts: usize,
 }
 
 impl std::fmt::Debug for DnsCore {
@@ -257,8 +270,23 @@ impl DnsCore {
         // hickory retries a query that timed out by itself: at least one
         // retry (UDP loses packets), more with `--retries`.
         let attempts = (gate.limits().retries as usize + 1).max(2);
+        // Queries share a few UDP sockets (see `pool`), hickory's and the
+        // direct ones alike.
+        let provider = PooledProvider::default();
+        // Several servers are hickory's to choose between and fall back on.
+        let direct = match settings.servers[..] {
+            [server] => Some(Directly {
+                provider: provider.clone(),
+                server,
+                timeout,
+                attempts,
+            }),
+            _ => None,
+        };
         DnsCore {
-            resolver: build(settings, timeout, attempts).map_err(|e| Arc::from(e.to_string())),
+            resolver: build(settings, provider, timeout, attempts)
+                .map_err(|e| Arc::from(e.to_string())),
+            direct,
             cache: settings.cache.then(Arc::default),
             gate,
         }
@@ -298,7 +326,17 @@ impl DnsCore {
             return answer;
         }
         let _pass = self.enter().await;
-        let (answer, negative_ttl) = records(resolver.lookup(name, kind.record_type()).await);
+        let asked = match &self.direct {
+            Some(d) => {
+                let (provider, kind) = (&d.provider, kind.record_type());
+                direct::query(provider, d.server, &name, kind, d.timeout, d.attempts).await
+            }
+            None => Direct::Ask,
+        };
+        let (answer, negative_ttl) = match asked {
+            Direct::Answer(answer, negative_ttl) => (answer, negative_ttl),
+            Direct::Ask => records(resolver.lookup(name, kind.record_type()).await),
+        };
         if let Some((cache, key)) = &cached {
             cache.put(key, kind, &answer, negative_ttl);
         }
@@ -314,11 +352,10 @@ impl DnsCore {
 
 fn build(
     settings: &ResolverSettings,
+    provider: PooledProvider,
     timeout: Duration,
     attempts: usize,
 ) -> Result<ScanResolver, NetError> {
-    // Queries share a few UDP sockets (see `pool`).
-    let provider = PooledProvider::default();
     let mut builder = if settings.servers.is_empty() {
         Resolver::builder(provider)?
     } else {
@@ -403,13 +440,13 @@ fn classify(e: &NetError) -> Option<DnsError> {
     }
 }
 
-fn name_text(name: &Name) -> String {
+pub(super) fn name_text(name: &Name) -> String {
     let mut name = name.clone();
     name.set_fqdn(true);
     name.to_ascii().to_ascii_lowercase()
 }
 
-fn data(rdata: &RData) -> Option<Data> {
+pub(super) fn data(rdata: &RData) -> Option<Data> {
     Some(match rdata {
         RData::A(a) => Data::A(IpAddr::V4(a.0)),
         RData::AAAA(aaaa) => Data::Aaaa(IpAddr::V6(aaaa.0)),

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod core;
+pub mod direct;
 pub mod pool;
 
 pub use self::core::{Chain, Data, DnsCore, DnsError, Kind, Record, ResolverSettings};
