@@ -64,6 +64,18 @@ fn unit_key(plugin: &str, subject: &Subject, ports: Option<&[(u16, u16)]>) -> St
     }
 }
 
+/// The statistics of `plugin` in `summary`, looked up before they are
+/// inserted: the name is copied once per plugin, not once per unit or
+/// finding.
+fn plugin_stats<'s>(summary: &'s mut Summary, plugin: &str) -> &'s mut PluginStats {
+    if !summary.plugins.contains_key(plugin) {
+        summary
+            .plugins
+            .insert(plugin.to_string(), PluginStats::default());
+    }
+    summary.plugins.get_mut(plugin).expect("inserted above")
+}
+
 /// A unit started and not ended yet.
 struct Running {
     /// Its journal key.
@@ -512,11 +524,7 @@ impl<'r> ScanState<'r> {
                 self.summary.findings += 1;
                 self.metrics
                     .finding(&plugin.name, &finding.kind, finding.severity);
-                self.summary
-                    .plugins
-                    .entry(plugin.name.clone())
-                    .or_default()
-                    .findings += 1;
+                plugin_stats(&mut self.summary, &plugin.name).findings += 1;
                 self.write(sink, unit, &Record::finding(&plugin, finding))?;
             }
             Event::Subject {
@@ -628,18 +636,7 @@ impl<'r> ScanState<'r> {
             let record = Record::out_of_scope(&outcome.plugin, &running.subject, &outside);
             self.write(sink, outcome.unit, &record)?;
         }
-        // Looked up before it is inserted: the name's copy is made once
-        // per plugin, not once per unit.
-        if !self.summary.plugins.contains_key(&outcome.plugin.name) {
-            self.summary
-                .plugins
-                .insert(outcome.plugin.name.clone(), PluginStats::default());
-        }
-        let stats = self
-            .summary
-            .plugins
-            .get_mut(&outcome.plugin.name)
-            .expect("inserted above");
+        let stats = plugin_stats(&mut self.summary, &outcome.plugin.name);
         stats.units += 1;
         stats.time += outcome.elapsed;
         self.metrics

@@ -335,7 +335,9 @@ impl DnsCore {
         };
         let (answer, negative_ttl) = match asked {
             Direct::Answer(answer, negative_ttl) => (answer, negative_ttl),
-            Direct::Ask => records(resolver.lookup(name, kind.record_type()).await),
+            // Boxed: hickory's lookup future is a few kilobytes, and every
+            // query's future (moved as its task is spawned) would carry it.
+            Direct::Ask => records(Box::pin(resolver.lookup(name, kind.record_type())).await),
         };
         if let Some((cache, key)) = &cached {
             cache.put(key, kind, &answer, negative_ttl);
