@@ -400,17 +400,7 @@ fn records(
         _ => None,
     };
     let answer = match answer {
-        Ok(lookup) => Ok(lookup
-            .answers()
-            .iter()
-            .filter_map(|r| {
-                Some(Record {
-                    name: name_text(&r.name),
-                    ttl: r.ttl,
-                    data: data(&r.data)?,
-                })
-            })
-            .collect()),
+        Ok(lookup) => Ok(contract_records(lookup.answers())),
         Err(e) => match classify(&e) {
             // The name exists but has no records of this type: an empty
             // answer, not a failure.
@@ -419,6 +409,21 @@ fn records(
         },
     };
     (answer, negative_ttl)
+}
+
+/// hickory's records as the contract's, leaving out the types it does
+/// not know.
+pub(super) fn contract_records(records: &[hickory_resolver::proto::rr::Record]) -> Vec<Record> {
+    records
+        .iter()
+        .filter_map(|r| {
+            Some(Record {
+                name: name_text(&r.name),
+                ttl: r.ttl,
+                data: data(&r.data)?,
+            })
+        })
+        .collect()
 }
 
 /// The remote outcome behind a resolver error; `None` for "no records of
@@ -442,13 +447,13 @@ fn classify(e: &NetError) -> Option<DnsError> {
     }
 }
 
-pub(super) fn name_text(name: &Name) -> String {
+fn name_text(name: &Name) -> String {
     let mut name = name.clone();
     name.set_fqdn(true);
     name.to_ascii().to_ascii_lowercase()
 }
 
-pub(super) fn data(rdata: &RData) -> Option<Data> {
+fn data(rdata: &RData) -> Option<Data> {
     Some(match rdata {
         RData::A(a) => Data::A(IpAddr::V4(a.0)),
         RData::AAAA(aaaa) => Data::Aaaa(IpAddr::V6(aaaa.0)),

@@ -13,7 +13,7 @@
 //! left to hickory-resolver, which asks again, so every answer that could
 //! differ is still hickory's.
 
-use super::core::{DnsError, Record, data, name_text};
+use super::core::{DnsError, Record, contract_records};
 use super::pool::PooledProvider;
 use hickory_resolver::net::runtime::{DnsUdpSocket, RuntimeProvider};
 use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCode};
@@ -122,20 +122,7 @@ fn judge(answer: &Message, name: &Name, kind: RecordType) -> Direct {
         ResponseCode::NoError if answer.answers.is_empty() => {
             Direct::Answer(Ok(Vec::new()), negative_ttl())
         }
-        ResponseCode::NoError => Direct::Answer(
-            Ok(answer
-                .answers
-                .iter()
-                .filter_map(|r| {
-                    Some(Record {
-                        name: name_text(&r.name),
-                        ttl: r.ttl,
-                        data: data(&r.data)?,
-                    })
-                })
-                .collect()),
-            None,
-        ),
+        ResponseCode::NoError => Direct::Answer(Ok(contract_records(&answer.answers)), None),
         ResponseCode::NXDomain if answer.answers.is_empty() => {
             Direct::Answer(Err(DnsError::NotFound), negative_ttl())
         }
