@@ -337,7 +337,13 @@ impl DnsCore {
             Direct::Answer(answer, negative_ttl) => (answer, negative_ttl),
             // Boxed: hickory's lookup future is a few kilobytes, and every
             // query's future (moved as its task is spawned) would carry it.
-            Direct::Ask => records(Box::pin(resolver.lookup(name, kind.record_type())).await),
+            Direct::Ask => {
+                // hickory asks again: a query of its own in the statistics.
+                if self.direct.is_some() {
+                    NetStats::bump(&self.gate.stats().dns_queries);
+                }
+                records(Box::pin(resolver.lookup(name, kind.record_type())).await)
+            }
         };
         if let Some((cache, key)) = &cached {
             cache.put(key, kind, &answer, negative_ttl);

@@ -50,6 +50,12 @@ pub async fn query(
         IpAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         IpAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
     };
+    // The answer's names come back fully qualified, and a name compares
+    // equal only to one as qualified: asked otherwise, no answer would
+    // ever match its question.
+    let mut name = name.clone();
+    name.set_fqdn(true);
+    let name = &name;
     let mut buf = vec![0; usize::from(EDNS_PAYLOAD)];
     for _ in 0..attempts.max(1) {
         // A new id each attempt, as hickory does: a late answer to the
@@ -156,6 +162,67 @@ mod tests {
 
     fn a(owner: &str, ip: [u8; 4]) -> Rr {
         Rr::from_rdata(name(owner), 30, RData::A(A::from(Ipv4Addr::from(ip))))
+    }
+
+    /// A name server on loopback that answers each query first with an
+    /// answer to another question, then with `answer` (given the query);
+    /// or never, when `answer` is `None`.
+    async fn server(answer: Option<fn(&Message) -> Message>) -> SocketAddr {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0; 1500];
+            loop {
+                let (len, from) = socket.recv_from(&mut buf).await.unwrap();
+                let Some(answer) = answer else { continue };
+                let query = Message::from_vec(&buf[..len]).unwrap();
+                let mut other = response(ResponseCode::NoError, vec![], false);
+                other.metadata.id = query.metadata.id;
+                other.queries = vec![Query::query(name("other.test."), RecordType::A)];
+                socket
+                    .send_to(&other.to_vec().unwrap(), from)
+                    .await
+                    .unwrap();
+                let mut reply = answer(&query);
+                reply.metadata.id = query.metadata.id;
+                socket
+                    .send_to(&reply.to_vec().unwrap(), from)
+                    .await
+                    .unwrap();
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_query_gets_its_own_answer_and_a_silent_server_times_out() {
+        let provider = PooledProvider::default();
+        let wait = Duration::from_millis(200);
+        let answering = server(Some(|_| {
+            // The server writes the name in its own case, as some do.
+            let mut m = response(
+                ResponseCode::NoError,
+                vec![a("WWW.test.", [192, 0, 2, 7])],
+                false,
+            );
+            m.queries = vec![Query::query(name("WWW.Test."), RecordType::A)];
+            m
+        }))
+        .await;
+        // Asked without the final dot, as a caller may.
+        let asked = name("www.test");
+        let Direct::Answer(Ok(records), None) =
+            query(&provider, answering, &asked, RecordType::A, wait, 2).await
+        else {
+            panic!("the answer to the question is read, the other one ignored");
+        };
+        assert_eq!(records.len(), 1);
+        assert!(matches!(records[0].data, Data::A(ip) if ip == Ipv4Addr::new(192, 0, 2, 7)));
+        let silent = server(None).await;
+        assert!(matches!(
+            query(&provider, silent, &asked, RecordType::A, wait, 2).await,
+            Direct::Answer(Err(DnsError::Timeout), None)
+        ));
     }
 
     #[test]
