@@ -100,14 +100,14 @@ impl TestCa {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cert {
     /// Signed by the test CA, valid now (not_before = now - 1 day, not_after
-    /// = now + 365 days), SANs: DNS `www.wscan.test` and IP 127.0.0.1.
+    /// = now + 364.5 days: `days_left` reads 364), SANs: DNS `www.wscan.test` and IP 127.0.0.1.
     /// Subject CN "www.wscan.test", O "wscan tests".
     Valid,
-    /// Signed by the test CA, SANs as Valid, but not_after = now - 1 day
+    /// Signed by the test CA, SANs as Valid, but not_after = now - 1.5 days
     /// (not_before now - 30 days).
     Expired,
-    /// Signed by the test CA, valid, not_after = now + 10 days (for
-    /// "expiring within 30 days").
+    /// Signed by the test CA, valid, not_after = now + 9.5 days (for
+    /// "expiring within 30 days"; `days_left` reads 9).
     ExpiringSoon,
     /// Self-signed (its own issuer), valid dates, SAN DNS www.wscan.test, IP
     /// 127.0.0.1, CN "self.wscan.test".
@@ -361,17 +361,22 @@ fn name(cn: &str) -> DistinguishedName {
     name
 }
 
-/// Valid from `from` days to `to` days from now. rcgen's dates are
-/// `time::OffsetDateTime`; starting from its own epoch avoids depending on `time`.
+/// Valid from `from` days from now to half a day before `to` days from now.
+/// The half day keeps a plugin's `days_left` (whole days until not_after)
+/// at `to - 1` however many seconds pass between making the certificate and
+/// reading it: with not_after exactly `to` days ahead, it read `to` within
+/// the same second and `to - 1` after, and a recording and its replay a
+/// second apart disagreed. rcgen's dates are `time::OffsetDateTime`;
+/// starting from its own epoch avoids depending on `time`.
 fn set_validity(params: &mut CertificateParams, from: i64, to: i64) {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("clock");
-    let at = |days: i64| {
-        let secs = now.as_secs() as i64 + days * 86_400;
+    let at = |days: i64, shift: i64| {
+        let secs = now.as_secs() as i64 + days * 86_400 + shift;
         rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(secs as u64)
     };
-    (params.not_before, params.not_after) = (at(from), at(to));
+    (params.not_before, params.not_after) = (at(from, 0), at(to, -43_200));
 }
 
 /// The RSA-1024 key of [`Cert::WeakRsa`], as rcgen's public key and as
