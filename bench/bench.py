@@ -697,6 +697,77 @@ def serve_verdict(results, load):
     return "Goals this run: " + "; ".join(said) + "." if said else "Goals not judged."
 
 
+CLUSTER_RATE = 5000
+CLUSTER_ITEM = 4096
+
+
+def scenario_cluster(runs):
+    """The /16 one-port scan on 1, 2 and 4 workers through a Redis in the
+    namespace, each worker capped at CLUSTER_RATE connects a second, so the
+    figure shows how the work spreads, not what 2 cores can do."""
+    pairs = [(f"127.0.{i * 2}.{i + 1}", 80) for i in range(100)]
+    redis = ["redis-server", "--port", "6379", "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(WORK)]
+    url = "redis://127.0.0.1:6379"
+    scan = [WSCAN, "scan", "127.0.0.0/16", "-p", "80", "--plugins", "port", "--format",
+            "jsonl", "-q", "--plugin-arg", "port.banner=false", "--seed", "5"]
+    count = wscan_count("open-port")
+    local = f"wscan, one process, --rate {CLUSTER_RATE}"
+    names = {n: f"wscan --redis, {n} worker(s) at --rate {CLUSTER_RATE} each" for n in (1, 2, 4)}
+    results, failures = {}, {}
+    cmds = {local: scan + ["--rate", str(CLUSTER_RATE)]}
+    with Namespace(servers=[("tcp", pairs)], daemons=[redis]):
+        for i in range(runs):
+            secs, rss, out = timed(cmds[local])
+            assert count(out) == len(pairs), f"{local} found {count(out)}"
+            results.setdefault(local, []).append((secs, rss))
+            print(f"  cluster run {i + 1}/{runs}: {local}: {secs:.2f}s", flush=True)
+        for n, name in names.items():
+            workers = [subprocess.Popen(
+                ["ip", "netns", "exec", NS, WSCAN, "worker", "--redis", url, "--name", f"w{k}",
+                 "--rate", str(CLUSTER_RATE)], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL) for k in range(n)]
+            cmds[name] = scan + ["--redis", url, "--item-size", str(CLUSTER_ITEM)]
+            try:
+                time.sleep(1)
+                for i in range(runs):
+                    stats = WORK / "cluster-stats.json"
+                    secs, rss, out = timed(cmds[name] + ["--stats", str(stats)])
+                    if count(out) != len(pairs):
+                        failures[name] = f"found {count(out)}, expected {len(pairs)}"
+                        break
+                    used = len(json.loads(stats.read_text())["cluster"]["workers"])
+                    if used != n:
+                        failures[name] = f"{used} of {n} workers took items"
+                        break
+                    results.setdefault(name, []).append((secs, rss))
+                    print(f"  cluster run {i + 1}/{runs}: {name}: {secs:.2f}s", flush=True)
+            finally:
+                for w in workers:
+                    w.terminate()
+                    w.wait()
+    med = medians(results)
+    notes = [f"Each worker is a `wscan worker --redis {url} --rate {CLUSTER_RATE}` in the "
+             f"namespace (a Redis 7 there too); the coordinator publishes the /16 as "
+             f"{65536 // CLUSTER_ITEM} items of {CLUSTER_ITEM} addresses. Peak RSS is the "
+             "coordinator's."]
+    if all(name in med for name in names.values()):
+        t1 = med[names[1]]
+        said = []
+        for n in (2, 4):
+            speedup = t1 / med[names[n]]
+            verdict = "met" if speedup >= 0.8 * n else "**missed**"
+            said.append(f"{n} workers {speedup:.2f}x of 1 worker's throughput "
+                        f"(80% of linear is {0.8 * n:.1f}x): {verdict}")
+        if local in med:
+            per_item = (t1 - med[local]) / (65536 // CLUSTER_ITEM)
+            said.append(f"coordinator overhead: 1 worker minus one process, {per_item * 1000:.0f} ms "
+                        f"per item")
+        notes.append("Scaling this run: " + "; ".join(said) + ".")
+    return {"title": "127.0.0.0/16, one port, on 1, 2 and 4 workers (Redis)", "cmds": cmds,
+            "results": results, "failures": failures, "notes": notes, "base": local}
+
+
 SCENARIOS = {
     "all-ports": (scenario_all_ports, None),
     "dropped": (scenario_dropped, 3),
@@ -709,6 +780,7 @@ SCENARIOS = {
     "names": (scenario_names, 3),
     "resume": (scenario_resume, 3),
     "serve": (scenario_serve, 3),
+    "cluster": (scenario_cluster, 3),
 }
 
 

@@ -15,9 +15,12 @@
 //! - [`store`]: the SQLite result store and its journal of completed units;
 //! - [`diff`]: what changed between two stored scans;
 //! - [`scope`]: the one policy every outbound operation is checked against;
-//! - [`serve`]: `wscan serve`, the HTTP API over the same engine and store.
+//! - [`serve`]: `wscan serve`, the HTTP API over the same engine and store;
+//! - [`cluster`]: distributed scans over Redis streams: the coordinator
+//!   (`wscan scan --redis`) and `wscan worker`.
 
 pub mod cli;
+pub mod cluster;
 pub mod diff;
 pub mod engine;
 pub mod metrics;

@@ -8,6 +8,7 @@ mod support;
 mod tls_server;
 
 mod bad_input;
+mod cluster;
 mod dns;
 mod formats;
 mod hostile_plugins;

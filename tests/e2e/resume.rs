@@ -138,7 +138,7 @@ fn identity(record: &Value) -> String {
 }
 
 /// The records as a multiset of identities.
-fn census(records: &[Value]) -> BTreeMap<String, usize> {
+pub(crate) fn census(records: &[Value]) -> BTreeMap<String, usize> {
     let mut count = BTreeMap::new();
     for record in records {
         *count.entry(identity(record)).or_insert(0) += 1;
@@ -146,7 +146,7 @@ fn census(records: &[Value]) -> BTreeMap<String, usize> {
     count
 }
 
-fn read_jsonl(path: &Path) -> Vec<Value> {
+pub(crate) fn read_jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

@@ -59,6 +59,47 @@ pub enum Command {
     /// The scan service's API tokens, kept in the result store.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run work items of distributed scans (`wscan scan --redis URL`)
+    /// taken from Redis, until stopped (docs/distributed.md).
+    Worker(WorkerArgs),
+}
+
+/// Flags of `wscan worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The Redis the coordinators publish to:
+    /// redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS.
+    #[arg(long, value_name = "URL")]
+    pub redis: String,
+
+    /// This worker's name in the group; unique per worker [default:
+    /// HOSTNAME-PID].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// How long an item may go without this worker's heartbeat (one a
+    /// second) before another worker takes it over: how soon a killed
+    /// worker's item runs again. At least 3s.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_lease)]
+    pub lease: Duration,
+
+    /// Operations in flight on this worker [default: the scan's
+    /// --concurrency].
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    pub concurrency: Option<usize>,
+
+    /// Operations in flight against one address [default: the scan's].
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    pub host_concurrency: Option<usize>,
+
+    /// New connections and queries per second on this worker [default:
+    /// the scan's --rate].
+    #[arg(long, value_name = "PER-SECOND", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Plugin instances at once on this worker [default: the scan's].
+    #[arg(long, value_name = "N", value_parser = parse_parallel)]
+    pub parallel: Option<usize>,
 }
 
 /// `wscan token ...`
@@ -771,6 +812,23 @@ fn parse_retries(s: &str) -> Result<u32, String> {
     }
 }
 
+fn parse_item_size(s: &str) -> Result<u64, String> {
+    match positive(s)? {
+        n if n <= 1 << 32 => Ok(n as u64),
+        _ => Err(format!("{s:?}: at most 4294967296 addresses per work item")),
+    }
+}
+
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    let d: Duration = s.parse()?;
+    match d.0 >= std::time::Duration::from_secs(3) {
+        true => Ok(d),
+        false => Err(format!(
+            "{s:?}: a lease is at least 3s (heartbeats come every second)"
+        )),
+    }
+}
+
 fn parse_batch(s: &str) -> Result<usize, String> {
     let max = crate::scheduler::MAX_BATCH;
     match positive(s)? {
@@ -950,6 +1008,23 @@ pub struct ScanArgs {
     /// .wasm files take effect for the units that start afterwards.
     #[arg(long)]
     pub watch: bool,
+
+    /// Run the scan on workers (`wscan worker --redis URL`) through this
+    /// Redis: redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS.
+    /// This process publishes work items and collects, stores and prints
+    /// the results (docs/distributed.md).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["dry_run", "watch", "input"])]
+    pub redis: Option<String>,
+
+    /// With --redis: addresses of the scan's walk per work item (the walk
+    /// of a shuffled scan has up to twice as many steps as addresses).
+    #[arg(long, value_name = "N", default_value = "4096", requires = "redis", value_parser = parse_item_size)]
+    pub item_size: u64,
+
+    /// With --redis: deliveries of a work item before it goes to the
+    /// dead letters (wscan:dead) and ends as an error record.
+    #[arg(long, value_name = "N", default_value = "3", requires = "redis", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_deliveries: u32,
 
     /// The ids of the flags given on the command line (not defaults), so
     /// `--resume` can refuse settings it would ignore.

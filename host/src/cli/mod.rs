@@ -4,6 +4,7 @@
 mod args;
 mod plugin;
 mod results;
+mod worker;
 
 pub(crate) use results::run_info as results_run_info;
 pub use results::stored_args;
@@ -78,6 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plugin(PluginCommand::New(args)) => plugin::new(args),
         Command::Plugin(PluginCommand::Dev(args)) => plugin::dev(&globals, *args).await,
         Command::Plugin(PluginCommand::Run(args)) => plugin::run(&globals, *args).await,
+        Command::Worker(args) => worker::worker(&globals, args).await,
     }
 }
 
@@ -482,6 +484,11 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
         args = stored;
         resuming = Some((store, row));
     }
+    // What workers parse: the scan's own command line, not `--resume N`.
+    let scan_argv = match &resuming {
+        Some((_, row)) => row.argv.clone(),
+        None => globals.argv.clone(),
+    };
     let engine = Arc::new(globals.engine()?);
     let registry = Arc::new(load_plugins(&engine, &args.sources).await?);
     let active = registry.active();
@@ -553,16 +560,33 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
         }),
         _ => None,
     };
-    let outcome = scheduler::run(
-        &spec,
-        engine,
-        registry.clone(),
-        sink.as_mut(),
-        &progress,
-        durable,
-        stop_signal(),
-    )
-    .await;
+    let outcome = match &args.redis {
+        Some(url) => {
+            let plan = worker::plan(scan_argv, &args, &request, url)?;
+            crate::cluster::coordinator::run(
+                &spec,
+                &registry,
+                plan,
+                sink.as_mut(),
+                &progress,
+                durable,
+                stop_signal(),
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        }
+        None => scheduler::run(
+            &spec,
+            engine,
+            registry.clone(),
+            sink.as_mut(),
+            &progress,
+            durable,
+            stop_signal(),
+        )
+        .await
+        .map_err(anyhow::Error::from),
+    };
     let summary = match outcome {
         Ok(summary) => summary,
         Err(e) => {
@@ -577,7 +601,7 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
                     results::db_flag(globals)
                 );
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     if let (Some(store), Some(id)) = (&store, scan_id) {

@@ -464,6 +464,14 @@ fn explain_trap(e: &wasmtime::Error, state: &HostState) -> String {
     msg
 }
 
+/// The component of the built-in plugin whose digest is `digest`.
+pub fn builtin_component(digest: &str) -> Option<&'static [u8]> {
+    builtin::BUILTINS
+        .iter()
+        .map(|(_, bytes)| *bytes)
+        .find(|bytes| self::digest(bytes) == digest)
+}
+
 /// The SHA-256 of a component's bytes, in lowercase hex.
 pub fn digest(bytes: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, bytes)

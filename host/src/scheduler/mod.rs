@@ -21,7 +21,7 @@ mod summary;
 
 pub use batch::MAX_BATCH;
 pub use spec::ScanSpec;
-pub use summary::{NetTotals, PluginStats, Summary};
+pub use summary::{ClusterTotals, NetTotals, PluginStats, Summary, WorkerTotals};
 
 use crate::engine::registry::Registry;
 use crate::engine::{Engine, Event, ScanContext};

@@ -64,6 +64,23 @@ pub struct ScanSpec {
     /// Where its network counters go, read while it runs (set by `wscan
     /// serve` for its progress events; not a request setting).
     pub counters: Option<Arc<NetStats>>,
+    /// The part of the scan this run does: a worker's work item in a
+    /// distributed scan (`None`: the whole scan, this shard's share).
+    pub part: Option<Part>,
+}
+
+/// One work item of a distributed scan: a window of the steps of the
+/// address walk ([`TargetSpace::window`]), and whether it also takes the
+/// command line's names and `host:port` targets. The scope stays the whole
+/// scan's: a part only decides where the scan starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Part {
+    /// The first step of the walk.
+    pub from: u128,
+    /// The step after the last.
+    pub to: u128,
+    /// Whether the names and `host:port` targets are this part's.
+    pub singles: bool,
 }
 
 impl ScanSpec {
@@ -141,7 +158,8 @@ impl ScanSpec {
             host: host.clone(),
             port: *port,
         });
-        for target in names.chain(ports) {
+        let singles_here = self.part.is_none_or(|part| part.singles);
+        for target in names.chain(ports).filter(|_| singles_here) {
             expander.expand(&target, |start| {
                 singles.push(start);
                 true
@@ -158,12 +176,16 @@ impl ScanSpec {
     /// The addresses this run visits, in order: targets less exclusions,
     /// this shard only.
     pub fn space(&self) -> TargetSpace {
-        TargetSpace::new(
+        let space = TargetSpace::new(
             self.targets.clone(),
             self.exclude.clone(),
             self.order,
             self.shard,
-        )
+        );
+        match self.part {
+            Some(part) => space.window(part.from, part.to),
+            None => space,
+        }
     }
 }
 
@@ -398,6 +420,7 @@ impl ScanSpec {
             plugins: request.plugins.clone(),
             shared: None,
             counters: None,
+            part: None,
         })
     }
 
@@ -438,6 +461,7 @@ impl ScanSpec {
             plugins: None,
             shared: None,
             counters: None,
+            part: None,
         })
     }
 

@@ -23,7 +23,7 @@ pub struct PluginStats {
 }
 
 /// Totals of the scan's network operations.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NetTotals {
     /// Connection attempts, retries included.
     pub connects: u64,
@@ -94,9 +94,38 @@ pub struct Summary {
     pub net: NetTotals,
     /// Per plugin, by name.
     pub plugins: BTreeMap<String, PluginStats>,
+    /// A distributed scan's work items and workers (`--redis`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterTotals>,
     /// Wall time.
     #[serde(rename = "elapsed_s", serialize_with = "seconds")]
     pub elapsed: Duration,
+}
+
+/// What the workers of a distributed scan did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClusterTotals {
+    /// Work items of the scan.
+    pub items: u64,
+    /// Items that went to the dead letters.
+    pub dead: u64,
+    /// Unit results received for units already stored, and dropped: the
+    /// work of items run again after their worker was lost.
+    pub duplicates: u64,
+    /// Per worker, by name.
+    pub workers: BTreeMap<String, WorkerTotals>,
+}
+
+/// What one worker did for a distributed scan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WorkerTotals {
+    /// Items it completed.
+    pub items: u64,
+    /// Connection attempts of those items.
+    pub connects: u64,
+    /// Wall time of those items, summed.
+    #[serde(rename = "busy_s", serialize_with = "seconds")]
+    pub busy: Duration,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -134,6 +163,21 @@ impl Summary {
                 n.retries,
                 n.dns_queries,
                 n.peak_in_flight
+            ));
+        }
+        if let Some(c) = &self.cluster {
+            let per: Vec<String> = c
+                .workers
+                .iter()
+                .map(|(name, w)| format!("{name} {}", w.items))
+                .collect();
+            lines.push(format!(
+                "wscan: {} work item(s) on {} worker(s) ({}); {} dead; {} unit result(s) received again and dropped",
+                c.items,
+                c.workers.len(),
+                per.join(", "),
+                c.dead,
+                c.duplicates
             ));
         }
         for (name, p) in &self.plugins {

@@ -28,19 +28,34 @@ const BATCH_OPS: usize = 10_000;
 /// Operations queued for the writer before the scan waits for it.
 const QUEUE: usize = 65_536;
 
-enum Op {
+/// One step of a journal, as the writer gets it: a record or an emitted
+/// subject of a unit, or the unit's end. A journal made with
+/// [`Journal::forward`] hands these to its caller instead of a store.
+#[derive(Debug)]
+pub enum Op {
+    /// A record `unit` wrote.
     Record {
+        /// The unit's key.
         unit: Arc<str>,
+        /// The record's type: `finding`, `error`, `subject`, `out-of-scope`.
         kind: &'static str,
+        /// The record, as JSON Lines has it.
         json: String,
     },
+    /// A subject `unit` emitted.
     Emitted {
+        /// The unit's key.
         unit: Arc<str>,
+        /// Reported as out of scope, not routed on.
         outside: bool,
+        /// The subject, as JSON.
         json: String,
     },
+    /// `unit` ended; everything it produced came before.
     Done {
+        /// The unit's key.
         unit: Arc<str>,
+        /// Whether it failed.
         failed: bool,
     },
 }
@@ -64,6 +79,18 @@ impl Journal {
             tx: Some(tx),
             thread: Some(thread),
         })
+    }
+
+    /// A journal whose steps go to the receiver, in order, instead of to a
+    /// store: a distributed scan's worker sends each unit on when it ends.
+    /// The scan waits when `capacity` steps are queued.
+    pub fn forward(capacity: usize) -> (Journal, Receiver<Op>) {
+        let (tx, rx) = sync_channel(capacity);
+        let journal = Journal {
+            tx: Some(tx),
+            thread: None,
+        };
+        (journal, rx)
     }
 
     fn send(&self, op: Op) -> Result<(), StoreError> {

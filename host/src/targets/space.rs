@@ -60,6 +60,9 @@ pub struct TargetSpace {
     /// This shard's residue of the target index: `index - 1`, less the
     /// offset of a space that continues another ([`TargetSpace::after`]).
     residue: u128,
+    /// Only these steps of the walk (a distributed scan's work item,
+    /// [`TargetSpace::window`]); `None` walks it all.
+    window: Option<(u128, u128)>,
 }
 
 impl TargetSpace {
@@ -82,7 +85,29 @@ impl TargetSpace {
             order,
             shard,
             residue: u128::from(shard.index - 1),
+            window: None,
         }
+    }
+
+    /// How many steps the walk has: one per address in order, one per
+    /// value of the permutation's cycle when shuffled (fewer than twice
+    /// the addresses; the values past the end are skipped). Windows of
+    /// steps ([`TargetSpace::window`]) split the walk into parts.
+    pub fn steps(&self) -> u128 {
+        match self.order {
+            Order::Ordered => self.total,
+            Order::Shuffled(_) => Permutation::steps(self.total),
+        }
+    }
+
+    /// Only the steps `from..to` of the walk: the parts `0..s`, `s..2s`...
+    /// together visit what the whole walk visits, each address once, in
+    /// the same order. A part starts at once, wherever it is in the walk
+    /// (the permutation jumps ahead), so a distributed scan can hand out
+    /// parts of a huge space as work items.
+    pub fn window(mut self, from: u128, to: u128) -> Self {
+        self.window = Some((from, to));
+        self
     }
 
     /// This space numbered as the continuation of `before` addresses of
@@ -102,7 +127,13 @@ impl TargetSpace {
     /// How many addresses this shard visits, exclusions subtracted:
     /// arithmetic on the targets and the excluded ranges that overlap
     /// them, in time independent of the blocks' sizes (`::/0` included).
+    ///
+    /// A window ([`TargetSpace::window`]) is counted by walking it: its
+    /// addresses are wherever the permutation put them.
     pub fn count(&self) -> u128 {
+        if self.window.is_some() {
+            return self.iter().count() as u128;
+        }
         let (r, n) = (self.residue, u128::from(self.shard.count));
         // Indices below `x` that are `r` modulo `n`.
         let below = |x: u128| if x <= r { 0 } else { (x - r - 1) / n + 1 };
@@ -131,9 +162,10 @@ impl TargetSpace {
     /// Walk the space lazily: this shard's indices, in the scan's order,
     /// less exclusions.
     pub fn iter(&self) -> impl Iterator<Item = IpAddr> + Send + '_ {
+        let (from, to) = self.window.unwrap_or((0, self.steps()));
         let indices: Box<dyn Iterator<Item = u128> + Send> = match self.order {
-            Order::Ordered => Box::new(0..self.total),
-            Order::Shuffled(seed) => Box::new(Permutation::new(self.total, seed)),
+            Order::Ordered => Box::new(from.min(self.total)..to.min(self.total)),
+            Order::Shuffled(seed) => Box::new(Permutation::window(self.total, seed, from, to)),
         };
         let (index, count) = (self.residue, u128::from(self.shard.count));
         indices
@@ -197,6 +229,46 @@ impl Permutation {
     }
 }
 
+impl Permutation {
+    /// The values of the cycle that permutes `0..n`: the next power of two
+    /// (`u128::MAX` for the whole IPv6 space, one short of 2^128).
+    pub fn steps(n: u128) -> u128 {
+        Permutation::new(n, 0).mask.saturating_add(1)
+    }
+
+    /// The part of [`Permutation::new`]'s walk from step `from` to step
+    /// `to` (steps count the cycle's values, those past `n` included).
+    pub fn window(n: u128, seed: u64, from: u128, to: u128) -> Self {
+        let mut p = Permutation::new(n, seed);
+        let end = to.min(p.mask.saturating_add(1));
+        if from >= end {
+            p.done = true;
+            return p;
+        }
+        p.x = p.jump(from);
+        // `end - from` values: the current one and the steps after it.
+        p.left = end - from - 1;
+        p
+    }
+
+    /// The value `j` steps after the first, in O(log j): the generator's
+    /// step x -> a*x + c composed with itself by squaring.
+    fn jump(&self, mut j: u128) -> u128 {
+        let (mut acc_a, mut acc_c) = (1u128, 0u128);
+        let (mut a, mut c) = (self.a, self.c);
+        while j > 0 {
+            if j & 1 == 1 {
+                acc_a = a.wrapping_mul(acc_a);
+                acc_c = a.wrapping_mul(acc_c).wrapping_add(c);
+            }
+            c = a.wrapping_mul(c).wrapping_add(c);
+            a = a.wrapping_mul(a);
+            j >>= 1;
+        }
+        acc_a.wrapping_mul(self.x).wrapping_add(acc_c) & self.mask
+    }
+}
+
 impl Iterator for Permutation {
     type Item = u128;
 
@@ -226,6 +298,47 @@ mod tests {
 
     fn targets(list: &[&str]) -> Vec<Target> {
         list.iter().map(|t| t.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn windows_of_the_walk_are_the_walk_cut_in_parts() {
+        for n in [1u128, 2, 7, 1000, 4096, 70001] {
+            for seed in [0, 9] {
+                let whole: Vec<u128> = Permutation::new(n, seed).collect();
+                let steps = Permutation::steps(n);
+                for size in [1u128, 3, 100, steps] {
+                    let parts: Vec<u128> = (0..steps.div_ceil(size))
+                        .flat_map(|k| Permutation::window(n, seed, k * size, (k + 1) * size))
+                        .collect();
+                    assert_eq!(parts, whole, "n={n} seed={seed} size={size}");
+                }
+            }
+        }
+        // Spaces too: with a shard and exclusions, ordered or not.
+        let exclude = Arc::new(Exclusions::of(&targets(&["10.0.0.7", "10.0.1.0/28"])));
+        for order in [Order::Ordered, Order::Shuffled(5)] {
+            let shard = Shard { index: 2, count: 3 };
+            let space = TargetSpace::new(targets(&["10.0.0.0/23"]), exclude.clone(), order, shard);
+            let whole: Vec<IpAddr> = space.iter().collect();
+            let parts: Vec<IpAddr> = (0..space.steps().div_ceil(50))
+                .flat_map(|k| {
+                    space
+                        .clone()
+                        .window(k * 50, (k + 1) * 50)
+                        .iter()
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            assert_eq!(parts, whole, "{order:?}");
+            let counted: u128 = (0..space.steps().div_ceil(50))
+                .map(|k| space.clone().window(k * 50, (k + 1) * 50).count())
+                .sum();
+            assert_eq!(counted, space.count());
+        }
+        // A window deep into a huge space starts at once (every value of
+        // a power-of-two space is in it).
+        let huge = Permutation::window(1u128 << 100, 3, 1u128 << 90, (1u128 << 90) + 2);
+        assert_eq!(huge.count(), 2);
     }
 
     #[test]

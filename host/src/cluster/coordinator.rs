@@ -1,0 +1,492 @@
+//! The coordinator: `wscan scan ... --redis URL`. It publishes the scan
+//! (its [`Meta`], its plugins by digest, its work items), then takes in
+//! what workers send: each unit's records go to the sink and the result
+//! store once, whoever sent them how many times, and the scan ends when
+//! every item has ended (done, or a dead letter).
+
+use super::{ClusterError, DEAD, Item, ItemTotals, Message, Meta, Shipped, UnitResult, WORK};
+use crate::engine::registry::Registry;
+use crate::engine::{LoadedPlugin, PluginSource};
+use crate::model::{Subject, SubjectKey, SubjectKind};
+use crate::output::{ErrorRecord, PluginRef, SubjectRecord};
+use crate::output::{Record, Sink};
+use crate::scheduler::spec::Part;
+use crate::scheduler::{ClusterTotals, Durable, NetTotals, ScanError, ScanSpec, Summary};
+use crate::store::Resumed;
+use indicatif::ProgressBar;
+use redis::aio::ConnectionManager;
+use redis::streams::StreamReadReply;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the coordinator splits and publishes a scan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The Redis URL.
+    pub url: String,
+    /// The scan's command line, without the program name.
+    pub argv: Vec<String>,
+    /// The text of `--exclude-file`.
+    pub exclude_file: Option<String>,
+    /// The PEM text of each `--ca-file`.
+    pub ca_pems: Vec<String>,
+    /// Steps of the address walk per work item (`--item-size`).
+    pub item_size: u128,
+    /// Deliveries of an item before it is a dead letter.
+    pub max_deliveries: u32,
+}
+
+/// How long published components stay in Redis after the last scan that
+/// used them: long enough for any scan, short enough not to pile up.
+const PLUGIN_TTL_S: u64 = 7 * 24 * 3600;
+
+/// How long Redis may be away before the coordinator gives up (the scan
+/// is stored and `--resume` continues it).
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Publish `spec` as work items on Redis and collect what workers send,
+/// writing every record to `sink` (and the journal of `durable`) as a
+/// local scan does. `progress` counts items ended. When `stop` completes,
+/// the scan is withdrawn (workers drop its items) and returns interrupted.
+pub async fn run(
+    spec: &ScanSpec,
+    registry: &Registry,
+    plan: Plan,
+    sink: &mut dyn Sink,
+    progress: &ProgressBar,
+    durable: Option<Durable>,
+    stop: impl Future<Output = ()>,
+) -> Result<Summary, ClusterError> {
+    let started = Instant::now();
+    let redis_err = |error| ClusterError::Redis {
+        url: super::shown(&plan.url),
+        error,
+    };
+    let mut conn = super::connect(&plan.url).await?;
+    let (journal, resumed) = match durable {
+        Some(d) => (Some(d.journal), d.resumed),
+        None => (None, Resumed::default()),
+    };
+    let plugins = publish_plugins(&mut conn, spec, registry, &plan.url).await?;
+    let scan = format!("{:016x}", fastrand::u64(..));
+    let meta = Meta {
+        argv: plan.argv.clone(),
+        seed: spec.seed().unwrap_or(0),
+        exclude_file: plan.exclude_file.clone(),
+        ca_pems: plan.ca_pems.clone(),
+        plugins,
+        max_deliveries: plan.max_deliveries,
+    };
+    let meta_json = serde_json::to_string(&meta).expect("meta serializes");
+    redis::cmd("SET")
+        .arg(super::meta_key(&scan))
+        .arg(meta_json)
+        .arg("EX")
+        .arg(PLUGIN_TTL_S)
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(redis_err)?;
+    super::ensure_group(&mut conn).await.map_err(redis_err)?;
+
+    let parts = parts(spec, plan.item_size);
+    let total = parts.len() as u64;
+    let mut books = Books::new(spec, journal.as_ref(), &resumed, parts.clone());
+    let mut todo = Vec::new();
+    for (item, part) in parts.into_iter().enumerate() {
+        let item = item as u64;
+        if resumed.done.contains(&super::item_unit(item)) {
+            books.ended.insert(item);
+        } else {
+            todo.push(Item {
+                scan: scan.clone(),
+                item,
+                part,
+            });
+        }
+    }
+    progress.set_length(total);
+    progress.set_position(books.ended.len() as u64);
+    for chunk in todo.chunks(500) {
+        let mut pipe = redis::pipe();
+        for item in chunk {
+            pipe.cmd("XADD")
+                .arg(WORK)
+                .arg("*")
+                .arg("m")
+                .arg(serde_json::to_string(item).expect("item serializes"))
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+    }
+    tracing::info!(
+        "scan {scan}: {} of {total} work item(s) published on {WORK}",
+        todo.len()
+    );
+    eprintln!(
+        "wscan: {} work item(s) published to {} as scan {scan}; workers (`wscan worker --redis URL`) run them",
+        todo.len(),
+        super::shown(&plan.url)
+    );
+
+    let results = super::results_key(&scan);
+    let mut last = "0-0".to_string();
+    let mut stop = std::pin::pin!(stop);
+    while books.ended.len() < total as usize {
+        let read = super::retry("reading results", PATIENCE, || {
+            let mut conn = conn.clone();
+            let (results, last) = (results.clone(), last.clone());
+            async move {
+                redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .arg("BLOCK")
+                    .arg(super::BLOCK.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(&results)
+                    .arg(&last)
+                    .query_async::<Option<StreamReadReply>>(&mut conn)
+                    .await
+            }
+        });
+        let reply = tokio::select! {
+            reply = read => reply.map_err(redis_err)?,
+            () = &mut stop => {
+                books.summary.interrupted = true;
+                break;
+            }
+        };
+        let Some(reply) = reply else { continue };
+        for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+            last = entry.id.clone();
+            let message: Message = super::field(&entry, "m")
+                .ok_or_else(|| "no field m".to_string())
+                .and_then(|m| serde_json::from_str(&m).map_err(|e| e.to_string()))
+                .map_err(|error| ClusterError::Malformed {
+                    key: results.clone(),
+                    error,
+                })?;
+            books.take(message, sink, progress)?;
+        }
+        // What is taken in is in the journal's queue: Redis need not
+        // keep it.
+        let _ = redis::cmd("XTRIM")
+            .arg(&results)
+            .arg("MINID")
+            .arg(&last)
+            .query_async::<i64>(&mut conn)
+            .await;
+    }
+    // Withdraw the scan: workers drop what is left of it (nothing, unless
+    // it was stopped), and its keys go.
+    let _ = redis::cmd("DEL")
+        .arg(super::meta_key(&scan))
+        .arg(&results)
+        .arg(super::failures_key(&scan))
+        .query_async::<i64>(&mut conn)
+        .await;
+    let mut summary = std::mem::take(&mut books.summary);
+    summary.cluster = Some(std::mem::take(&mut books.cluster));
+    drop(books);
+    sink.finish().map_err(ScanError::Output)?;
+    if let Some(journal) = journal {
+        journal.close().map_err(ScanError::Store)?;
+    }
+    progress.finish_and_clear();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// The work items of `spec`: windows of `size` steps of its address walk;
+/// the first also takes the names and `host:port` targets.
+fn parts(spec: &ScanSpec, size: u128) -> Vec<Part> {
+    let steps = spec.space().steps();
+    let count = steps.div_ceil(size.max(1)).max(1);
+    (0..count)
+        .map(|k| Part {
+            from: k * size,
+            to: ((k + 1) * size).min(steps),
+            singles: k == 0,
+        })
+        .collect()
+}
+
+/// Put the component of every plugin the scan runs in Redis under its
+/// digest (kept if there); the list workers fetch them by.
+async fn publish_plugins(
+    conn: &mut ConnectionManager,
+    spec: &ScanSpec,
+    registry: &Registry,
+    url: &str,
+) -> Result<Vec<Shipped>, ClusterError> {
+    let mut shipped = Vec::new();
+    for active in registry.active().iter() {
+        let plugin = &active.plugin;
+        let wanted = spec
+            .plugins
+            .as_ref()
+            .is_none_or(|names| names.contains(&plugin.info.name));
+        if !wanted {
+            continue;
+        }
+        let bytes = component(plugin).map_err(|error| ClusterError::Plugin {
+            name: plugin.info.name.clone(),
+            error,
+        })?;
+        let key = super::plugin_key(&plugin.digest);
+        redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(bytes)
+            .arg("NX")
+            .arg("EX")
+            .arg(PLUGIN_TTL_S)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(PLUGIN_TTL_S)
+            .ignore()
+            .query_async::<()>(conn)
+            .await
+            .map_err(|error| ClusterError::Redis {
+                url: super::shown(url),
+                error,
+            })?;
+        shipped.push(Shipped {
+            name: plugin.info.name.clone(),
+            digest: plugin.digest.clone(),
+        });
+    }
+    Ok(shipped)
+}
+
+/// The component a loaded plugin was made from, checked against its
+/// digest (a file changed since it was loaded is not the plugin running).
+fn component(plugin: &LoadedPlugin) -> Result<Vec<u8>, String> {
+    let bytes = match &plugin.source {
+        PluginSource::Builtin => crate::engine::builtin_component(&plugin.digest)
+            .ok_or("the built-in component is not in this binary")?
+            .to_vec(),
+        PluginSource::Dir(path) | PluginSource::File(path) => {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+    };
+    match crate::engine::digest(&bytes) == plugin.digest {
+        true => Ok(bytes),
+        false => Err(format!(
+            "{} changed since it was loaded; start the scan again",
+            plugin.source
+        )),
+    }
+}
+
+/// The coordinator's books: which units and items have ended, the
+/// out-of-scope subjects reported, and the summary being built.
+struct Books<'a> {
+    spec: &'a ScanSpec,
+    journal: Option<&'a crate::store::Journal>,
+    resumed: &'a Resumed,
+    /// Items ended (done or dead), this run or before.
+    ended: HashSet<u64>,
+    /// Units stored this run.
+    units: HashSet<String>,
+    /// Out-of-scope subjects reported, this run or before.
+    outside: HashSet<SubjectKey>,
+    summary: Summary,
+    /// Every item's part, by number.
+    parts: Vec<Part>,
+    /// Items, workers, duplicates.
+    cluster: ClusterTotals,
+}
+
+impl<'a> Books<'a> {
+    fn new(
+        spec: &'a ScanSpec,
+        journal: Option<&'a crate::store::Journal>,
+        resumed: &'a Resumed,
+        parts: Vec<Part>,
+    ) -> Self {
+        Books {
+            spec,
+            journal,
+            resumed,
+            ended: HashSet::new(),
+            units: HashSet::new(),
+            outside: resumed.outside.iter().cloned().collect(),
+            summary: Summary::default(),
+            cluster: ClusterTotals {
+                items: parts.len() as u64,
+                ..ClusterTotals::default()
+            },
+            parts,
+        }
+    }
+
+    /// Take in one message.
+    fn take(
+        &mut self,
+        message: Message,
+        sink: &mut dyn Sink,
+        progress: &ProgressBar,
+    ) -> Result<(), ClusterError> {
+        match message {
+            Message::Unit(unit) => self.unit(unit, sink)?,
+            Message::Item {
+                item,
+                worker,
+                totals,
+            } => {
+                if self.ended.insert(item) {
+                    self.add(&totals);
+                    let w = self.cluster.workers.entry(worker).or_default();
+                    w.items += 1;
+                    w.connects += totals.net.connects;
+                    w.busy += Duration::from_millis(totals.elapsed_ms);
+                    if let Some(journal) = self.journal {
+                        journal
+                            .done(&Arc::from(super::item_unit(item)), false)
+                            .map_err(ScanError::Store)?;
+                    }
+                    progress.inc(1);
+                }
+            }
+            Message::Dead {
+                item,
+                deliveries,
+                error,
+            } => {
+                if self.ended.insert(item) {
+                    let record = self.dead(item, deliveries, &error);
+                    let key: Arc<str> = Arc::from(super::item_unit(item));
+                    sink.write(&record).map_err(ScanError::Output)?;
+                    if let Some(journal) = self.journal {
+                        journal.record(&key, &record).map_err(ScanError::Store)?;
+                        journal.done(&key, true).map_err(ScanError::Store)?;
+                    }
+                    self.summary.errors += 1;
+                    self.cluster.dead += 1;
+                    progress.inc(1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Store a unit's work, unless it is stored already.
+    fn unit(&mut self, unit: UnitResult, sink: &mut dyn Sink) -> Result<(), ClusterError> {
+        if self.units.contains(&unit.unit) || self.resumed.done.contains(&unit.unit) {
+            self.cluster.duplicates += 1;
+            return Ok(());
+        }
+        let malformed = |error: serde_json::Error| ClusterError::Malformed {
+            key: "results".into(),
+            error: error.to_string(),
+        };
+        let key: Arc<str> = Arc::from(unit.unit.as_str());
+        let plugin = unit.unit.split(' ').next().unwrap_or_default().to_string();
+        for json in &unit.records {
+            let mut record: Record = serde_json::from_str(json).map_err(malformed)?;
+            if let Record::OutOfScope(out) = &mut record {
+                // Each subject is reported once a scan, whichever unit
+                // (on whichever worker) found it first.
+                out.outside
+                    .retain(|s| key_of(s).is_none_or(|key| self.outside.insert(key)));
+                if out.outside.is_empty() {
+                    continue;
+                }
+                self.summary.out_of_scope += out.outside.len() as u64;
+            }
+            match &record {
+                Record::Finding(_) => {
+                    self.summary.findings += 1;
+                    self.stats(&plugin).findings += 1;
+                }
+                Record::Error(_) => self.summary.errors += 1,
+                _ => {}
+            }
+            sink.write(&record).map_err(ScanError::Output)?;
+            if let Some(journal) = self.journal {
+                journal.record(&key, &record).map_err(ScanError::Store)?;
+            }
+        }
+        if let Some(journal) = self.journal {
+            for (outside, json) in &unit.emitted {
+                let subject: Subject = serde_json::from_str(json).map_err(malformed)?;
+                journal
+                    .emitted(&key, &subject, *outside)
+                    .map_err(ScanError::Store)?;
+            }
+            journal.done(&key, unit.failed).map_err(ScanError::Store)?;
+        }
+        self.summary.units += 1;
+        let stats = self.stats(&plugin);
+        stats.units += 1;
+        stats.errors += u64::from(unit.failed);
+        self.units.insert(unit.unit);
+        Ok(())
+    }
+
+    fn stats(&mut self, plugin: &str) -> &mut crate::scheduler::PluginStats {
+        self.summary.plugins.entry(plugin.to_string()).or_default()
+    }
+
+    /// Add an item's counters to the summary's.
+    fn add(&mut self, totals: &ItemTotals) {
+        let s = &mut self.summary;
+        s.targets += totals.targets;
+        s.denied += totals.denied;
+        let (n, t): (&mut NetTotals, &NetTotals) = (&mut s.net, &totals.net);
+        n.connects += t.connects;
+        n.open += t.open;
+        n.closed += t.closed;
+        n.filtered += t.filtered;
+        n.unreachable += t.unreachable;
+        n.timeouts += t.timeouts;
+        n.retries += t.retries;
+        n.dns_queries += t.dns_queries;
+        // Workers run apart: the peak of one is what any saw.
+        n.peak_in_flight = n.peak_in_flight.max(t.peak_in_flight);
+        for (plugin, ms) in &totals.plugin_ms {
+            self.stats(plugin).time += Duration::from_millis(*ms);
+        }
+    }
+
+    /// The error record of an item that went to the dead letters: on the
+    /// item's first address (or its first name), saying which addresses
+    /// were not scanned and why.
+    fn dead(&self, item: u64, deliveries: u64, error: &str) -> Record {
+        let mut spec = self.spec.clone();
+        spec.part = self.parts.get(item as usize).copied();
+        let (singles, space) = spec.starts();
+        let subject = space
+            .iter()
+            .next()
+            .map(|ip| Subject::Address { ip, host: None })
+            .or_else(|| singles.into_iter().next().map(|s| s.subject))
+            .unwrap_or(Subject::Host("unknown".into()));
+        Record::Error(ErrorRecord {
+            time: crate::output::now(),
+            plugin: PluginRef {
+                name: "cluster".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            subject: SubjectRecord::from(&subject),
+            error: format!(
+                "work item {item} of {} (this address and the rest of its share of the scan) was not scanned: it was delivered {deliveries} times without completing and is in {DEAD}; last failure: {error}",
+                self.parts.len()
+            ),
+        })
+    }
+}
+
+/// The key of a subject as records show it (the key out-of-scope subjects
+/// are reported once by).
+fn key_of(s: &SubjectRecord) -> Option<SubjectKey> {
+    match (s.kind, &s.host, s.address, s.port) {
+        (SubjectKind::Host, Some(name), _, _) => Some(SubjectKey::Host(name.to_lowercase())),
+        (SubjectKind::Address, _, Some(ip), _) => Some(SubjectKey::Address(ip)),
+        (SubjectKind::Service, _, Some(ip), Some(port)) => Some(SubjectKey::Service(ip, port)),
+        _ => None,
+    }
+}

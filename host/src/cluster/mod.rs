@@ -1,0 +1,314 @@
+//! Distributed scans over Redis streams: a coordinator (`wscan scan
+//! --redis URL`) splits a scan into work items, workers (`wscan worker
+//! --redis URL`) run them with their own engines and send each finished
+//! unit back, and the coordinator stores and prints what they send as a
+//! local scan would. We do not write a cluster of our own: Redis streams
+//! with a consumer group give at-least-once delivery, a list of items each
+//! worker holds, and the claiming of a dead worker's items.
+//!
+//! What lives where in Redis (`{scan}` is a random id per run):
+//! - `wscan:work`: the work items of every scan, read by the consumer
+//!   group `workers`; an item names its scan and its [`Part`];
+//! - `wscan:scan:{scan}`: the scan's [`Meta`] (its command line, seed,
+//!   files and plugins): a worker resolves the scan, scope included, from
+//!   this, never from an item alone;
+//! - `wscan:scan:{scan}:results`: what workers send the coordinator
+//!   ([`Message`]);
+//! - `wscan:scan:{scan}:failures`: per item, why its last run failed;
+//! - `wscan:plugin:{sha256}`: a plugin's component, by its digest;
+//! - `wscan:dead`: items that failed every delivery (the dead letters).
+//!
+//! Delivery: a worker acknowledges an item only after the item's results
+//! are in the results stream; an item a worker holds longer than the lease
+//! without a heartbeat is claimed by another worker; an item delivered more
+//! than `--max-deliveries` times goes to `wscan:dead` and ends as an error
+//! record. A unit's records travel in one message when the unit ends, and
+//! the coordinator stores a unit once: an item run twice (redelivered)
+//! writes nothing twice.
+//!
+//! - [`coordinator`]: publishes a scan and collects its results;
+//! - [`worker`]: takes items, runs them, sends results.
+
+pub mod coordinator;
+pub mod worker;
+
+use crate::scheduler::NetTotals;
+use crate::scheduler::spec::Part;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The stream of work items.
+pub const WORK: &str = "wscan:work";
+/// The consumer group of workers on [`WORK`].
+pub const GROUP: &str = "workers";
+/// The dead-letter stream.
+pub const DEAD: &str = "wscan:dead";
+
+/// The key of a scan's [`Meta`].
+pub fn meta_key(scan: &str) -> String {
+    format!("wscan:scan:{scan}")
+}
+
+/// The key of a scan's results stream.
+pub fn results_key(scan: &str) -> String {
+    format!("wscan:scan:{scan}:results")
+}
+
+/// The key of a scan's hash of item failures.
+pub fn failures_key(scan: &str) -> String {
+    format!("wscan:scan:{scan}:failures")
+}
+
+/// The key of a plugin's component.
+pub fn plugin_key(digest: &str) -> String {
+    format!("wscan:plugin:{digest}")
+}
+
+/// The journal key under which the coordinator marks an item done, so a
+/// resumed coordinator publishes only the items not done.
+pub fn item_unit(item: u64) -> String {
+    format!("cluster item {item}")
+}
+
+/// What a worker needs to run any item of a scan: the scan as the
+/// coordinator resolved it, in the form it was asked for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    /// The coordinator's `wscan scan` command line, without the program
+    /// name: the worker parses and resolves it as the coordinator did.
+    pub argv: Vec<String>,
+    /// The address order's seed (drawn by the coordinator when the command
+    /// line gives none): every worker walks the same permutation.
+    pub seed: u64,
+    /// The text of `--exclude-file`, read by the coordinator.
+    pub exclude_file: Option<String>,
+    /// The PEM text of each `--ca-file`, read by the coordinator.
+    pub ca_pems: Vec<String>,
+    /// The plugins the scan runs, each by name and component digest.
+    pub plugins: Vec<Shipped>,
+    /// Deliveries of an item before it is a dead letter.
+    pub max_deliveries: u32,
+}
+
+/// A plugin shipped through Redis: its name and its component's SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipped {
+    /// The plugin's name.
+    pub name: String,
+    /// The SHA-256 of its component, lowercase hex.
+    pub digest: String,
+}
+
+/// A work item as it sits in [`WORK`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The scan's id.
+    pub scan: String,
+    /// The item's number in its scan, from 0.
+    pub item: u64,
+    /// What it covers.
+    pub part: Part,
+}
+
+/// What workers send the coordinator, on the scan's results stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Message {
+    /// A unit ended, with everything it produced.
+    Unit(UnitResult),
+    /// An item ended: every unit of it was sent before.
+    Item {
+        /// The item's number.
+        item: u64,
+        /// The worker that ran it.
+        worker: String,
+        /// What running it did.
+        totals: ItemTotals,
+    },
+    /// An item failed every delivery and went to the dead letters.
+    Dead {
+        /// The item's number.
+        item: u64,
+        /// How many times it was delivered.
+        deliveries: u64,
+        /// Why its last run failed, as far as a worker said.
+        error: String,
+    },
+}
+
+/// One unit's work, sent when it ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnitResult {
+    /// The item it was part of.
+    pub item: u64,
+    /// The unit's journal key (plugin, subject, ports).
+    pub unit: String,
+    /// Whether it failed.
+    pub failed: bool,
+    /// Its records, each as JSON Lines has it.
+    pub records: Vec<String>,
+    /// The subjects it emitted: whether reported out of scope, and the
+    /// subject as JSON.
+    pub emitted: Vec<(bool, String)>,
+}
+
+/// The counters of one item's run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ItemTotals {
+    /// Targets taken.
+    pub targets: u64,
+    /// Operations the scope check denied.
+    pub denied: u64,
+    /// Network operations.
+    pub net: NetTotals,
+    /// Plugin time, in milliseconds, by plugin name.
+    pub plugin_ms: BTreeMap<String, u64>,
+    /// Wall time of the item, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// Why a distributed scan or a worker could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The URL is not a Redis URL.
+    #[error(
+        "--redis {url}: {error}; give redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss:// for TLS"
+    )]
+    Url {
+        /// The URL, password hidden.
+        url: String,
+        /// Why.
+        error: redis::RedisError,
+    },
+    /// Redis could not be reached or refused a command.
+    #[error("Redis at {url}: {error}")]
+    Redis {
+        /// The URL, password hidden.
+        url: String,
+        /// Why.
+        error: redis::RedisError,
+    },
+    /// A message on a stream is not what wscan writes.
+    #[error("a malformed message on {key}: {error}")]
+    Malformed {
+        /// The stream.
+        key: String,
+        /// Why.
+        error: String,
+    },
+    /// A plugin cannot be shipped.
+    #[error("cannot publish plugin {name}: {error}")]
+    Plugin {
+        /// The plugin.
+        name: String,
+        /// Why.
+        error: String,
+    },
+    /// The results could not be stored or written.
+    #[error(transparent)]
+    Scan(#[from] crate::scheduler::ScanError),
+}
+
+/// A Redis URL with its password hidden, for messages.
+pub fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A Redis connection that reconnects on its own (with backoff) after the
+/// server goes away. Blocking reads wait `block` at most, so the response
+/// timeout is longer than that.
+pub async fn connect(url: &str) -> Result<ConnectionManager, ClusterError> {
+    let client = redis::Client::open(url).map_err(|error| ClusterError::Url {
+        url: shown(url),
+        error,
+    })?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(BLOCK + Duration::from_secs(10)))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2));
+    let mut conn = client
+        .get_connection_manager_with_config(config)
+        .await
+        .map_err(|error| ClusterError::Redis {
+            url: shown(url),
+            error,
+        })?;
+    // A wrong password or an unreachable server fails here, at once.
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map_err(|error| ClusterError::Redis {
+            url: shown(url),
+            error,
+        })?;
+    Ok(conn)
+}
+
+/// How long a blocking read waits for a message before looking around.
+pub const BLOCK: Duration = Duration::from_secs(1);
+
+/// Create the workers' group on [`WORK`] (and the stream), unless it is
+/// there. It starts at the stream's beginning, so items published before
+/// the first worker came are not missed.
+pub async fn ensure_group(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    let made: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(WORK)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match made {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Run `op` until it succeeds, waiting longer after each failure (0.1 s
+/// doubling to 5 s), for `patience` at most; the last error after that.
+/// Redis restarts and network blips are waited out, not fatal.
+pub async fn retry<T, F, Fut>(what: &str, patience: Duration, mut op: F) -> redis::RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    let started = std::time::Instant::now();
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(value) => return Ok(value),
+            Err(e) if started.elapsed() + wait > patience || !transient(&e) => return Err(e),
+            Err(e) => {
+                tracing::warn!("Redis: {what}: {e}; trying again in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Whether an error may pass by itself (the connection, not the command).
+fn transient(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.code() == Some("LOADING")
+        || e.code() == Some("TRYAGAIN")
+}
+
+/// A field of a stream entry as text.
+pub fn field(entry: &redis::streams::StreamId, name: &str) -> Option<String> {
+    entry.get::<String>(name)
+}

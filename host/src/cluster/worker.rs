@@ -1,0 +1,718 @@
+//! The worker: `wscan worker --redis URL`. It joins the workers' group,
+//! takes one item at a time (a lost worker's first, then new ones), runs it
+//! with its own engine and limits, sends each unit as it ends, and
+//! acknowledges the item only after everything it found is on the results
+//! stream.
+
+use super::{
+    ClusterError, DEAD, GROUP, Item, ItemTotals, Message, Meta, UnitResult, WORK, failures_key,
+    meta_key, plugin_key, results_key,
+};
+use crate::engine::registry::Registry;
+use crate::engine::{Engine, LoadedPlugin};
+use crate::model::PluginInfo;
+use crate::output::{Record, Sink};
+use crate::primitives::tls::TlsCore;
+use crate::scheduler::spec::Gathered;
+use crate::scheduler::{Durable, ScanSpec, Summary};
+use crate::store::Resumed;
+use crate::store::journal::{Journal, Op};
+use indicatif::ProgressBar;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The Redis URL.
+    pub url: String,
+    /// Its name in the group (unique per worker).
+    pub name: String,
+    /// How long an item may go without a heartbeat before another worker
+    /// takes it (`--lease`).
+    pub lease: Duration,
+    /// Where components fetched from Redis are kept, by digest.
+    pub dir: PathBuf,
+    /// Limits that replace the scan's, where given.
+    pub limits: Overrides,
+}
+
+/// The worker's own limits (`--concurrency`...): each replaces the scan's
+/// where given, since a scan's limits say what one machine may do.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Operations in flight.
+    pub concurrency: Option<usize>,
+    /// Operations in flight against one address.
+    pub host_concurrency: Option<usize>,
+    /// Operations per second.
+    pub rate: Option<f64>,
+    /// Plugin instances at once.
+    pub parallel: Option<usize>,
+}
+
+/// Turns a scan's command line into its spec, as `wscan scan` does: the
+/// CLI's parser, handed in so this module does not depend on it.
+pub type Resolve =
+    dyn Fn(&[String], &[&PluginInfo], Gathered) -> Result<ScanSpec, String> + Send + Sync;
+
+/// How often a worker tells Redis it still holds its item. Any lease of
+/// 3 s or more outlasts a few missed heartbeats.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Scans a worker keeps resolved (their plugins loaded).
+const PREPARED: usize = 8;
+
+/// A scan made ready to run items of.
+struct Prepared {
+    spec: ScanSpec,
+    registry: Arc<Registry>,
+}
+
+/// Take and run items until `stop` completes. Fails only when Redis
+/// cannot be reached at the start (a wrong URL or password); later
+/// outages are waited out.
+pub async fn run(
+    options: Options,
+    engine: Arc<Engine>,
+    resolve: &Resolve,
+    stop: impl Future<Output = ()>,
+) -> Result<(), ClusterError> {
+    let mut conn = super::connect(&options.url).await?;
+    let reader = super::connect(&options.url).await?;
+    super::ensure_group(&mut conn)
+        .await
+        .map_err(|error| ClusterError::Redis {
+            url: super::shown(&options.url),
+            error,
+        })?;
+    std::fs::create_dir_all(&options.dir).map_err(|e| ClusterError::Plugin {
+        name: "(all)".into(),
+        error: format!("cannot create {}: {e}", options.dir.display()),
+    })?;
+    eprintln!(
+        "wscan: worker {} joined {}; waiting for work",
+        options.name,
+        super::shown(&options.url)
+    );
+    let (stopped_tx, stopped) = watch::channel(false);
+    let mut worker = Worker {
+        options,
+        engine,
+        resolve,
+        conn,
+        reader,
+        prepared: HashMap::new(),
+        stopped,
+    };
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let entry = tokio::select! {
+            entry = worker.next() => entry,
+            () = &mut stop => break,
+        };
+        let Some(entry) = entry else { continue };
+        // Stopping cuts the item short: it is left to another worker.
+        let handled = worker.handle(entry);
+        tokio::select! {
+            () = handled => {}
+            () = &mut stop => {
+                let _ = stopped_tx.send(true);
+                break;
+            }
+        }
+    }
+    let _ = stopped_tx.send(true);
+    eprintln!("wscan: worker {} stopped", worker.options.name);
+    Ok(())
+}
+
+struct Worker<'r> {
+    options: Options,
+    engine: Arc<Engine>,
+    resolve: &'r Resolve,
+    /// Commands.
+    conn: ConnectionManager,
+    /// Blocking reads (a blocked connection holds everything behind it).
+    reader: ConnectionManager,
+    prepared: HashMap<String, Arc<Prepared>>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Worker<'_> {
+    /// The next item: one a lost worker held past the lease, or a new
+    /// one (waiting a second for it). `None` when there is none, or Redis
+    /// is away (after a pause, so a restart is waited out).
+    async fn next(&mut self) -> Option<StreamId> {
+        let lease = self.options.lease.as_millis() as u64;
+        let claimed: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
+            .arg(WORK)
+            .arg(GROUP)
+            .arg(&self.options.name)
+            .arg(lease)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn)
+            .await;
+        match claimed {
+            Ok(reply) => {
+                if let Some(entry) = reply.claimed.into_iter().find(|e| !e.map.is_empty()) {
+                    tracing::info!("took over item {} (its worker was lost)", entry.id);
+                    return Some(entry);
+                }
+            }
+            Err(e) => return self.pause(e).await,
+        }
+        let read: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.options.name)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(super::BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(WORK)
+            .arg(">")
+            .query_async(&mut self.reader)
+            .await;
+        match read {
+            Ok(reply) => reply?.keys.into_iter().flat_map(|k| k.ids).next(),
+            Err(e) => self.pause(e).await,
+        }
+    }
+
+    /// After a failed read: say so, wait, and make sure the group is
+    /// there (a restarted Redis without persistence has lost it).
+    async fn pause(&mut self, e: redis::RedisError) -> Option<StreamId> {
+        tracing::warn!("Redis: {e}; trying again in 1s");
+        eprintln!(
+            "wscan: worker {}: Redis: {e}; trying again",
+            self.options.name
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = super::ensure_group(&mut self.conn).await;
+        None
+    }
+
+    /// Run one item, or route it to the dead letters, or drop it (its scan
+    /// is gone). An item that fails is left pending: after the lease,
+    /// some worker takes it again.
+    async fn handle(&mut self, entry: StreamId) {
+        let id = entry.id.clone();
+        let item: Item = match super::field(&entry, "m").map(|m| serde_json::from_str(&m)) {
+            Some(Ok(item)) => item,
+            _ => {
+                tracing::warn!("dropped {id} on {WORK}: not a wscan work item");
+                self.finish(&id).await;
+                return;
+            }
+        };
+        let meta: Option<String> = self
+            .command(redis::cmd("GET").arg(meta_key(&item.scan)))
+            .await;
+        let Some(meta) = meta.and_then(|m| serde_json::from_str::<Meta>(&m).ok()) else {
+            tracing::info!(
+                "dropped item {} of scan {}: the scan is over or withdrawn",
+                item.item,
+                item.scan
+            );
+            self.finish(&id).await;
+            return;
+        };
+        let deliveries = self.deliveries(&id).await;
+        if deliveries > u64::from(meta.max_deliveries) {
+            self.bury(&id, &item, deliveries).await;
+            return;
+        }
+        let prepared = match self.prepare(&item.scan, &meta).await {
+            Ok(prepared) => prepared,
+            Err(error) => return self.failed(&item, &error).await,
+        };
+        let started = Instant::now();
+        match self.run_item(&prepared, &item, &id).await {
+            Ok(mut totals) => {
+                totals.elapsed_ms = started.elapsed().as_millis() as u64;
+                let done = Message::Item {
+                    item: item.item,
+                    worker: self.options.name.clone(),
+                    totals,
+                };
+                let sent: Option<String> = self
+                    .command(
+                        redis::cmd("XADD")
+                            .arg(results_key(&item.scan))
+                            .arg("*")
+                            .arg("m")
+                            .arg(serde_json::to_string(&done).expect("message serializes")),
+                    )
+                    .await;
+                // Acknowledged only once its end is sent: an item whose
+                // end was lost runs again, and the coordinator keeps the
+                // first of each unit.
+                if sent.is_some() {
+                    self.finish(&id).await;
+                    tracing::info!(
+                        "item {} of scan {} done in {:?}",
+                        item.item,
+                        item.scan,
+                        started.elapsed()
+                    );
+                }
+            }
+            Err(Cut::Withdrawn) => {
+                tracing::info!(
+                    "item {} of scan {}: the scan was withdrawn",
+                    item.item,
+                    item.scan
+                );
+                self.finish(&id).await;
+            }
+            // Not the item's fault: it is left to another worker.
+            Err(Cut::Stopped) => {}
+            Err(Cut::Failed(error)) => self.failed(&item, &error).await,
+        }
+    }
+
+    /// Note why `item` failed, for the dead letter it may become.
+    async fn failed(&mut self, item: &Item, error: &str) {
+        tracing::warn!("item {} of scan {} failed: {error}", item.item, item.scan);
+        eprintln!(
+            "wscan: worker {}: item {} of scan {} failed: {error}",
+            self.options.name, item.item, item.scan
+        );
+        let _: Option<i64> = self
+            .command(
+                redis::cmd("HSET")
+                    .arg(failures_key(&item.scan))
+                    .arg(item.item)
+                    .arg(error),
+            )
+            .await;
+    }
+
+    /// How many times entry `id` was delivered (1 if Redis cannot say).
+    async fn deliveries(&mut self, id: &str) -> u64 {
+        let pending: Option<StreamPendingCountReply> = self
+            .command(
+                redis::cmd("XPENDING")
+                    .arg(WORK)
+                    .arg(GROUP)
+                    .arg(id)
+                    .arg(id)
+                    .arg(1),
+            )
+            .await;
+        pending
+            .and_then(|p| p.ids.first().map(|p| p.times_delivered as u64))
+            .unwrap_or(1)
+    }
+
+    /// Send `item` to the dead letters and tell its coordinator.
+    async fn bury(&mut self, id: &str, item: &Item, deliveries: u64) {
+        let error: Option<String> = self
+            .command(
+                redis::cmd("HGET")
+                    .arg(failures_key(&item.scan))
+                    .arg(item.item),
+            )
+            .await;
+        let error = error.unwrap_or_else(|| {
+            "the worker running it was lost each time (killed, or cut off from Redis)".into()
+        });
+        let dead = Message::Dead {
+            item: item.item,
+            deliveries,
+            error: error.clone(),
+        };
+        let sent: Option<()> = self
+            .command(
+                redis::pipe()
+                    .atomic()
+                    .cmd("XADD")
+                    .arg(DEAD)
+                    .arg("*")
+                    .arg("scan")
+                    .arg(&item.scan)
+                    .arg("item")
+                    .arg(item.item)
+                    .arg("deliveries")
+                    .arg(deliveries)
+                    .arg("error")
+                    .arg(&error)
+                    .ignore()
+                    .cmd("XADD")
+                    .arg(results_key(&item.scan))
+                    .arg("*")
+                    .arg("m")
+                    .arg(serde_json::to_string(&dead).expect("message serializes"))
+                    .ignore(),
+            )
+            .await;
+        if sent.is_some() {
+            eprintln!(
+                "wscan: worker {}: item {} of scan {} failed {deliveries} deliveries; moved to {DEAD}",
+                self.options.name, item.item, item.scan
+            );
+            self.finish(id).await;
+        }
+    }
+
+    /// Acknowledge entry `id` and remove it from the stream.
+    async fn finish(&mut self, id: &str) {
+        let _: Option<()> = self
+            .command(
+                redis::pipe()
+                    .cmd("XACK")
+                    .arg(WORK)
+                    .arg(GROUP)
+                    .arg(id)
+                    .ignore()
+                    .cmd("XDEL")
+                    .arg(WORK)
+                    .arg(id)
+                    .ignore(),
+            )
+            .await;
+    }
+
+    /// Run a command (or a pipeline), waiting out a Redis that is away
+    /// for a while; `None` if it still fails (said on standard error).
+    async fn command<T: redis::FromRedisValue, Q: Query>(&mut self, query: &mut Q) -> Option<T> {
+        let (conn, query) = (self.conn.clone(), &*query);
+        match super::retry("a command", Duration::from_secs(60), || {
+            let mut conn = conn.clone();
+            async move { query.run(&mut conn).await }
+        })
+        .await
+        {
+            Ok(value) => Some(value),
+            Err(e) => {
+                eprintln!("wscan: worker {}: Redis: {e}", self.options.name);
+                None
+            }
+        }
+    }
+
+    /// The scan `scan`, resolved from its meta, its plugins fetched by
+    /// digest and loaded (compiled through the cache).
+    async fn prepare(&mut self, scan: &str, meta: &Meta) -> Result<Arc<Prepared>, String> {
+        if let Some(ready) = self.prepared.get(scan) {
+            return Ok(ready.clone());
+        }
+        let mut plugins: Vec<LoadedPlugin> = Vec::new();
+        for shipped in &meta.plugins {
+            let path = self.options.dir.join(format!("{}.wasm", shipped.digest));
+            if !path.is_file() {
+                let bytes: Option<Option<Vec<u8>>> = self
+                    .command(redis::cmd("GET").arg(plugin_key(&shipped.digest)))
+                    .await;
+                let bytes = bytes.flatten().ok_or_else(|| {
+                    format!(
+                        "plugin {} (sha256 {}) is not in Redis under {}: the coordinator publishes each plugin for 7 days; start the scan again",
+                        shipped.name,
+                        shipped.digest,
+                        plugin_key(&shipped.digest)
+                    )
+                })?;
+                if crate::engine::digest(&bytes) != shipped.digest {
+                    return Err(format!(
+                        "plugin {}: what Redis holds under {} has another SHA-256; not run",
+                        shipped.name,
+                        plugin_key(&shipped.digest)
+                    ));
+                }
+                let partial = path.with_extension(format!("part{}", std::process::id()));
+                std::fs::write(&partial, &bytes)
+                    .and_then(|()| std::fs::rename(&partial, &path))
+                    .map_err(|e| format!("cannot keep plugin {}: {e}", shipped.name))?;
+            }
+            let plugin = self
+                .engine
+                .load_file(&path)
+                .await
+                .map_err(|e| format!("plugin {}: {e}", shipped.name))?;
+            if plugin.digest != shipped.digest {
+                let _ = std::fs::remove_file(&path);
+                return Err(format!(
+                    "plugin {}: the copy kept in {} changed; removed, it is fetched again",
+                    shipped.name,
+                    path.display()
+                ));
+            }
+            plugins.push(plugin);
+        }
+        let mut ca_files = Vec::new();
+        for pem in &meta.ca_pems {
+            let path = self
+                .options
+                .dir
+                .join(format!("ca-{}.pem", crate::engine::digest(pem.as_bytes())));
+            if !path.is_file() {
+                std::fs::write(&path, pem)
+                    .map_err(|e| format!("cannot keep a CA file in {}: {e}", path.display()))?;
+            }
+            ca_files.push(path);
+        }
+        let tls = TlsCore::new(&ca_files).map_err(|e| e.to_string())?;
+        let registry = Arc::new(Registry::new(Vec::new(), Vec::new(), plugins));
+        let active = registry.active();
+        let available: Vec<&PluginInfo> = active.iter().map(|a| &a.plugin.info).collect();
+        let gathered = Gathered {
+            exclude_file: meta.exclude_file.clone(),
+            tls,
+            seed: meta.seed,
+        };
+        let mut spec = (self.resolve)(&meta.argv, &available, gathered)?;
+        let o = &self.options.limits;
+        spec.limits.concurrency = o.concurrency.unwrap_or(spec.limits.concurrency);
+        spec.limits.host_concurrency = o.host_concurrency.or(spec.limits.host_concurrency);
+        spec.limits.rate = o.rate.or(spec.limits.rate);
+        spec.parallel = o.parallel.unwrap_or(spec.parallel);
+        let ready = Arc::new(Prepared { spec, registry });
+        if self.prepared.len() >= PREPARED {
+            self.prepared.clear();
+        }
+        self.prepared.insert(scan.to_string(), ready.clone());
+        Ok(ready)
+    }
+
+    /// Run `item` of a prepared scan: each unit is sent as it ends; the
+    /// item's counters when all are sent. Heartbeats keep the item this
+    /// worker's while it runs; a withdrawn scan or a stopping worker cuts
+    /// it short (an error: the item is not done).
+    async fn run_item(
+        &mut self,
+        prepared: &Prepared,
+        item: &Item,
+        id: &str,
+    ) -> Result<ItemTotals, Cut> {
+        let mut spec = prepared.spec.clone();
+        spec.part = Some(item.part);
+        let (journal, ops) = Journal::forward(4096);
+        let (units_tx, units) = mpsc::channel::<UnitResult>(1024);
+        let number = item.item;
+        let grouper = std::thread::Builder::new()
+            .name("wscan-units".into())
+            .spawn(move || group_units(number, ops, units_tx))
+            .map_err(|e| Cut::Failed(format!("cannot start a thread: {e}")))?;
+        let sender = tokio::spawn(send_units(
+            self.conn.clone(),
+            results_key(&item.scan),
+            units,
+        ));
+        let (gone_tx, gone) = watch::channel(false);
+        let heart = tokio::spawn(heartbeat(
+            self.conn.clone(),
+            self.options.name.clone(),
+            id.to_string(),
+            meta_key(&item.scan),
+            gone_tx,
+        ));
+        let mut stopped = self.stopped.clone();
+        let mut gone_rx = gone.clone();
+        let stop = async move {
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => {}
+                _ = gone_rx.wait_for(|g| *g) => {}
+            }
+        };
+        let outcome = crate::scheduler::run(
+            &spec,
+            self.engine.clone(),
+            prepared.registry.clone(),
+            &mut Discard,
+            &ProgressBar::hidden(),
+            Some(Durable {
+                journal,
+                resumed: Resumed::default(),
+            }),
+            stop,
+        )
+        .await;
+        heart.abort();
+        // The journal is closed: the grouper ends, then the sender.
+        let _ = grouper.join();
+        let sent = sender
+            .await
+            .map_err(|e| Cut::Failed(format!("the sender failed: {e}")))?;
+        if *gone.borrow() {
+            return Err(Cut::Withdrawn);
+        }
+        let summary = outcome.map_err(|e| Cut::Failed(e.to_string()))?;
+        sent.map_err(Cut::Failed)?;
+        if summary.interrupted {
+            return Err(Cut::Stopped);
+        }
+        Ok(totals(&summary))
+    }
+}
+
+/// Why an item did not complete.
+enum Cut {
+    /// Its coordinator withdrew the scan: the item is dropped.
+    Withdrawn,
+    /// The worker is stopping: the item is left to another.
+    Stopped,
+    /// It failed: the reason is kept for the dead letter it may become.
+    Failed(String),
+}
+
+/// An item's counters from its run's summary.
+fn totals(summary: &Summary) -> ItemTotals {
+    ItemTotals {
+        targets: summary.targets,
+        denied: summary.denied,
+        net: summary.net.clone(),
+        plugin_ms: summary
+            .plugins
+            .iter()
+            .map(|(name, p)| (name.clone(), p.time.as_millis() as u64))
+            .collect(),
+        elapsed_ms: 0,
+    }
+}
+
+/// Gather the journal's steps into one result per unit, handed on when
+/// the unit ends (a unit cut short is never sent: it runs again).
+fn group_units(item: u64, ops: std::sync::mpsc::Receiver<Op>, units: mpsc::Sender<UnitResult>) {
+    let mut open: HashMap<Arc<str>, UnitResult> = HashMap::new();
+    let fresh = |unit: &str| UnitResult {
+        item,
+        unit: unit.to_string(),
+        failed: false,
+        records: Vec::new(),
+        emitted: Vec::new(),
+    };
+    for op in ops {
+        match op {
+            Op::Record { unit, json, .. } => open
+                .entry(unit.clone())
+                .or_insert_with(|| fresh(&unit))
+                .records
+                .push(json),
+            Op::Emitted {
+                unit,
+                outside,
+                json,
+            } => open
+                .entry(unit.clone())
+                .or_insert_with(|| fresh(&unit))
+                .emitted
+                .push((outside, json)),
+            Op::Done { unit, failed } => {
+                let mut result = open.remove(&unit).unwrap_or_else(|| fresh(&unit));
+                result.failed = failed;
+                if units.blocking_send(result).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Send units to the results stream as they come, many to a round trip.
+async fn send_units(
+    conn: ConnectionManager,
+    key: String,
+    mut units: mpsc::Receiver<UnitResult>,
+) -> Result<(), String> {
+    let mut batch = Vec::with_capacity(256);
+    while units.recv_many(&mut batch, 256).await > 0 {
+        let messages: Vec<String> = batch
+            .drain(..)
+            .map(|u| serde_json::to_string(&Message::Unit(u)).expect("message serializes"))
+            .collect();
+        super::retry("sending results", Duration::from_secs(120), || {
+            let mut conn = conn.clone();
+            let mut pipe = redis::pipe();
+            for m in &messages {
+                pipe.cmd("XADD").arg(&key).arg("*").arg("m").arg(m).ignore();
+            }
+            async move { pipe.query_async::<()>(&mut conn).await }
+        })
+        .await
+        .map_err(|e| format!("cannot send results: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Every [`HEARTBEAT`], claim entry `id` again (which resets its idle
+/// time, so no other worker takes it) and see that the scan is still
+/// there; when it is gone, say so on `gone`.
+async fn heartbeat(
+    mut conn: ConnectionManager,
+    name: String,
+    id: String,
+    meta: String,
+    gone: watch::Sender<bool>,
+) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let claimed: redis::RedisResult<Vec<String>> = redis::cmd("XCLAIM")
+            .arg(WORK)
+            .arg(GROUP)
+            .arg(&name)
+            .arg(0)
+            .arg(&id)
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = claimed {
+            tracing::warn!("heartbeat: {e}");
+        }
+        let exists: redis::RedisResult<i64> =
+            redis::cmd("EXISTS").arg(&meta).query_async(&mut conn).await;
+        if exists == Ok(0) {
+            let _ = gone.send(true);
+            return;
+        }
+    }
+}
+
+/// A command or a pipeline: what [`Worker::command`] runs.
+trait Query: Sync {
+    /// Send it on `conn`.
+    fn run<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> impl Future<Output = redis::RedisResult<T>> + Send;
+}
+
+impl Query for redis::Cmd {
+    fn run<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> impl Future<Output = redis::RedisResult<T>> + Send {
+        self.query_async(conn)
+    }
+}
+
+impl Query for redis::Pipeline {
+    fn run<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> impl Future<Output = redis::RedisResult<T>> + Send {
+        self.query_async(conn)
+    }
+}
+
+/// A worker writes nothing itself: its records go to the coordinator.
+struct Discard;
+
+impl Sink for Discard {
+    fn write(&mut self, _: &Record) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,374 @@
+//! Distributed scans through real Redis and real workers: a coordinator
+//! (`wscan scan --redis`) and `wscan worker` processes, all inside a
+//! private network namespace with the listeners they scan and a
+//! `redis-server` the test starts there (no persistence, its own folder).
+
+use crate::namespace::Netns;
+use crate::resume::{census, read_jsonl};
+use crate::support::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An SSH-like banner on 22 and a web page on 80 at every 64th address of
+/// 127.0.0.0/20, from 127.0.0.5 on: 64 servers.
+const SERVERS: &str = r#"
+import socket, threading, time
+BODY = b'<html><head><title>cluster test</title></head></html>'
+def handle(c, kind):
+    try:
+        if kind == 'ssh':
+            c.sendall(b'SSH-2.0-wscan-cluster\r\n')
+            time.sleep(0.3)
+        else:
+            c.settimeout(3)
+            data = b''
+            while b'\r\n\r\n' not in data:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            c.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n' % len(BODY) + BODY)
+    except OSError:
+        pass
+    finally:
+        c.close()
+def serve(s, kind):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=handle, args=(c, kind), daemon=True).start()
+for n in range(5, 4096, 64):
+    for port, kind in ((22, 'ssh'), (80, 'http')):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(('127.0.%d.%d' % (n >> 8, n & 255), port))
+        s.listen(4096)
+        threading.Thread(target=serve, args=(s, kind), daemon=True).start()
+print('ready', flush=True)
+time.sleep(900)
+"#;
+
+/// Where the lab's Redis listens, inside the namespace.
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A namespace with the servers, a Redis, and the processes started.
+struct Lab {
+    ns: Netns,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let ns = Netns::create(tag);
+        let servers = ns.python(SERVERS);
+        let mut lab = Lab {
+            ns,
+            children: vec![servers],
+            dir: tempfile::tempdir().unwrap(),
+        };
+        lab.redis(6379, &[]);
+        lab
+    }
+
+    /// Start a redis-server on `port` (no persistence, the lab's folder)
+    /// with `extra` settings, and wait until it answers.
+    fn redis(&mut self, port: u16, extra: &[&str]) {
+        let dir = self.dir.path().join(format!("redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = self
+            .ns
+            .exec("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian: apt-get install redis-server)");
+        self.children.push(child);
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self
+                .ns
+                .exec("redis-cli")
+                .args(["-p", &port.to_string(), "PING"])
+                .output()
+                .expect("redis-cli");
+            let text = String::from_utf8_lossy(&out.stdout);
+            if text.contains("PONG") || text.contains("NOAUTH") {
+                return;
+            }
+            assert!(Instant::now() < until, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `redis-cli` on the lab's Redis: its answer.
+    fn redis_cli(&self, args: &[&str]) -> String {
+        let out = self.ns.exec("redis-cli").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `wscan [args]` in the namespace, with the lab's store.
+    fn wscan(&self, args: &[&str]) -> Command {
+        let mut cmd = self.ns.wscan();
+        cmd.arg("--db").arg(self.dir.path().join("results.db"));
+        cmd.args(args);
+        cmd
+    }
+
+    /// Start a worker named `name`, with a cache (compiled and fetched
+    /// plugins) of its own, as on a machine of its own; its standard error
+    /// goes to a file of the lab. The index in `children` is returned.
+    fn worker(&mut self, name: &str, extra: &[&str]) -> usize {
+        let cache = self.dir.path().join(format!("cache-{name}"));
+        let log = std::fs::File::create(self.log(name)).unwrap();
+        let child = self
+            .ns
+            .wscan()
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["worker", "--redis", REDIS, "--name", name, "--lease", "3s"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The scan of the lab, as flags after `wscan scan`.
+const SCAN: &[&str] = &[
+    "127.0.0.0/20",
+    "-p",
+    "22,80",
+    "--plugins",
+    "port,http",
+    "--plugin-arg",
+    "port.banner-timeout=300ms",
+    "--seed",
+    "11",
+    "--format",
+    "jsonl",
+];
+
+fn stored(lab: &Lab, scan: i64) -> Vec<Value> {
+    let out = run(
+        lab.wscan(&["results", "show", &scan.to_string(), "--format", "jsonl"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    records(&out)
+}
+
+fn last_scan(lab: &Lab) -> i64 {
+    let out = run(
+        lab.wscan(&["results", "list", "--format", "jsonl"]),
+        Duration::from_secs(60),
+    );
+    records(&out).last().unwrap()["id"].as_i64().unwrap()
+}
+
+#[test]
+fn three_workers_find_exactly_what_a_local_scan_finds_though_one_is_killed_and_one_joins_late() {
+    let mut lab = Lab::new("cluster");
+    let whole = lab.path("whole.jsonl");
+    let mut local = lab.wscan(&["scan"]);
+    local.args(SCAN).arg("-o").arg(&whole);
+    let out = run(local, Duration::from_secs(180));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reference = census(&read_jsonl(&whole));
+    let open = reference
+        .keys()
+        .filter(|k| k.contains("\"open-port\""))
+        .count();
+    assert_eq!(open, 128, "{reference:#?}");
+    assert!(reference.values().all(|&n| n == 1), "{reference:#?}");
+
+    // Two workers first, slowed by a rate cap so the scan lasts a while.
+    let slow = ["--rate", "300"];
+    let first = lab.worker("w1", &slow);
+    lab.worker("w2", &slow);
+    let cut = lab.path("cut.jsonl");
+    let stats = lab.path("stats.json");
+    let mut coordinator = lab.wscan(&["scan"]);
+    coordinator
+        .args(SCAN)
+        .args(["--redis", REDIS, "--item-size", "256", "-o"])
+        .arg(&cut)
+        .arg("--stats")
+        .arg(&stats);
+    let coordinator = std::thread::spawn(move || run(coordinator, Duration::from_secs(300)));
+
+    // w1 dies mid-item (SIGKILL, no goodbye); w3 joins after.
+    std::thread::sleep(Duration::from_secs(5));
+    let killed = &mut lab.children[first];
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    lab.worker("w3", &slow);
+
+    let out = coordinator.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\nw1: {}",
+        stderr(&out),
+        std::fs::read_to_string(lab.log("w1")).unwrap_or_default()
+    );
+    assert_eq!(
+        census(&read_jsonl(&cut)),
+        reference,
+        "the coordinator's output differs from a local scan's"
+    );
+    let id = last_scan(&lab);
+    assert_eq!(
+        census(&stored(&lab, id)),
+        reference,
+        "the coordinator's store differs from a local scan's"
+    );
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let cluster = &stats["cluster"];
+    println!("{cluster:#}");
+    // 4,096 steps of the walk in items of 256.
+    assert_eq!(cluster["items"], 16, "{stats:#}");
+    assert_eq!(cluster["dead"], 0, "{stats:#}");
+    let done: u64 = cluster["workers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|w| w["items"].as_u64().unwrap())
+        .sum();
+    assert_eq!(done, 16, "{stats:#}");
+    assert!(
+        cluster["workers"]["w3"]["items"].as_u64().unwrap_or(0) >= 1,
+        "the worker that joined late took no item: {stats:#}"
+    );
+    assert!(
+        stderr(&out).contains("16 work item(s) on"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing of the scan is left in Redis but the workers' group.
+    assert_eq!(lab.redis_cli(&["XLEN", "wscan:work"]), "0");
+    assert_eq!(lab.redis_cli(&["KEYS", "wscan:scan:*"]), "");
+}
+
+#[test]
+fn an_item_no_worker_can_run_ends_as_a_dead_letter_and_an_error_record() {
+    let mut lab = Lab::new("cluster-dead");
+    // The coordinator publishes before any worker is there.
+    let mut coordinator = lab.wscan(&["scan"]);
+    coordinator.args(["127.0.0.0/24", "-p", "22", "--plugins", "port"]);
+    coordinator.args(["--seed", "3", "--format", "jsonl", "--redis", REDIS]);
+    coordinator.args(["--item-size", "128", "--max-deliveries", "2"]);
+    let coordinator = std::thread::spawn(move || run(coordinator, Duration::from_secs(120)));
+    let until = Instant::now() + Duration::from_secs(30);
+    let key = loop {
+        let keys = lab.redis_cli(&["KEYS", "wscan:plugin:*"]);
+        if !keys.is_empty() && lab.redis_cli(&["XLEN", "wscan:work"]) == "2" {
+            break keys;
+        }
+        assert!(Instant::now() < until, "the coordinator published nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The plugin's component is gone (expired, deleted): no worker can
+    // fetch the digest the items name.
+    assert_eq!(lab.redis_cli(&["DEL", &key]), "1");
+    lab.worker("w1", &[]);
+    let out = coordinator.join().unwrap();
+    // Exit 3: the scan ran, but units (here, whole items) failed.
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let printed = records(&out);
+    let dead: Vec<&Value> = errors(&printed);
+    assert_eq!(dead.len(), 2, "{printed:#?}");
+    for record in &dead {
+        assert_eq!(record["plugin"]["name"], "cluster", "{record:#}");
+        let error = record["error"].as_str().unwrap();
+        assert!(error.contains("is in wscan:dead"), "{error}");
+        assert!(error.contains("delivered 3 times"), "{error}");
+        assert!(error.contains("is not in Redis"), "{error}");
+    }
+    assert_eq!(lab.redis_cli(&["XLEN", "wscan:dead"]), "2");
+    let log = std::fs::read_to_string(lab.log("w1")).unwrap();
+    assert!(log.contains("moved to wscan:dead"), "{log}");
+}
+
+#[test]
+fn an_unreachable_redis_or_a_wrong_password_is_a_clear_error() {
+    let mut lab = Lab::new("cluster-bad");
+    lab.redis(6380, &["--requirepass", "s3cret"]);
+    let scan = |url: &str| {
+        let mut cmd = lab.wscan(&["scan", "127.0.0.1", "-p", "22", "--plugins", "port"]);
+        cmd.args(["--redis", url]);
+        run(cmd, Duration::from_secs(60))
+    };
+    let out = scan("redis://127.0.0.1:6390");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Redis at redis://127.0.0.1:6390"),
+        "{}",
+        stderr(&out)
+    );
+    let out = scan("redis://:wrong@127.0.0.1:6380");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("Password authentication failed"), "{text}");
+    assert!(!text.contains(":wrong@"), "the password is shown: {text}");
+    let out = scan("http://127.0.0.1:6380");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("redis://"), "{}", stderr(&out));
+
+    // A worker that cannot reach Redis says so and stops.
+    let mut cmd = lab.ns.wscan();
+    cmd.args(["worker", "--redis", "redis://127.0.0.1:6390"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Redis at"), "{}", stderr(&out));
+    // The right password works: a worker joins.
+    let mut cmd = lab.ns.wscan();
+    cmd.args(["worker", "--redis", "redis://:s3cret@127.0.0.1:6380"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let line = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("joined redis://:***@127.0.0.1:6380"),
+        "{line}"
+    );
+    // Flags that do not go with --redis.
+    let out = run(
+        lab.wscan(&["scan", "-i", "-", "--redis", REDIS]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
