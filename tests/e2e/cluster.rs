@@ -372,3 +372,79 @@ fn an_unreachable_redis_or_a_wrong_password_is_a_clear_error() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn a_redis_restarted_mid_scan_and_a_killed_coordinator_resumed_still_find_exactly_what_a_local_scan_finds()
+ {
+    let mut lab = Lab::new("cluster-restart");
+    let whole = lab.path("whole.jsonl");
+    let mut local = lab.wscan(&["scan"]);
+    local.args(SCAN).arg("-o").arg(&whole);
+    let out = run(local, Duration::from_secs(180));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reference = census(&read_jsonl(&whole));
+    let slow = ["--rate", "400"];
+    lab.worker("w1", &slow);
+    lab.worker("w2", &slow);
+    let coordinator = |lab: &Lab, output: &PathBuf| {
+        let mut cmd = lab.wscan(&["scan"]);
+        cmd.args(SCAN)
+            .args(["--redis", REDIS, "--item-size", "256", "-o"])
+            .arg(output);
+        cmd
+    };
+
+    // Redis dies (SIGKILL, nothing saved) and comes back empty: the
+    // coordinator publishes what is not done again, and the workers go on.
+    let first = lab.path("restarted.jsonl");
+    let cmd = coordinator(&lab, &first);
+    let scan = std::thread::spawn(move || run(cmd, Duration::from_secs(300)));
+    std::thread::sleep(Duration::from_secs(4));
+    let redis = &mut lab.children[1];
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    lab.redis(6379, &[]);
+    let out = scan.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("published again"), "{}", stderr(&out));
+    assert_eq!(
+        census(&read_jsonl(&first)),
+        reference,
+        "after a Redis restart"
+    );
+
+    // The coordinator is killed mid-scan; `--resume` withdraws what the
+    // killed run left in Redis and publishes the items it had not stored.
+    let second = lab.path("resumed.jsonl");
+    let mut child = coordinator(&lab, &second)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let id = last_scan(&lab);
+    let out = run(
+        lab.wscan(&["scan", "--resume", &id.to_string()]),
+        Duration::from_secs(300),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        census(&stored(&lab, id)),
+        reference,
+        "the store after --resume"
+    );
+    assert_eq!(
+        census(&read_jsonl(&second)),
+        reference,
+        "the -o file after --resume"
+    );
+    // What a worker still sent for the killed run expires: no key of a
+    // scan stays in Redis for good.
+    for key in lab.redis_cli(&["KEYS", "wscan:scan:*"]).lines() {
+        let ttl: i64 = lab.redis_cli(&["TTL", key]).parse().unwrap();
+        assert!(ttl > 0, "{key} never expires");
+    }
+}

@@ -69,71 +69,67 @@ pub async fn run(
         Some(d) => (Some(d.journal), d.resumed),
         None => (None, Resumed::default()),
     };
-    let plugins = publish_plugins(&mut conn, spec, registry, &plan.url).await?;
+    // An earlier run of this scan that was killed may still have work out:
+    // withdraw it (its workers drop it), its items are published anew.
+    for old in &resumed.cluster_runs {
+        withdraw(&mut conn, old).await;
+    }
     let scan = format!("{:016x}", fastrand::u64(..));
+    let plugins = components(spec, registry)?;
     let meta = Meta {
         argv: plan.argv.clone(),
         seed: spec.seed().unwrap_or(0),
         exclude_file: plan.exclude_file.clone(),
         ca_pems: plan.ca_pems.clone(),
-        plugins,
+        plugins: plugins.iter().map(|(shipped, _)| shipped.clone()).collect(),
         max_deliveries: plan.max_deliveries,
     };
-    let meta_json = serde_json::to_string(&meta).expect("meta serializes");
-    redis::cmd("SET")
-        .arg(super::meta_key(&scan))
-        .arg(meta_json)
-        .arg("EX")
-        .arg(PLUGIN_TTL_S)
-        .query_async::<()>(&mut conn)
-        .await
-        .map_err(redis_err)?;
-    super::ensure_group(&mut conn).await.map_err(redis_err)?;
-
     let parts = parts(spec, plan.item_size);
     let total = parts.len() as u64;
     let mut books = Books::new(spec, journal.as_ref(), &resumed, parts.clone());
-    let mut todo = Vec::new();
-    for (item, part) in parts.into_iter().enumerate() {
-        let item = item as u64;
+    for item in 0..total {
         if resumed.done.contains(&super::item_unit(item)) {
             books.ended.insert(item);
-        } else {
-            todo.push(Item {
-                scan: scan.clone(),
-                item,
-                part,
-            });
         }
+    }
+    let publication = Publication {
+        scan: scan.clone(),
+        meta: serde_json::to_string(&meta).expect("meta serializes"),
+        plugins,
+        parts,
+    };
+    let published = publication
+        .publish(&mut conn, &books.ended)
+        .await
+        .map_err(redis_err)?;
+    if let Some(journal) = &journal {
+        journal
+            .done(
+                &Arc::from(format!("{}{scan}", crate::store::CLUSTER_RUN)),
+                false,
+            )
+            .map_err(ScanError::Store)?;
     }
     progress.set_length(total);
     progress.set_position(books.ended.len() as u64);
-    for chunk in todo.chunks(500) {
-        let mut pipe = redis::pipe();
-        for item in chunk {
-            pipe.cmd("XADD")
-                .arg(WORK)
-                .arg("*")
-                .arg("m")
-                .arg(serde_json::to_string(item).expect("item serializes"))
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
-    }
-    tracing::info!(
-        "scan {scan}: {} of {total} work item(s) published on {WORK}",
-        todo.len()
-    );
+    tracing::info!("scan {scan}: {published} of {total} work item(s) published on {WORK}");
     eprintln!(
-        "wscan: {} work item(s) published to {} as scan {scan}; workers (`wscan worker --redis URL`) run them",
-        todo.len(),
+        "wscan: {published} work item(s) published to {} as scan {scan}; workers (`wscan worker --redis URL`) run them",
         super::shown(&plan.url)
     );
 
     let results = super::results_key(&scan);
     let mut last = "0-0".to_string();
     let mut stop = std::pin::pin!(stop);
+    let mut refreshed = Instant::now();
     while books.ended.len() < total as usize {
+        if refreshed.elapsed() >= REFRESH {
+            refreshed = Instant::now();
+            publication
+                .refresh(&mut conn, &books.ended)
+                .await
+                .map_err(redis_err)?;
+        }
         let read = super::retry("reading results", PATIENCE, || {
             let mut conn = conn.clone();
             let (results, last) = (results.clone(), last.clone());
@@ -178,14 +174,9 @@ pub async fn run(
             .query_async::<i64>(&mut conn)
             .await;
     }
-    // Withdraw the scan: workers drop what is left of it (nothing, unless
-    // it was stopped), and its keys go.
-    let _ = redis::cmd("DEL")
-        .arg(super::meta_key(&scan))
-        .arg(&results)
-        .arg(super::failures_key(&scan))
-        .query_async::<i64>(&mut conn)
-        .await;
+    // Workers drop what is left of it (nothing, unless it was stopped),
+    // and its keys go.
+    withdraw(&mut conn, &scan).await;
     let mut summary = std::mem::take(&mut books.summary);
     summary.cluster = Some(std::mem::take(&mut books.cluster));
     drop(books);
@@ -212,14 +203,11 @@ fn parts(spec: &ScanSpec, size: u128) -> Vec<Part> {
         .collect()
 }
 
-/// Put the component of every plugin the scan runs in Redis under its
-/// digest (kept if there); the list workers fetch them by.
-async fn publish_plugins(
-    conn: &mut ConnectionManager,
+/// The component of every plugin the scan runs, with its name and digest.
+fn components(
     spec: &ScanSpec,
     registry: &Registry,
-    url: &str,
-) -> Result<Vec<Shipped>, ClusterError> {
+) -> Result<Vec<(Shipped, Vec<u8>)>, ClusterError> {
     let mut shipped = Vec::new();
     for active in registry.active().iter() {
         let plugin = &active.plugin;
@@ -234,31 +222,126 @@ async fn publish_plugins(
             name: plugin.info.name.clone(),
             error,
         })?;
-        let key = super::plugin_key(&plugin.digest);
-        redis::pipe()
-            .cmd("SET")
-            .arg(&key)
-            .arg(bytes)
-            .arg("NX")
-            .arg("EX")
-            .arg(PLUGIN_TTL_S)
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(PLUGIN_TTL_S)
-            .ignore()
-            .query_async::<()>(conn)
-            .await
-            .map_err(|error| ClusterError::Redis {
-                url: super::shown(url),
-                error,
-            })?;
-        shipped.push(Shipped {
+        let name = Shipped {
             name: plugin.info.name.clone(),
             digest: plugin.digest.clone(),
-        });
+        };
+        shipped.push((name, bytes));
     }
     Ok(shipped)
+}
+
+/// How often the coordinator renews its keys (and sees whether Redis lost
+/// them).
+const REFRESH: Duration = Duration::from_secs(5);
+
+/// What a coordinator puts in Redis, kept to put it there again.
+struct Publication {
+    scan: String,
+    meta: String,
+    plugins: Vec<(Shipped, Vec<u8>)>,
+    parts: Vec<Part>,
+}
+
+impl Publication {
+    /// Publish the scan: its plugins, its meta, and the items not in
+    /// `ended`. How many items were published.
+    async fn publish(
+        &self,
+        conn: &mut ConnectionManager,
+        ended: &HashSet<u64>,
+    ) -> redis::RedisResult<usize> {
+        for (shipped, bytes) in &self.plugins {
+            let key = super::plugin_key(&shipped.digest);
+            redis::pipe()
+                .cmd("SET")
+                .arg(&key)
+                .arg(bytes)
+                .arg("NX")
+                .arg("EX")
+                .arg(PLUGIN_TTL_S)
+                .ignore()
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(PLUGIN_TTL_S)
+                .ignore()
+                .query_async::<()>(conn)
+                .await?;
+        }
+        redis::cmd("SET")
+            .arg(super::meta_key(&self.scan))
+            .arg(&self.meta)
+            .arg("EX")
+            .arg(super::KEYS_TTL_S)
+            .query_async::<()>(conn)
+            .await?;
+        super::ensure_group(conn).await?;
+        let todo: Vec<Item> = (0..self.parts.len() as u64)
+            .filter(|item| !ended.contains(item))
+            .map(|item| Item {
+                scan: self.scan.clone(),
+                item,
+                part: self.parts[item as usize],
+            })
+            .collect();
+        for chunk in todo.chunks(500) {
+            let mut pipe = redis::pipe();
+            for item in chunk {
+                pipe.cmd("XADD")
+                    .arg(WORK)
+                    .arg("*")
+                    .arg("m")
+                    .arg(serde_json::to_string(item).expect("item serializes"))
+                    .ignore();
+            }
+            pipe.query_async::<()>(conn).await?;
+        }
+        Ok(todo.len())
+    }
+
+    /// Renew the scan's keys. When Redis no longer has them (it restarted
+    /// without persistence, or lost them), publish the scan again with the
+    /// items not ended: workers cut short by the loss drop theirs, and what
+    /// they sent before is stored once.
+    async fn refresh(
+        &self,
+        conn: &mut ConnectionManager,
+        ended: &HashSet<u64>,
+    ) -> redis::RedisResult<()> {
+        let renewed: (i64, i64) = super::retry("renewing the scan", PATIENCE, || {
+            let mut conn = conn.clone();
+            async move {
+                redis::pipe()
+                    .cmd("EXPIRE")
+                    .arg(super::meta_key(&self.scan))
+                    .arg(super::KEYS_TTL_S)
+                    .cmd("EXPIRE")
+                    .arg(super::results_key(&self.scan))
+                    .arg(super::KEYS_TTL_S)
+                    .query_async(&mut conn)
+                    .await
+            }
+        })
+        .await?;
+        if renewed.0 == 0 {
+            let published = self.publish(conn, ended).await?;
+            eprintln!(
+                "wscan: the scan's work was gone from Redis (a restart without persistence?); {published} item(s) not ended published again"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Withdraw scan `scan` from Redis: workers drop its items and cut short
+/// the one they run at their next heartbeat.
+async fn withdraw(conn: &mut ConnectionManager, scan: &str) {
+    let _ = redis::cmd("DEL")
+        .arg(super::meta_key(scan))
+        .arg(super::results_key(scan))
+        .arg(super::failures_key(scan))
+        .query_async::<i64>(conn)
+        .await;
 }
 
 /// The component a loaded plugin was made from, checked against its

@@ -253,6 +253,11 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, ClusterError> {
     Ok(conn)
 }
 
+/// How long a scan's keys live in Redis without its coordinator renewing
+/// them (every few seconds): a killed coordinator's work is dropped by the
+/// workers after this, and what they still send for it expires.
+pub const KEYS_TTL_S: u64 = 120;
+
 /// How long a blocking read waits for a message before looking around.
 pub const BLOCK: Duration = Duration::from_secs(1);
 

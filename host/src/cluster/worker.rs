@@ -636,6 +636,12 @@ async fn send_units(
             for m in &messages {
                 pipe.cmd("XADD").arg(&key).arg("*").arg("m").arg(m).ignore();
             }
+            // A stream written for a coordinator that is gone expires.
+            pipe.cmd("EXPIRE")
+                .arg(&key)
+                .arg(super::KEYS_TTL_S)
+                .arg("NX")
+                .ignore();
             async move { pipe.query_async::<()>(&mut conn).await }
         })
         .await

@@ -347,7 +347,15 @@ pub struct Resumed {
     pub errors: u64,
     /// Records thrown away: those of units cut short.
     pub discarded: u64,
+    /// The ids in Redis of the earlier runs of a distributed scan (journal
+    /// keys `cluster run ID`), whose leftover work a resumed run withdraws.
+    pub cluster_runs: Vec<String>,
 }
+
+/// The journal key prefix under which a distributed scan's coordinator
+/// records each run's scan id in Redis (`cluster run ID`), so a resumed
+/// run can withdraw what a killed one left out ([`Resumed::cluster_runs`]).
+pub const CLUSTER_RUN: &str = "cluster run ";
 
 /// Which records [`Store::records_page`] gives: `None` takes any.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -571,6 +579,18 @@ impl Store {
                 } else {
                     resumed.emitted.push(subject);
                 }
+            }
+        }
+        {
+            let prefix = CLUSTER_RUN;
+            let mut runs =
+                tx.prepare("SELECT substr(unit, ?2) FROM units WHERE scan = ?1 AND unit LIKE ?3")?;
+            let rows = runs.query_map(
+                params![id, prefix.len() as i64 + 1, format!("{prefix}%")],
+                |r| r.get::<_, String>(0),
+            )?;
+            for row in rows {
+                resumed.cluster_runs.push(row?);
             }
         }
         (resumed.findings, resumed.errors) = counts(&tx, id)?;
