@@ -7,7 +7,7 @@ use crate::namespace::Netns;
 use crate::resume::{census, read_jsonl};
 use crate::support::*;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,34 +75,8 @@ impl Lab {
     /// Start a redis-server on `port` (no persistence, the lab's folder)
     /// with `extra` settings, and wait until it answers.
     fn redis(&mut self, port: u16, extra: &[&str]) {
-        let dir = self.dir.path().join(format!("redis-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = self
-            .ns
-            .exec("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian: apt-get install redis-server)");
+        let child = start_redis(&self.ns, self.dir.path(), port, extra);
         self.children.push(child);
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = self
-                .ns
-                .exec("redis-cli")
-                .args(["-p", &port.to_string(), "PING"])
-                .output()
-                .expect("redis-cli");
-            let text = String::from_utf8_lossy(&out.stdout);
-            if text.contains("PONG") || text.contains("NOAUTH") {
-                return;
-            }
-            assert!(Instant::now() < until, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// `redis-cli` on the lab's Redis: its answer.
@@ -119,23 +93,10 @@ impl Lab {
         cmd
     }
 
-    /// Start a worker named `name`, with a cache (compiled and fetched
-    /// plugins) of its own, as on a machine of its own; its standard error
-    /// goes to a file of the lab. The index in `children` is returned.
+    /// Start a worker named `name` (see [`start_worker`]); its index in
+    /// `children` is returned.
     fn worker(&mut self, name: &str, extra: &[&str]) -> usize {
-        let cache = self.dir.path().join(format!("cache-{name}"));
-        let log = std::fs::File::create(self.log(name)).unwrap();
-        let child = self
-            .ns
-            .wscan()
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(["worker", "--redis", REDIS, "--name", name, "--lease", "3s"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = start_worker(&self.ns, self.dir.path(), name, REDIS, extra);
         self.children.push(child);
         self.children.len() - 1
     }
@@ -147,6 +108,57 @@ impl Lab {
     fn path(&self, file: &str) -> PathBuf {
         self.dir.path().join(file)
     }
+}
+
+/// Start a redis-server in `ns` on `port` (no persistence, a folder of
+/// `dir`) with `extra` settings, and wait until it answers.
+fn start_redis(ns: &Netns, dir: &Path, port: u16, extra: &[&str]) -> Child {
+    let dir = dir.join(format!("redis-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = ns
+        .exec("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(&dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian: apt-get install redis-server)");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ns
+            .exec("redis-cli")
+            .args(["-p", &port.to_string(), "PING"])
+            .output()
+            .expect("redis-cli");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("PONG") || text.contains("NOAUTH") {
+            return child;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Start `wscan worker --redis URL` named `name` in `ns`, with a cache
+/// (compiled and fetched plugins) of its own, as on a machine of its own;
+/// its standard error goes to `dir/NAME.log`.
+fn start_worker(ns: &Netns, dir: &Path, name: &str, url: &str, extra: &[&str]) -> Child {
+    let cache = dir.join(format!("cache-{name}"));
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    ns.wscan()
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["worker", "--redis", url, "--name", name, "--lease", "3s"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 impl Drop for Lab {
@@ -447,4 +459,154 @@ fn a_redis_restarted_mid_scan_and_a_killed_coordinator_resumed_still_find_exactl
         let ttl: i64 = lab.redis_cli(&["TTL", key]).parse().unwrap();
         assert!(ttl > 0, "{key} never expires");
     }
+}
+
+/// Run `ip ARGS`; panics when it fails.
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("ip");
+    assert!(status.success(), "ip {args:?} failed");
+}
+
+/// Join namespaces `a` and `b` with a veth pair, `a` at `a_addr` and `b`
+/// at `b_addr` (each ADDRESS/24). Interface names must be unique on the
+/// machine while they exist, and at most 15 bytes: `tag` makes them so.
+fn veth(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str, tag: &str) {
+    let (ea, eb) = (format!("{tag}a"), format!("{tag}b"));
+    ip(&["link", "add", &ea, "type", "veth", "peer", "name", &eb]);
+    for (ns, dev, addr) in [(a, &ea, a_addr), (b, &eb, b_addr)] {
+        ip(&["link", "set", dev, "netns", ns.name()]);
+        ip(&["-n", ns.name(), "addr", "add", addr, "dev", dev]);
+        ip(&["-n", ns.name(), "link", "set", dev, "up"]);
+    }
+}
+
+#[test]
+fn workers_in_namespaces_of_their_own_reach_the_targets_only_through_their_veth() {
+    // Test hosts: every address of 10.250.0.0/20 is local to the targets'
+    // namespace, where the servers listen. Each worker's namespace reaches
+    // them through a veth of its own, and Redis, in the coordinator's
+    // namespace, through another. The coordinator has no route to the
+    // targets at all: what is found, the workers found.
+    let dir = tempfile::tempdir().unwrap();
+    let targets = Netns::create("cl-targets");
+    let coordinator = Netns::create("cl-coord");
+    ip(&[
+        "-n",
+        targets.name(),
+        "route",
+        "add",
+        "local",
+        "10.250.0.0/20",
+        "dev",
+        "lo",
+    ]);
+    let mut children = vec![targets.python(&SERVERS.replace("'127.0.%d.%d'", "'10.250.%d.%d'"))];
+    let tag = std::process::id() % 100_000;
+    let mut workers = Vec::new();
+    for k in 1..=3 {
+        let ns = Netns::create(&format!("cl-w{k}"));
+        veth(
+            &ns,
+            &format!("10.249.{k}.2/24"),
+            &targets,
+            &format!("10.249.{k}.1/24"),
+            &format!("wt{tag}{k}"),
+        );
+        ip(&[
+            "-n",
+            ns.name(),
+            "route",
+            "add",
+            "10.250.0.0/20",
+            "via",
+            &format!("10.249.{k}.1"),
+        ]);
+        veth(
+            &ns,
+            &format!("10.248.{k}.2/24"),
+            &coordinator,
+            &format!("10.248.{k}.1/24"),
+            &format!("wc{tag}{k}"),
+        );
+        workers.push(ns);
+    }
+    children.push(start_redis(
+        &coordinator,
+        dir.path(),
+        6379,
+        &[
+            "--bind",
+            "127.0.0.1 10.248.1.1 10.248.2.1 10.248.3.1",
+            "--protected-mode",
+            "no",
+        ],
+    ));
+    let scan: Vec<String> = SCAN
+        .iter()
+        .map(|a| a.replace("127.0.0.0/20", "10.250.0.0/20"))
+        .collect();
+
+    // The reference: one local scan, from a worker's namespace.
+    let whole = dir.path().join("whole.jsonl");
+    let mut local = workers[0].wscan();
+    local
+        .arg("--db")
+        .arg(dir.path().join("local.db"))
+        .arg("scan")
+        .args(&scan);
+    local.arg("-o").arg(&whole);
+    let out = run(local, Duration::from_secs(180));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reference = census(&read_jsonl(&whole));
+    assert_eq!(
+        reference
+            .keys()
+            .filter(|k| k.contains("\"open-port\""))
+            .count(),
+        128,
+        "{reference:#?}"
+    );
+
+    for (k, ns) in workers.iter().enumerate() {
+        let url = format!("redis://10.248.{}.1:6379", k + 1);
+        children.push(start_worker(
+            ns,
+            dir.path(),
+            &format!("w{}", k + 1),
+            &url,
+            &[],
+        ));
+    }
+    let cut = dir.path().join("cut.jsonl");
+    let stats = dir.path().join("stats.json");
+    let mut cmd = coordinator.wscan();
+    cmd.arg("--db")
+        .arg(dir.path().join("coordinator.db"))
+        .arg("scan")
+        .args(&scan);
+    cmd.args(["--redis", REDIS, "--item-size", "256", "-o"])
+        .arg(&cut);
+    cmd.arg("--stats").arg(&stats);
+    let out = run(cmd, Duration::from_secs(240));
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(census(&read_jsonl(&cut)), reference);
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(stats["cluster"]["items"], 16, "{stats:#}");
+    // The coordinator itself connected to nothing: its own counters are
+    // the workers' sums, and its namespace has no route to the targets.
+    let mut alone = coordinator.wscan();
+    alone
+        .args(["--db"])
+        .arg(dir.path().join("alone.db"))
+        .arg("scan")
+        .args(&scan);
+    let out = run(alone, Duration::from_secs(120));
+    assert!(
+        findings(&records(&out), "open-port").is_empty(),
+        "the coordinator's namespace reaches the targets"
+    );
 }

@@ -30,6 +30,11 @@ impl Netns {
         }
     }
 
+    /// Its name (for `ip netns exec`, `ip link set ... netns`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Run `program` inside the namespace.
     pub fn exec(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
