@@ -125,22 +125,24 @@ fn start_redis(ns: &Netns, dir: &Path, port: u16, extra: &[&str]) -> Child {
         .spawn()
         .expect("redis-server (Debian: apt-get install redis-server)");
     let until = Instant::now() + Duration::from_secs(10);
-    loop {
+    let answers = || {
         let out = ns
             .exec("redis-cli")
             .args(["-p", &port.to_string(), "PING"])
             .output()
-            .expect("redis-cli");
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text.contains("PONG") || text.contains("NOAUTH") {
-            return child;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("redis-server did not start");
-        }
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        out.contains("PONG") || out.contains("NOAUTH")
+    };
+    while !answers() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if answers() {
+        child
+    } else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start");
     }
 }
 
