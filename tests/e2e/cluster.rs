@@ -379,6 +379,19 @@ fn an_unreachable_redis_or_a_wrong_password_is_a_clear_error() {
         line.contains("joined redis://:***@127.0.0.1:6380"),
         "{line}"
     );
+    // A walk too large for work items is refused before anything is
+    // published.
+    let out = run(
+        lab.wscan(&["scan", "fd00::/64", "-p", "80", "--redis", REDIS]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("give a larger --item-size"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(lab.redis_cli(&["EXISTS", "wscan:work"]), "0");
     // Flags that do not go with --redis.
     let out = run(
         lab.wscan(&["scan", "-i", "-", "--redis", REDIS]),

@@ -68,8 +68,14 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// The Redis the coordinators publish to:
-    /// redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS.
-    #[arg(long, value_name = "URL")]
+    /// redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS. From
+    /// the environment, a password stays out of the process list.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WSCAN_REDIS_URL",
+        hide_env_values = true
+    )]
     pub redis: String,
 
     /// This worker's name in the group; unique per worker [default:

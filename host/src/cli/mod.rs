@@ -520,6 +520,10 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
         };
         return dry_run(&spec, &selected, args.count, output);
     }
+    if args.redis.is_some() {
+        crate::cluster::coordinator::items(&spec, u128::from(args.item_size))
+            .map_err(|e| UsageError(e.to_string()))?;
+    }
     let seed = spec.seed();
     let _metrics = match args.metrics {
         Some(addr) => Some(serve_metrics(addr, &engine, args.quiet).await?),

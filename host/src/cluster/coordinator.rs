@@ -16,7 +16,7 @@ use crate::store::Resumed;
 use indicatif::ProgressBar;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamReadReply;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,7 +84,7 @@ pub async fn run(
         plugins: plugins.iter().map(|(shipped, _)| shipped.clone()).collect(),
         max_deliveries: plan.max_deliveries,
     };
-    let parts = parts(spec, plan.item_size);
+    let parts = parts(spec, plan.item_size)?;
     let total = parts.len() as u64;
     let mut books = Books::new(spec, journal.as_ref(), &resumed, parts.clone());
     for item in 0..total {
@@ -125,10 +125,14 @@ pub async fn run(
     while books.ended.len() < total as usize {
         if refreshed.elapsed() >= REFRESH {
             refreshed = Instant::now();
-            publication
+            let again = publication
                 .refresh(&mut conn, &books.ended)
                 .await
                 .map_err(redis_err)?;
+            if again {
+                // A new results stream: read it from its start.
+                last = "0-0".to_string();
+            }
         }
         let read = super::retry("reading results", PATIENCE, || {
             let mut conn = conn.clone();
@@ -156,14 +160,23 @@ pub async fn run(
         let Some(reply) = reply else { continue };
         for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
             last = entry.id.clone();
-            let message: Message = super::field(&entry, "m")
+            let message: Result<Message, String> = super::field(&entry, "m")
                 .ok_or_else(|| "no field m".to_string())
-                .and_then(|m| serde_json::from_str(&m).map_err(|e| e.to_string()))
-                .map_err(|error| ClusterError::Malformed {
-                    key: results.clone(),
-                    error,
-                })?;
-            books.take(message, sink, progress)?;
+                .and_then(|m| serde_json::from_str(&m).map_err(|e| e.to_string()));
+            // One message this wscan cannot read (a worker of another
+            // version) does not end the scan: the item it belongs to does
+            // not end, and is run again if it never completes.
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!("skipped a message on {results} ({}): {e}", entry.id);
+                    continue;
+                }
+            };
+            if let Some(item) = books.take(message, sink, progress)? {
+                let published = publication.again(&mut conn, item).await;
+                published.map_err(redis_err)?;
+            }
         }
         // What is taken in is in the journal's queue: Redis need not
         // keep it.
@@ -191,16 +204,28 @@ pub async fn run(
 
 /// The work items of `spec`: windows of `size` steps of its address walk;
 /// the first also takes the names and `host:port` targets.
-fn parts(spec: &ScanSpec, size: u128) -> Vec<Part> {
+fn parts(spec: &ScanSpec, size: u128) -> Result<Vec<Part>, ClusterError> {
     let steps = spec.space().steps();
-    let count = steps.div_ceil(size.max(1)).max(1);
-    (0..count)
+    let size = size.max(1);
+    let count = items(spec, size)?;
+    Ok((0..count)
         .map(|k| Part {
             from: k * size,
-            to: ((k + 1) * size).min(steps),
+            to: (k + 1).saturating_mul(size).min(steps),
             singles: k == 0,
         })
-        .collect()
+        .collect())
+}
+
+/// How many work items `spec` makes with `size` steps of its walk each;
+/// an error when that is more than a coordinator keeps (checked before
+/// anything is published or stored).
+pub fn items(spec: &ScanSpec, size: u128) -> Result<u128, ClusterError> {
+    let count = spec.space().steps().div_ceil(size.max(1)).max(1);
+    match count > super::MAX_ITEMS {
+        true => Err(ClusterError::TooManyItems { items: count }),
+        false => Ok(count),
+    }
 }
 
 /// The component of every plugin the scan runs, with its name and digest.
@@ -307,8 +332,8 @@ impl Publication {
         &self,
         conn: &mut ConnectionManager,
         ended: &HashSet<u64>,
-    ) -> redis::RedisResult<()> {
-        let renewed: (i64, i64) = super::retry("renewing the scan", PATIENCE, || {
+    ) -> redis::RedisResult<bool> {
+        let renewed: (i64, i64, i64) = super::retry("renewing the scan", PATIENCE, || {
             let mut conn = conn.clone();
             async move {
                 redis::pipe()
@@ -318,18 +343,41 @@ impl Publication {
                     .cmd("EXPIRE")
                     .arg(super::results_key(&self.scan))
                     .arg(super::KEYS_TTL_S)
+                    .cmd("EXPIRE")
+                    .arg(super::failures_key(&self.scan))
+                    .arg(super::KEYS_TTL_S)
                     .query_async(&mut conn)
                     .await
             }
         })
         .await?;
-        if renewed.0 == 0 {
-            let published = self.publish(conn, ended).await?;
-            eprintln!(
-                "wscan: the scan's work was gone from Redis (a restart without persistence?); {published} item(s) not ended published again"
-            );
+        if renewed.0 != 0 {
+            return Ok(false);
         }
-        Ok(())
+        let published = self.publish(conn, ended).await?;
+        eprintln!(
+            "wscan: the scan's work was gone from Redis (a restart without persistence?); {published} item(s) not ended published again"
+        );
+        Ok(true)
+    }
+
+    /// Publish item `item` again: a run of it ended with units missing.
+    async fn again(&self, conn: &mut ConnectionManager, item: u64) -> redis::RedisResult<()> {
+        let Some(part) = self.parts.get(item as usize) else {
+            return Ok(());
+        };
+        let item = Item {
+            scan: self.scan.clone(),
+            item,
+            part: *part,
+        };
+        redis::cmd("XADD")
+            .arg(WORK)
+            .arg("*")
+            .arg("m")
+            .arg(serde_json::to_string(&item).expect("item serializes"))
+            .query_async(conn)
+            .await
     }
 }
 
@@ -381,6 +429,9 @@ struct Books<'a> {
     parts: Vec<Part>,
     /// Items, workers, duplicates.
     cluster: ClusterTotals,
+    /// Unit messages received, by item and run: a run's end counts only
+    /// when all it sent has arrived.
+    received: HashMap<(u64, u64), u64>,
 }
 
 impl<'a> Books<'a> {
@@ -403,23 +454,40 @@ impl<'a> Books<'a> {
                 ..ClusterTotals::default()
             },
             parts,
+            received: HashMap::new(),
         }
     }
 
-    /// Take in one message.
+    /// Take in one message; the item to publish again, if a run of it
+    /// ended with some of its units missing.
     fn take(
         &mut self,
         message: Message,
         sink: &mut dyn Sink,
         progress: &ProgressBar,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<Option<u64>, ClusterError> {
         match message {
-            Message::Unit(unit) => self.unit(unit, sink)?,
+            Message::Unit(unit) => {
+                *self.received.entry((unit.item, unit.run)).or_default() += 1;
+                self.unit(unit, sink)?
+            }
+            Message::Item { item, .. } if item >= self.parts.len() as u64 => {
+                tracing::warn!("skipped the end of item {item}: the scan has no such item");
+            }
             Message::Item {
                 item,
+                run,
+                units,
                 worker,
                 totals,
             } => {
+                let received = self.received.remove(&(item, run)).unwrap_or(0);
+                if received != units && !self.ended.contains(&item) {
+                    eprintln!(
+                        "wscan: item {item} ended on {worker} with {units} unit(s) sent and {received} received; it runs again"
+                    );
+                    return Ok(Some(item));
+                }
                 if self.ended.insert(item) {
                     self.add(&totals);
                     let w = self.cluster.workers.entry(worker).or_default();
@@ -439,7 +507,7 @@ impl<'a> Books<'a> {
                 deliveries,
                 error,
             } => {
-                if self.ended.insert(item) {
+                if item < self.parts.len() as u64 && self.ended.insert(item) {
                     let record = self.dead(item, deliveries, &error);
                     let key: Arc<str> = Arc::from(super::item_unit(item));
                     sink.write(&record).map_err(ScanError::Output)?;
@@ -453,7 +521,7 @@ impl<'a> Books<'a> {
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Store a unit's work, unless it is stored already.

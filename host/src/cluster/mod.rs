@@ -122,6 +122,12 @@ pub enum Message {
     Item {
         /// The item's number.
         item: u64,
+        /// Which run of the item (each run draws one).
+        run: u64,
+        /// How many unit messages this run sent: the coordinator counts
+        /// them, and runs the item again if some never arrived (a Redis
+        /// that lost the end of a stream).
+        units: u64,
         /// The worker that ran it.
         worker: String,
         /// What running it did.
@@ -143,6 +149,8 @@ pub enum Message {
 pub struct UnitResult {
     /// The item it was part of.
     pub item: u64,
+    /// Which run of the item sent it.
+    pub run: u64,
     /// The unit's journal key (plugin, subject, ports).
     pub unit: String,
     /// Whether it failed.
@@ -190,6 +198,24 @@ pub enum ClusterError {
         /// Why.
         error: redis::RedisError,
     },
+    /// The server is older than wscan needs.
+    #[error(
+        "Redis at {url} is version {version}; wscan needs Redis 7.0 or later (streams with XAUTOCLAIM, EXPIRE ... NX)"
+    )]
+    Version {
+        /// The URL, password hidden.
+        url: String,
+        /// The version it reports.
+        version: String,
+    },
+    /// The scan splits into more work items than a coordinator keeps.
+    #[error(
+        "the scan would be {items} work items; give a larger --item-size (up to 4294967296) or fewer addresses (at most {MAX_ITEMS} items)"
+    )]
+    TooManyItems {
+        /// How many.
+        items: u128,
+    },
     /// A message on a stream is not what wscan writes.
     #[error("a malformed message on {key}: {error}")]
     Malformed {
@@ -211,16 +237,27 @@ pub enum ClusterError {
     Scan(#[from] crate::scheduler::ScanError),
 }
 
-/// A Redis URL with its password hidden, for messages.
+/// A Redis URL with its password hidden, for messages. A URL that does
+/// not parse has everything between `://` and the last `@` hidden.
 pub fn shown(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
             parsed.to_string()
         }
-        _ => url.to_string(),
+        Ok(_) => url.to_string(),
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &url[..scheme + 3], &url[at..])
+            }
+            _ => url.to_string(),
+        },
     }
 }
+
+/// The oldest Redis wscan works with: XAUTOCLAIM (6.2) and EXPIRE ... NX
+/// (7.0).
+const MIN_REDIS: (u32, u32) = (7, 0);
 
 /// A Redis connection that reconnects on its own (with backoff) after the
 /// server goes away. Blocking reads wait `block` at most, so the response
@@ -243,13 +280,28 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, ClusterError> {
             error,
         })?;
     // A wrong password or an unreachable server fails here, at once.
-    redis::cmd("PING")
-        .query_async::<String>(&mut conn)
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
         .await
         .map_err(|error| ClusterError::Redis {
             url: shown(url),
             error,
         })?;
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .unwrap_or("0")
+        .trim()
+        .to_string();
+    let mut numbers = version.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+    let found = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    if found < MIN_REDIS {
+        return Err(ClusterError::Version {
+            url: shown(url),
+            version,
+        });
+    }
     Ok(conn)
 }
 
@@ -257,6 +309,10 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, ClusterError> {
 /// them (every few seconds): a killed coordinator's work is dropped by the
 /// workers after this, and what they still send for it expires.
 pub const KEYS_TTL_S: u64 = 120;
+
+/// The most work items a scan is split into: the coordinator keeps each
+/// item's part in memory.
+pub const MAX_ITEMS: u128 = 1 << 20;
 
 /// How long a blocking read waits for a message before looking around.
 pub const BLOCK: Duration = Duration::from_secs(1);
@@ -316,4 +372,19 @@ fn transient(e: &redis::RedisError) -> bool {
 /// A field of a stream entry as text.
 pub fn field(entry: &redis::streams::StreamId, name: &str) -> Option<String> {
     entry.get::<String>(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden_in_urls_that_parse_and_in_those_that_do_not() {
+        assert_eq!(
+            shown("redis://:s3cret@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
+        assert_eq!(shown("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(shown("redis://:ab/cd@host:1:2"), "redis://***@host:1:2");
+    }
 }

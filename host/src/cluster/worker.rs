@@ -66,6 +66,9 @@ pub type Resolve =
 /// 3 s or more outlasts a few missed heartbeats.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// Deliveries before a dead letter when the scan does not say.
+const DEFAULT_DELIVERIES: u32 = 3;
+
 /// Scans a worker keeps resolved (their plugins loaded).
 const PREPARED: usize = 8;
 
@@ -110,6 +113,7 @@ pub async fn run(
         reader,
         prepared: HashMap::new(),
         stopped,
+        cursor: "0-0".into(),
     };
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -143,6 +147,9 @@ struct Worker<'r> {
     reader: ConnectionManager,
     prepared: HashMap<String, Arc<Prepared>>,
     stopped: watch::Receiver<bool>,
+    /// Where the next look for a lost worker's items starts (XAUTOCLAIM
+    /// looks at a few pending entries a call).
+    cursor: String,
 }
 
 impl Worker<'_> {
@@ -156,13 +163,14 @@ impl Worker<'_> {
             .arg(GROUP)
             .arg(&self.options.name)
             .arg(lease)
-            .arg("0-0")
+            .arg(&self.cursor)
             .arg("COUNT")
             .arg(1)
             .query_async(&mut self.conn)
             .await;
         match claimed {
             Ok(reply) => {
+                self.cursor = reply.next_stream_id.clone();
                 if let Some(entry) = reply.claimed.into_iter().find(|e| !e.map.is_empty()) {
                     tracing::info!("took over item {} (its worker was lost)", entry.id);
                     return Some(entry);
@@ -215,10 +223,14 @@ impl Worker<'_> {
                 return;
             }
         };
-        let meta: Option<String> = self
-            .command(redis::cmd("GET").arg(meta_key(&item.scan)))
-            .await;
-        let Some(meta) = meta.and_then(|m| serde_json::from_str::<Meta>(&m).ok()) else {
+        // Redis away: the item stays pending, and comes back.
+        let Some(meta) = self
+            .command::<Option<String>, _>(redis::cmd("GET").arg(meta_key(&item.scan)))
+            .await
+        else {
+            return;
+        };
+        let Some(meta) = meta else {
             tracing::info!(
                 "dropped item {} of scan {}: the scan is over or withdrawn",
                 item.item,
@@ -228,6 +240,22 @@ impl Worker<'_> {
             return;
         };
         let deliveries = self.deliveries(&id).await;
+        let meta = match serde_json::from_str::<Meta>(&meta) {
+            Ok(meta) => meta,
+            Err(e) => {
+                // Another wscan's scan: it fails here every time, and
+                // after the usual deliveries it is a dead letter.
+                if deliveries > u64::from(DEFAULT_DELIVERIES) {
+                    self.bury(&id, &item, deliveries).await;
+                } else {
+                    let error = format!(
+                        "this worker cannot read the scan's description (another wscan version?): {e}"
+                    );
+                    self.failed(&item, &error).await;
+                }
+                return;
+            }
+        };
         if deliveries > u64::from(meta.max_deliveries) {
             self.bury(&id, &item, deliveries).await;
             return;
@@ -238,20 +266,30 @@ impl Worker<'_> {
         };
         let started = Instant::now();
         match self.run_item(&prepared, &item, &id).await {
-            Ok(mut totals) => {
+            Ok((run, units, mut totals)) => {
                 totals.elapsed_ms = started.elapsed().as_millis() as u64;
                 let done = Message::Item {
                     item: item.item,
+                    run,
+                    units,
                     worker: self.options.name.clone(),
                     totals,
                 };
-                let sent: Option<String> = self
+                let results = results_key(&item.scan);
+                let sent: Option<()> = self
                     .command(
-                        redis::cmd("XADD")
-                            .arg(results_key(&item.scan))
+                        redis::pipe()
+                            .cmd("XADD")
+                            .arg(&results)
                             .arg("*")
                             .arg("m")
-                            .arg(serde_json::to_string(&done).expect("message serializes")),
+                            .arg(serde_json::to_string(&done).expect("message serializes"))
+                            .ignore()
+                            .cmd("EXPIRE")
+                            .arg(&results)
+                            .arg(super::KEYS_TTL_S)
+                            .arg("NX")
+                            .ignore(),
                     )
                     .await;
                 // Acknowledged only once its end is sent: an item whose
@@ -288,12 +326,20 @@ impl Worker<'_> {
             "wscan: worker {}: item {} of scan {} failed: {error}",
             self.options.name, item.item, item.scan
         );
-        let _: Option<i64> = self
+        let key = failures_key(&item.scan);
+        let _: Option<()> = self
             .command(
-                redis::cmd("HSET")
-                    .arg(failures_key(&item.scan))
+                redis::pipe()
+                    .cmd("HSET")
+                    .arg(&key)
                     .arg(item.item)
-                    .arg(error),
+                    .arg(error)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&key)
+                    .arg(super::KEYS_TTL_S)
+                    .arg("NX")
+                    .ignore(),
             )
             .await;
     }
@@ -338,6 +384,11 @@ impl Worker<'_> {
                     .atomic()
                     .cmd("XADD")
                     .arg(DEAD)
+                    // The dead letters are for people to read: the last
+                    // ten thousand or so are kept.
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(10_000)
                     .arg("*")
                     .arg("scan")
                     .arg(&item.scan)
@@ -353,6 +404,11 @@ impl Worker<'_> {
                     .arg("*")
                     .arg("m")
                     .arg(serde_json::to_string(&dead).expect("message serializes"))
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(results_key(&item.scan))
+                    .arg(super::KEYS_TTL_S)
+                    .arg("NX")
                     .ignore(),
             )
             .await;
@@ -493,15 +549,16 @@ impl Worker<'_> {
         prepared: &Prepared,
         item: &Item,
         id: &str,
-    ) -> Result<ItemTotals, Cut> {
+    ) -> Result<(u64, u64, ItemTotals), Cut> {
         let mut spec = prepared.spec.clone();
         spec.part = Some(item.part);
+        let run = fastrand::u64(..);
         let (journal, ops) = Journal::forward(4096);
         let (units_tx, units) = mpsc::channel::<UnitResult>(1024);
         let number = item.item;
         let grouper = std::thread::Builder::new()
             .name("wscan-units".into())
-            .spawn(move || group_units(number, ops, units_tx))
+            .spawn(move || group_units(number, run, ops, units_tx))
             .map_err(|e| Cut::Failed(format!("cannot start a thread: {e}")))?;
         let sender = tokio::spawn(send_units(
             self.conn.clone(),
@@ -547,11 +604,11 @@ impl Worker<'_> {
             return Err(Cut::Withdrawn);
         }
         let summary = outcome.map_err(|e| Cut::Failed(e.to_string()))?;
-        sent.map_err(Cut::Failed)?;
+        let units = sent.map_err(Cut::Failed)?;
         if summary.interrupted {
             return Err(Cut::Stopped);
         }
-        Ok(totals(&summary))
+        Ok((run, units, totals(&summary)))
     }
 }
 
@@ -582,10 +639,16 @@ fn totals(summary: &Summary) -> ItemTotals {
 
 /// Gather the journal's steps into one result per unit, handed on when
 /// the unit ends (a unit cut short is never sent: it runs again).
-fn group_units(item: u64, ops: std::sync::mpsc::Receiver<Op>, units: mpsc::Sender<UnitResult>) {
+fn group_units(
+    item: u64,
+    run: u64,
+    ops: std::sync::mpsc::Receiver<Op>,
+    units: mpsc::Sender<UnitResult>,
+) {
     let mut open: HashMap<Arc<str>, UnitResult> = HashMap::new();
     let fresh = |unit: &str| UnitResult {
         item,
+        run,
         unit: unit.to_string(),
         failed: false,
         records: Vec::new(),
@@ -618,14 +681,17 @@ fn group_units(item: u64, ops: std::sync::mpsc::Receiver<Op>, units: mpsc::Sende
     }
 }
 
-/// Send units to the results stream as they come, many to a round trip.
+/// Send units to the results stream as they come, many to a round trip;
+/// how many were sent.
 async fn send_units(
     conn: ConnectionManager,
     key: String,
     mut units: mpsc::Receiver<UnitResult>,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let mut batch = Vec::with_capacity(256);
+    let mut sent = 0;
     while units.recv_many(&mut batch, 256).await > 0 {
+        sent += batch.len() as u64;
         let messages: Vec<String> = batch
             .drain(..)
             .map(|u| serde_json::to_string(&Message::Unit(u)).expect("message serializes"))
@@ -647,7 +713,7 @@ async fn send_units(
         .await
         .map_err(|e| format!("cannot send results: {e}"))?;
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// Every [`HEARTBEAT`], claim entry `id` again (which resets its idle
