@@ -314,14 +314,7 @@ impl fmt::Debug for NetCollector {
 }
 
 fn add(sum: &mut NetTotals, n: &NetTotals) {
-    sum.connects += n.connects;
-    sum.open += n.open;
-    sum.closed += n.closed;
-    sum.filtered += n.filtered;
-    sum.unreachable += n.unreachable;
-    sum.timeouts += n.timeouts;
-    sum.retries += n.retries;
-    sum.dns_queries += n.dns_queries;
+    sum.add_counts(n);
 }
 
 impl NetCollector {

@@ -101,6 +101,17 @@ impl Lab {
         self.children.len() - 1
     }
 
+    /// What the lab's scan finds run locally, in one process: what every
+    /// distributed run of it must find.
+    fn reference(&self) -> std::collections::BTreeMap<String, usize> {
+        let whole = self.path("whole.jsonl");
+        let mut local = self.wscan(&["scan"]);
+        local.args(SCAN).arg("-o").arg(&whole);
+        let out = run(local, Duration::from_secs(180));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        census(&read_jsonl(&whole))
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
     }
@@ -207,12 +218,7 @@ fn last_scan(lab: &Lab) -> i64 {
 #[test]
 fn three_workers_find_exactly_what_a_local_scan_finds_though_one_is_killed_and_one_joins_late() {
     let mut lab = Lab::new("cluster");
-    let whole = lab.path("whole.jsonl");
-    let mut local = lab.wscan(&["scan"]);
-    local.args(SCAN).arg("-o").arg(&whole);
-    let out = run(local, Duration::from_secs(180));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let reference = census(&read_jsonl(&whole));
+    let reference = lab.reference();
     let open = reference
         .keys()
         .filter(|k| k.contains("\"open-port\""))
@@ -404,12 +410,7 @@ fn an_unreachable_redis_or_a_wrong_password_is_a_clear_error() {
 fn a_redis_restarted_mid_scan_and_a_killed_coordinator_resumed_still_find_exactly_what_a_local_scan_finds()
  {
     let mut lab = Lab::new("cluster-restart");
-    let whole = lab.path("whole.jsonl");
-    let mut local = lab.wscan(&["scan"]);
-    local.args(SCAN).arg("-o").arg(&whole);
-    let out = run(local, Duration::from_secs(180));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let reference = census(&read_jsonl(&whole));
+    let reference = lab.reference();
     let slow = ["--rate", "400"];
     lab.worker("w1", &slow);
     lab.worker("w2", &slow);

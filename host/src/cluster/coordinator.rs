@@ -11,7 +11,7 @@ use crate::model::{Subject, SubjectKey, SubjectKind};
 use crate::output::{ErrorRecord, PluginRef, SubjectRecord};
 use crate::output::{Record, Sink};
 use crate::scheduler::spec::Part;
-use crate::scheduler::{ClusterTotals, Durable, NetTotals, ScanError, ScanSpec, Summary};
+use crate::scheduler::{ClusterTotals, Durable, ScanError, ScanSpec, Summary};
 use crate::store::Resumed;
 use indicatif::ProgressBar;
 use redis::aio::ConnectionManager;
@@ -587,17 +587,9 @@ impl<'a> Books<'a> {
         let s = &mut self.summary;
         s.targets += totals.targets;
         s.denied += totals.denied;
-        let (n, t): (&mut NetTotals, &NetTotals) = (&mut s.net, &totals.net);
-        n.connects += t.connects;
-        n.open += t.open;
-        n.closed += t.closed;
-        n.filtered += t.filtered;
-        n.unreachable += t.unreachable;
-        n.timeouts += t.timeouts;
-        n.retries += t.retries;
-        n.dns_queries += t.dns_queries;
+        s.net.add_counts(&totals.net);
         // Workers run apart: the peak of one is what any saw.
-        n.peak_in_flight = n.peak_in_flight.max(t.peak_in_flight);
+        s.net.peak_in_flight = s.net.peak_in_flight.max(totals.net.peak_in_flight);
         for (plugin, ms) in &totals.plugin_ms {
             self.stats(plugin).time += Duration::from_millis(*ms);
         }

@@ -45,6 +45,21 @@ pub struct NetTotals {
     pub peak_in_flight: u64,
 }
 
+impl NetTotals {
+    /// Add `other`'s counters to these (all but `peak_in_flight`, which
+    /// does not add up: the caller decides what a peak of several is).
+    pub fn add_counts(&mut self, other: &NetTotals) {
+        self.connects += other.connects;
+        self.open += other.open;
+        self.closed += other.closed;
+        self.filtered += other.filtered;
+        self.unreachable += other.unreachable;
+        self.timeouts += other.timeouts;
+        self.retries += other.retries;
+        self.dns_queries += other.dns_queries;
+    }
+}
+
 impl From<&NetStats> for NetTotals {
     fn from(s: &NetStats) -> Self {
         let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
