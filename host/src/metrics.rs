@@ -66,6 +66,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
     method: String,
@@ -83,6 +88,17 @@ pub struct Metrics {
     request_seconds: Family<RouteLabels, Histogram>,
     net: Arc<NetCollector>,
     plugins: Arc<PluginCollector>,
+    cluster: Cluster,
+}
+
+/// A distributed scan's coordinator's figures (`wscan scan --redis`).
+#[derive(Default)]
+struct Cluster {
+    items: Family<WorkerLabels, Counter>,
+    connects: Family<WorkerLabels, Counter>,
+    dropped: Counter,
+    dead: Counter,
+    republished: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -118,6 +134,7 @@ impl Metrics {
             request_seconds: request_seconds.clone(),
             net: Arc::default(),
             plugins: Arc::default(),
+            cluster: Cluster::default(),
         };
         registry.register(
             "build",
@@ -160,6 +177,32 @@ impl Metrics {
             "API request durations until the response starts (an event stream's headers), by route and method",
             Unit::Seconds,
             request_seconds,
+        );
+        let c = &metrics.cluster;
+        registry.register(
+            "cluster_items",
+            "Work items of a distributed scan (--redis) completed, by worker",
+            c.items.clone(),
+        );
+        registry.register(
+            "cluster_worker_connects",
+            "Connection attempts of the work items completed, by worker",
+            c.connects.clone(),
+        );
+        registry.register(
+            "cluster_unit_results_dropped",
+            "Unit results a distributed scan received for units stored already (items run again after their worker was lost), and dropped",
+            c.dropped.clone(),
+        );
+        registry.register(
+            "cluster_dead_items",
+            "Work items that failed every delivery and went to the dead letters",
+            c.dead.clone(),
+        );
+        registry.register(
+            "cluster_items_republished",
+            "Work items published again: a run ended with unit results missing, or Redis lost the scan",
+            c.republished.clone(),
         );
         registry.register_collector(Box::new(metrics.net.clone()));
         registry.register_collector(Box::new(metrics.plugins.clone()));
@@ -219,6 +262,34 @@ impl Metrics {
                 outcome,
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Take in that `worker` completed a work item of a distributed scan,
+    /// with `connects` connection attempts.
+    pub fn cluster_item(&self, worker: &str, connects: u64) {
+        let labels = WorkerLabels {
+            worker: worker.to_owned(),
+        };
+        self.cluster.items.get_or_create(&labels).inc();
+        self.cluster
+            .connects
+            .get_or_create(&labels)
+            .inc_by(connects);
+    }
+
+    /// Take in a unit result dropped as received again.
+    pub fn cluster_dropped(&self) {
+        self.cluster.dropped.inc();
+    }
+
+    /// Take in a work item gone to the dead letters.
+    pub fn cluster_dead(&self) {
+        self.cluster.dead.inc();
+    }
+
+    /// Take in `items` work items published again.
+    pub fn cluster_republished(&self, items: u64) {
+        self.cluster.republished.inc_by(items);
     }
 
     /// Take in a finding of `plugin`.
@@ -458,6 +529,28 @@ impl Collector for PluginCollector {
 mod tests {
     use super::*;
     use crate::engine::CallError;
+
+    #[test]
+    fn a_coordinators_figures_are_counted_by_worker() {
+        let metrics = Metrics::new();
+        metrics.cluster_item("w1", 512);
+        metrics.cluster_item("w1", 500);
+        metrics.cluster_item("w2", 7);
+        metrics.cluster_dropped();
+        metrics.cluster_dead();
+        metrics.cluster_republished(3);
+        let text = metrics.render();
+        for line in [
+            "wscan_cluster_items_total{worker=\"w1\"} 2\n",
+            "wscan_cluster_items_total{worker=\"w2\"} 1\n",
+            "wscan_cluster_worker_connects_total{worker=\"w1\"} 1012\n",
+            "wscan_cluster_unit_results_dropped_total 1\n",
+            "wscan_cluster_dead_items_total 1\n",
+            "wscan_cluster_items_republished_total 3\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn counters_of_ended_scans_are_kept() {

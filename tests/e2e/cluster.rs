@@ -400,7 +400,7 @@ fn an_unreachable_redis_or_a_wrong_password_is_a_clear_error() {
     assert_eq!(lab.redis_cli(&["EXISTS", "wscan:work"]), "0");
     // Flags that do not go with --redis.
     let out = run(
-        lab.wscan(&["scan", "-i", "-", "--redis", REDIS]),
+        lab.wscan(&["scan", "127.0.0.1", "--dry-run", "--redis", REDIS]),
         Duration::from_secs(30),
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -625,4 +625,60 @@ fn workers_in_namespaces_of_their_own_reach_the_targets_only_through_their_veth(
         findings(&records(&out), "open-port").is_empty(),
         "the coordinator's namespace reaches the targets"
     );
+}
+
+#[test]
+fn input_lines_are_split_among_workers_and_found_as_a_local_scan_finds_them() {
+    let mut lab = Lab::new("cluster-input");
+    // Every 4th address of the /20, a comment and a line that is no
+    // target: 1,024 targets in chunks of 100 lines.
+    let mut text = String::from("# the lab\nnot a target!\n");
+    for n in (1..4096).step_by(4) {
+        text.push_str(&format!("127.0.{}.{}\n", n >> 8, n & 255));
+    }
+    let input = lab.path("targets.txt");
+    std::fs::write(&input, text).unwrap();
+    let flags = |output: &Path| {
+        let mut args: Vec<String> = vec!["scan".into(), "-i".into()];
+        args.push(input.display().to_string());
+        args.extend(SCAN.iter().skip(1).map(|a| a.to_string()));
+        args.push("-o".into());
+        args.push(output.display().to_string());
+        args
+    };
+    let whole = lab.path("whole.jsonl");
+    let mut local = lab.wscan(&[]);
+    local.args(flags(&whole));
+    let local = run(local, Duration::from_secs(180));
+    // Exit 2: a line was not a target (the scan ran all the others).
+    assert_eq!(local.status.code(), Some(2), "{}", stderr(&local));
+    let reference = census(&read_jsonl(&whole));
+    assert_eq!(
+        reference
+            .keys()
+            .filter(|k| k.contains("\"open-port\""))
+            .count(),
+        128
+    );
+    lab.worker("w1", &[]);
+    lab.worker("w2", &[]);
+    let cut = lab.path("cut.jsonl");
+    let mut cmd = lab.wscan(&[]);
+    cmd.args(flags(&cut))
+        .args(["--redis", REDIS, "--item-size", "100"]);
+    let out = run(cmd, Duration::from_secs(240));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("11 work item(s) published"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(census(&read_jsonl(&cut)), reference);
+    // --shard splits a file's lines by position: not with chunks.
+    let mut cmd = lab.wscan(&[]);
+    cmd.args(flags(&cut))
+        .args(["--redis", REDIS, "--shard", "1/2"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("drop --shard"), "{}", stderr(&out));
 }

@@ -1019,11 +1019,12 @@ pub struct ScanArgs {
     /// Redis: redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS.
     /// This process publishes work items and collects, stores and prints
     /// the results (docs/distributed.md).
-    #[arg(long, value_name = "URL", conflicts_with_all = ["dry_run", "watch", "input"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["dry_run", "watch"])]
     pub redis: Option<String>,
 
     /// With --redis: addresses of the scan's walk per work item (the walk
-    /// of a shuffled scan has up to twice as many steps as addresses).
+    /// of a shuffled scan has up to twice as many steps as addresses), and
+    /// lines of -i per item (16,384 at most).
     #[arg(long, value_name = "N", default_value = "4096", requires = "redis", value_parser = parse_item_size)]
     pub item_size: u64,
 

@@ -523,6 +523,13 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
     if args.redis.is_some() {
         crate::cluster::coordinator::items(&spec, u128::from(args.item_size))
             .map_err(|e| UsageError(e.to_string()))?;
+        // -i lines travel as chunks, each read on its own: a shard of a
+        // chunk is not the shard of the file.
+        if args.shard.is_some() && args.input.is_some() {
+            bail!(UsageError(
+                "--shard does not go with -i and --redis: the workers split the input among themselves; drop --shard".into()
+            ));
+        }
     }
     let seed = spec.seed();
     let _metrics = match args.metrics {
@@ -566,7 +573,7 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
     };
     let outcome = match &args.redis {
         Some(url) => {
-            let plan = worker::plan(scan_argv, &args, &request, url)?;
+            let plan = worker::plan(scan_argv, &args, &request, url, engine.metrics().clone())?;
             crate::cluster::coordinator::run(
                 &spec,
                 &registry,

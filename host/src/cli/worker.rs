@@ -19,6 +19,7 @@ pub(super) fn plan(
     args: &ScanArgs,
     request: &ScanRequest,
     url: &str,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<Plan> {
     let exclude_file = match &request.exclude_file {
         Some(path) => Some(
@@ -41,6 +42,7 @@ pub(super) fn plan(
         ca_pems,
         item_size: u128::from(args.item_size),
         max_deliveries: args.max_deliveries,
+        metrics,
     })
 }
 

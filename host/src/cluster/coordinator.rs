@@ -12,6 +12,7 @@ use crate::output::{ErrorRecord, PluginRef, SubjectRecord};
 use crate::output::{Record, Sink};
 use crate::scheduler::spec::Part;
 use crate::scheduler::{ClusterTotals, Durable, ScanError, ScanSpec, Summary};
+use crate::scope::Scope;
 use crate::store::Resumed;
 use indicatif::ProgressBar;
 use redis::aio::ConnectionManager;
@@ -36,6 +37,8 @@ pub struct Plan {
     pub item_size: u128,
     /// Deliveries of an item before it is a dead letter.
     pub max_deliveries: u32,
+    /// Where the per-worker figures go (`--metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How long published components stay in Redis after the last scan that
@@ -85,8 +88,17 @@ pub async fn run(
         max_deliveries: plan.max_deliveries,
     };
     let parts = parts(spec, plan.item_size)?;
-    let total = parts.len() as u64;
-    let mut books = Books::new(spec, journal.as_ref(), &resumed, parts.clone());
+    let (lines, inputs) = read_input(spec, plan.item_size).await?;
+    let work = Arc::new(Work { parts, lines });
+    let total = work.len();
+    if u128::from(total) > super::MAX_ITEMS {
+        return Err(ClusterError::TooManyItems {
+            items: u128::from(total),
+        });
+    }
+    let mut books = Books::new(spec, journal.as_ref(), &resumed, work.clone());
+    books.metrics = Some(plan.metrics.clone());
+    books.inputs = inputs;
     for item in 0..total {
         if resumed.done.contains(&super::item_unit(item)) {
             books.ended.insert(item);
@@ -96,7 +108,7 @@ pub async fn run(
         scan: scan.clone(),
         meta: serde_json::to_string(&meta).expect("meta serializes"),
         plugins,
-        parts,
+        work,
     };
     let published = publication
         .publish(&mut conn, &books.ended)
@@ -129,9 +141,10 @@ pub async fn run(
                 .refresh(&mut conn, &books.ended)
                 .await
                 .map_err(redis_err)?;
-            if again {
+            if let Some(items) = again {
                 // A new results stream: read it from its start.
                 last = "0-0".to_string();
+                plan.metrics.cluster_republished(items as u64);
             }
         }
         let read = super::retry("reading results", PATIENCE, || {
@@ -176,6 +189,7 @@ pub async fn run(
             if let Some(item) = books.take(message, sink, progress)? {
                 let published = publication.again(&mut conn, item).await;
                 published.map_err(redis_err)?;
+                plan.metrics.cluster_republished(1);
             }
         }
         // What is taken in is in the journal's queue: Redis need not
@@ -221,10 +235,123 @@ fn parts(spec: &ScanSpec, size: u128) -> Result<Vec<Part>, ClusterError> {
 /// an error when that is more than a coordinator keeps (checked before
 /// anything is published or stored).
 pub fn items(spec: &ScanSpec, size: u128) -> Result<u128, ClusterError> {
-    let count = spec.space().steps().div_ceil(size.max(1)).max(1);
+    let mut count = spec.space().steps().div_ceil(size.max(1));
+    // One item at least, for the names, unless `-i` lines are all there is.
+    let singles = !spec.hosts.is_empty() || !spec.one_port.is_empty();
+    if count == 0 && (singles || spec.input.is_none()) {
+        count = 1;
+    }
     match count > super::MAX_ITEMS {
         true => Err(ClusterError::TooManyItems { items: count }),
         false => Ok(count),
+    }
+}
+
+/// A scan's work items: windows of its address walk, numbered from 0,
+/// then chunks of its `-i` lines.
+struct Work {
+    parts: Vec<Part>,
+    lines: Vec<Arc<Vec<String>>>,
+}
+
+impl Work {
+    fn len(&self) -> u64 {
+        (self.parts.len() + self.lines.len()) as u64
+    }
+
+    /// Item `item` of scan `scan`.
+    fn item(&self, scan: &str, item: u64) -> Option<Item> {
+        let k = item as usize;
+        let (part, lines) = match self.parts.get(k) {
+            Some(part) => (*part, None),
+            None => (
+                // Only lines: no window of the walk, no names.
+                Part {
+                    from: 0,
+                    to: 0,
+                    singles: false,
+                },
+                Some(self.lines.get(k - self.parts.len())?.clone()),
+            ),
+        };
+        Some(Item {
+            scan: scan.to_string(),
+            item,
+            part,
+            lines,
+        })
+    }
+}
+
+/// Read the scan's `-i` input: its lines in chunks of `size` (16,384 at
+/// most, so an item stays a small message), and the scope they add.
+async fn read_input(
+    spec: &ScanSpec,
+    size: u128,
+) -> Result<(Vec<Arc<Vec<String>>>, Option<Scope>), ClusterError> {
+    let Some(source) = spec.input.clone() else {
+        return Ok((Vec::new(), None));
+    };
+    let scope = spec.scope();
+    let size = size.clamp(1, 16_384) as usize;
+    let failed = |error: std::io::Error, source: &crate::scheduler::input::InputSource| {
+        ClusterError::Scan(ScanError::Input {
+            from: source.to_string(),
+            error,
+        })
+    };
+    tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut reader = source.open().map_err(|e| failed(e, &source))?;
+        let (mut chunks, mut chunk) = (Vec::new(), Vec::with_capacity(size));
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| failed(e, &source))?
+                == 0
+            {
+                break;
+            }
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            chunk.push(line);
+            if chunk.len() == size {
+                chunks.push(Arc::new(std::mem::replace(
+                    &mut chunk,
+                    Vec::with_capacity(size),
+                )));
+            }
+        }
+        if !chunk.is_empty() {
+            chunks.push(Arc::new(chunk));
+        }
+        for lines in &chunks {
+            let text = lines.join("\n");
+            crate::scheduler::input::for_each_target(
+                &mut std::io::Cursor::new(text.as_bytes()),
+                Some(&scope),
+                |_| true,
+            )
+            .map_err(|e| failed(e, &source))?;
+        }
+        Ok((chunks, Some(scope)))
+    })
+    .await
+    .map_err(|e| ClusterError::Malformed {
+        key: "-i".into(),
+        error: e.to_string(),
+    })?
+}
+
+/// Whether `s` is inside `scope` (the scope of the `-i` lines).
+fn in_scope(scope: &Scope, s: &SubjectRecord) -> bool {
+    match (&s.host, s.address) {
+        (_, Some(ip)) => scope.contains(ip),
+        (Some(name), None) => scope.contains_name(name),
+        (None, None) => false,
     }
 }
 
@@ -265,7 +392,7 @@ struct Publication {
     scan: String,
     meta: String,
     plugins: Vec<(Shipped, Vec<u8>)>,
-    parts: Vec<Part>,
+    work: Arc<Work>,
 }
 
 impl Publication {
@@ -301,13 +428,9 @@ impl Publication {
             .query_async::<()>(conn)
             .await?;
         super::ensure_group(conn).await?;
-        let todo: Vec<Item> = (0..self.parts.len() as u64)
+        let todo: Vec<Item> = (0..self.work.len())
             .filter(|item| !ended.contains(item))
-            .map(|item| Item {
-                scan: self.scan.clone(),
-                item,
-                part: self.parts[item as usize],
-            })
+            .filter_map(|item| self.work.item(&self.scan, item))
             .collect();
         for chunk in todo.chunks(500) {
             let mut pipe = redis::pipe();
@@ -332,7 +455,7 @@ impl Publication {
         &self,
         conn: &mut ConnectionManager,
         ended: &HashSet<u64>,
-    ) -> redis::RedisResult<bool> {
+    ) -> redis::RedisResult<Option<usize>> {
         let renewed: (i64, i64, i64) = super::retry("renewing the scan", PATIENCE, || {
             let mut conn = conn.clone();
             async move {
@@ -352,24 +475,19 @@ impl Publication {
         })
         .await?;
         if renewed.0 != 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let published = self.publish(conn, ended).await?;
         eprintln!(
             "wscan: the scan's work was gone from Redis (a restart without persistence?); {published} item(s) not ended published again"
         );
-        Ok(true)
+        Ok(Some(published))
     }
 
     /// Publish item `item` again: a run of it ended with units missing.
     async fn again(&self, conn: &mut ConnectionManager, item: u64) -> redis::RedisResult<()> {
-        let Some(part) = self.parts.get(item as usize) else {
+        let Some(item) = self.work.item(&self.scan, item) else {
             return Ok(());
-        };
-        let item = Item {
-            scan: self.scan.clone(),
-            item,
-            part: *part,
         };
         redis::cmd("XADD")
             .arg(WORK)
@@ -425,13 +543,18 @@ struct Books<'a> {
     /// Out-of-scope subjects reported, this run or before.
     outside: HashSet<SubjectKey>,
     summary: Summary,
-    /// Every item's part, by number.
-    parts: Vec<Part>,
+    /// Every item, by number.
+    work: Arc<Work>,
+    /// The scope of every `-i` line: a subject one worker found outside
+    /// its chunk's scope but inside another chunk's is scanned there, not
+    /// reported.
+    inputs: Option<Scope>,
     /// Items, workers, duplicates.
     cluster: ClusterTotals,
     /// Unit messages received, by item and run: a run's end counts only
     /// when all it sent has arrived.
     received: HashMap<(u64, u64), u64>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl<'a> Books<'a> {
@@ -439,7 +562,7 @@ impl<'a> Books<'a> {
         spec: &'a ScanSpec,
         journal: Option<&'a crate::store::Journal>,
         resumed: &'a Resumed,
-        parts: Vec<Part>,
+        work: Arc<Work>,
     ) -> Self {
         Books {
             spec,
@@ -450,11 +573,13 @@ impl<'a> Books<'a> {
             outside: resumed.outside.iter().cloned().collect(),
             summary: Summary::default(),
             cluster: ClusterTotals {
-                items: parts.len() as u64,
+                items: work.len(),
                 ..ClusterTotals::default()
             },
-            parts,
+            work,
+            inputs: None,
             received: HashMap::new(),
+            metrics: None,
         }
     }
 
@@ -471,7 +596,7 @@ impl<'a> Books<'a> {
                 *self.received.entry((unit.item, unit.run)).or_default() += 1;
                 self.unit(unit, sink)?
             }
-            Message::Item { item, .. } if item >= self.parts.len() as u64 => {
+            Message::Item { item, .. } if item >= self.work.len() => {
                 tracing::warn!("skipped the end of item {item}: the scan has no such item");
             }
             Message::Item {
@@ -490,10 +615,14 @@ impl<'a> Books<'a> {
                 }
                 if self.ended.insert(item) {
                     self.add(&totals);
+                    let worker_name = worker.clone();
                     let w = self.cluster.workers.entry(worker).or_default();
                     w.items += 1;
                     w.connects += totals.net.connects;
                     w.busy += Duration::from_millis(totals.elapsed_ms);
+                    if let Some(m) = &self.metrics {
+                        m.cluster_item(&worker_name, totals.net.connects);
+                    }
                     if let Some(journal) = self.journal {
                         journal
                             .done(&Arc::from(super::item_unit(item)), false)
@@ -507,7 +636,7 @@ impl<'a> Books<'a> {
                 deliveries,
                 error,
             } => {
-                if item < self.parts.len() as u64 && self.ended.insert(item) {
+                if item < self.work.len() && self.ended.insert(item) {
                     let record = self.dead(item, deliveries, &error);
                     let key: Arc<str> = Arc::from(super::item_unit(item));
                     sink.write(&record).map_err(ScanError::Output)?;
@@ -517,6 +646,9 @@ impl<'a> Books<'a> {
                     }
                     self.summary.errors += 1;
                     self.cluster.dead += 1;
+                    if let Some(m) = &self.metrics {
+                        m.cluster_dead();
+                    }
                     progress.inc(1);
                 }
             }
@@ -528,6 +660,9 @@ impl<'a> Books<'a> {
     fn unit(&mut self, unit: UnitResult, sink: &mut dyn Sink) -> Result<(), ClusterError> {
         if self.units.contains(&unit.unit) || self.resumed.done.contains(&unit.unit) {
             self.cluster.duplicates += 1;
+            if let Some(m) = &self.metrics {
+                m.cluster_dropped();
+            }
             return Ok(());
         }
         let malformed = |error: serde_json::Error| ClusterError::Malformed {
@@ -541,8 +676,11 @@ impl<'a> Books<'a> {
             if let Record::OutOfScope(out) = &mut record {
                 // Each subject is reported once a scan, whichever unit
                 // (on whichever worker) found it first.
-                out.outside
-                    .retain(|s| key_of(s).is_none_or(|key| self.outside.insert(key)));
+                let inputs = self.inputs.as_ref();
+                out.outside.retain(|s| {
+                    !inputs.is_some_and(|scope| in_scope(scope, s))
+                        && key_of(s).is_none_or(|key| self.outside.insert(key))
+                });
                 if out.outside.is_empty() {
                     continue;
                 }
@@ -582,11 +720,50 @@ impl<'a> Books<'a> {
         self.summary.plugins.entry(plugin.to_string()).or_default()
     }
 
+    /// The first subject item `item` starts from: an address of its
+    /// window, a name or address of its lines, or a name of the command
+    /// line's.
+    fn first_subject(&self, item: u64) -> Option<Subject> {
+        let item = self.work.item("", item)?;
+        if let Some(lines) = &item.lines {
+            return lines.iter().find_map(|line| {
+                match line.trim().parse::<crate::targets::TargetArg>().ok()? {
+                    crate::targets::TargetArg::Addresses(t) => Some(Subject::Address {
+                        ip: t.first(),
+                        host: None,
+                    }),
+                    crate::targets::TargetArg::Host(name) => Some(Subject::Host(name)),
+                    crate::targets::TargetArg::Port { host, .. } => match host {
+                        crate::targets::Endpoint::Ip(ip) => {
+                            Some(Subject::Address { ip, host: None })
+                        }
+                        crate::targets::Endpoint::Name(name) => Some(Subject::Host(name)),
+                    },
+                }
+            });
+        }
+        let mut spec = self.spec.clone();
+        spec.part = Some(item.part);
+        spec.input = None;
+        let (singles, space) = spec.starts();
+        space
+            .iter()
+            .next()
+            .map(|ip| Subject::Address { ip, host: None })
+            .or_else(|| singles.into_iter().next().map(|s| s.subject))
+    }
+
     /// Add an item's counters to the summary's.
     fn add(&mut self, totals: &ItemTotals) {
         let s = &mut self.summary;
         s.targets += totals.targets;
         s.denied += totals.denied;
+        s.bad_lines += totals.bad_lines;
+        for error in &totals.input_errors {
+            if s.input_errors.len() < 10 {
+                s.input_errors.push(error.clone());
+            }
+        }
         s.net.add_counts(&totals.net);
         // Workers run apart: the peak of one is what any saw.
         s.net.peak_in_flight = s.net.peak_in_flight.max(totals.net.peak_in_flight);
@@ -599,14 +776,8 @@ impl<'a> Books<'a> {
     /// item's first address (or its first name), saying which addresses
     /// were not scanned and why.
     fn dead(&self, item: u64, deliveries: u64, error: &str) -> Record {
-        let mut spec = self.spec.clone();
-        spec.part = self.parts.get(item as usize).copied();
-        let (singles, space) = spec.starts();
-        let subject = space
-            .iter()
-            .next()
-            .map(|ip| Subject::Address { ip, host: None })
-            .or_else(|| singles.into_iter().next().map(|s| s.subject))
+        let subject = self
+            .first_subject(item)
             .unwrap_or(Subject::Host("unknown".into()));
         Record::Error(ErrorRecord {
             time: crate::output::now(),
@@ -616,8 +787,8 @@ impl<'a> Books<'a> {
             },
             subject: SubjectRecord::from(&subject),
             error: format!(
-                "work item {item} of {} (this address and the rest of its share of the scan) was not scanned: it was delivered {deliveries} times without completing and is in {DEAD}; last failure: {error}",
-                self.parts.len()
+                "work item {item} of {} (this subject and the rest of its share of the scan) was not scanned: it was delivered {deliveries} times without completing and is in {DEAD}; last failure: {error}",
+                self.work.len()
             ),
         })
     }

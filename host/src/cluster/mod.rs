@@ -37,6 +37,7 @@ use crate::scheduler::spec::Part;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The stream of work items.
@@ -110,6 +111,10 @@ pub struct Item {
     pub item: u64,
     /// What it covers.
     pub part: Part,
+    /// Lines of the scan's `-i` input this item scans instead of a window
+    /// of the walk (the scope still holds the whole scan's targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Arc<Vec<String>>>,
 }
 
 /// What workers send the coordinator, on the scan's results stream.
@@ -175,6 +180,13 @@ pub struct ItemTotals {
     pub plugin_ms: BTreeMap<String, u64>,
     /// Wall time of the item, in milliseconds.
     pub elapsed_ms: u64,
+    /// Lines of its `-i` chunk that were not targets.
+    #[serde(default)]
+    pub bad_lines: u64,
+    /// What was wrong with the first of them (line numbers count from
+    /// the chunk's first line).
+    #[serde(default)]
+    pub input_errors: Vec<String>,
 }
 
 /// Why a distributed scan or a worker could not go on.

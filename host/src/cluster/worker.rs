@@ -552,6 +552,32 @@ impl Worker<'_> {
     ) -> Result<(u64, u64, ItemTotals), Cut> {
         let mut spec = prepared.spec.clone();
         spec.part = Some(item.part);
+        // A chunk of `-i` lines is scanned as a local scan reads `-i`,
+        // from a file of its own.
+        let chunk = match &item.lines {
+            Some(lines) => {
+                let path = self.options.dir.join(format!(
+                    "input-{}-{}-{}.txt",
+                    item.scan,
+                    item.item,
+                    std::process::id()
+                ));
+                let mut text = lines.join("\n");
+                text.push('\n');
+                std::fs::write(&path, text).map_err(|e| {
+                    Cut::Failed(format!(
+                        "cannot write the item's lines to {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                spec.input = Some(crate::scheduler::input::InputSource::File(path.clone()));
+                Some(TempFile(path))
+            }
+            None => {
+                spec.input = None;
+                None
+            }
+        };
         let run = fastrand::u64(..);
         let (journal, ops) = Journal::forward(4096);
         let (units_tx, units) = mpsc::channel::<UnitResult>(1024);
@@ -608,6 +634,7 @@ impl Worker<'_> {
         if summary.interrupted {
             return Err(Cut::Stopped);
         }
+        drop(chunk);
         Ok((run, units, totals(&summary)))
     }
 }
@@ -634,6 +661,8 @@ fn totals(summary: &Summary) -> ItemTotals {
             .map(|(name, p)| (name.clone(), p.time.as_millis() as u64))
             .collect(),
         elapsed_ms: 0,
+        bad_lines: summary.bad_lines,
+        input_errors: summary.input_errors.clone(),
     }
 }
 
@@ -773,6 +802,15 @@ impl Query for redis::Pipeline {
         conn: &mut ConnectionManager,
     ) -> impl Future<Output = redis::RedisResult<T>> + Send {
         self.query_async(conn)
+    }
+}
+
+/// A file removed when dropped.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

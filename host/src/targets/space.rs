@@ -233,7 +233,11 @@ impl Permutation {
     /// The values of the cycle that permutes `0..n`: the next power of two
     /// (`u128::MAX` for the whole IPv6 space, one short of 2^128).
     pub fn steps(n: u128) -> u128 {
-        Permutation::new(n, 0).mask.saturating_add(1)
+        match n {
+            // Nothing to permute: no step (the cycle would hold 0 alone).
+            0 => 0,
+            n => Permutation::new(n, 0).mask.saturating_add(1),
+        }
     }
 
     /// The part of [`Permutation::new`]'s walk from step `from` to step
