@@ -407,6 +407,111 @@ fn an_unreachable_redis_or_a_wrong_password_is_a_clear_error() {
 }
 
 #[test]
+fn workers_and_a_coordinator_reach_a_tls_redis_that_asks_for_client_certificates() {
+    use crate::tls_server::{Cert, TestCa, client_pem, leaf_pem};
+    let mut lab = Lab::new("cluster-tls");
+    let file = |name: &str, text: &str| {
+        let path = lab.path(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (server, server_key) = leaf_pem(Cert::Valid);
+    let (client, client_key) = client_pem("wscan worker");
+    let (server, server_key) = (file("redis.pem", &server), file("redis.key", &server_key));
+    let (client, client_key) = (file("client.pem", &client), file("client.key", &client_key));
+    let ca = TestCa::get().pem_path().display().to_string();
+    // Plain on 6381 (the test's own redis-cli), TLS with client
+    // certificates on 6382.
+    lab.redis(
+        6381,
+        &[
+            "--tls-port",
+            "6382",
+            "--tls-cert-file",
+            &server,
+            "--tls-key-file",
+            &server_key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "yes",
+        ],
+    );
+    let url = "rediss://127.0.0.1:6382";
+    let tls = [
+        "--redis-ca",
+        &ca,
+        "--redis-cert",
+        &client,
+        "--redis-key",
+        &client_key,
+    ];
+    let scan = [
+        "127.0.0.0/24",
+        "-p",
+        "22",
+        "--plugins",
+        "port",
+        "--seed",
+        "5",
+        "--format",
+        "jsonl",
+    ];
+
+    // Without our CA the server's certificate is not trusted; without a
+    // client certificate the server hangs up; a CA with a plain URL is a
+    // mistake said as such.
+    let refused = |extra: &[&str], url: &str| {
+        let mut cmd = lab.wscan(&["scan"]);
+        cmd.args(scan).args(["--redis", url]).args(extra);
+        run(cmd, Duration::from_secs(60))
+    };
+    let out = refused(&[], url);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Redis at rediss://127.0.0.1:6382"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--redis-ca FILE"), "{}", stderr(&out));
+    let out = refused(&["--redis-ca", &ca], url);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--redis-cert FILE"),
+        "{}",
+        stderr(&out)
+    );
+    let out = refused(&["--redis-ca", &ca], "redis://127.0.0.1:6381");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("give a rediss:// URL"),
+        "{}",
+        stderr(&out)
+    );
+    let out = refused(&["--redis-ca", &ca, "--redis-cert", &client], url);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(lab.redis_cli(&["-p", "6381", "EXISTS", "wscan:work"]), "0");
+
+    // With both, over TLS only, the scan finds what it finds locally.
+    let child = start_worker(&lab.ns, lab.dir.path(), "w1", url, &tls);
+    lab.children.push(child);
+    let mut local = lab.wscan(&["scan"]);
+    local.args(scan);
+    let local = run(local, Duration::from_secs(60));
+    assert_eq!(local.status.code(), Some(0), "{}", stderr(&local));
+    let mut cmd = lab.wscan(&["scan"]);
+    cmd.args(scan).args(["--redis", url]).args(tls);
+    let out = run(cmd, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let found = census(&records(&out));
+    assert_eq!(found, census(&records(&local)));
+    // An open port and its service at each of the 4 SSH servers.
+    assert_eq!(found.len(), 8, "{found:#?}");
+    let log = std::fs::read_to_string(lab.log("w1")).unwrap();
+    assert!(log.contains("joined rediss://127.0.0.1:6382"), "{log}");
+}
+
+#[test]
 fn a_redis_restarted_mid_scan_and_a_killed_coordinator_resumed_still_find_exactly_what_a_local_scan_finds()
  {
     let mut lab = Lab::new("cluster-restart");

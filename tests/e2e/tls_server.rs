@@ -325,6 +325,23 @@ fn leaf(cert: Cert) -> (CertificateDer<'static>, Arc<dyn SigningKey>) {
     (issued.expect("leaf certificate").into(), signer)
 }
 
+/// A client certificate (CN `cn`, client authentication only) signed by
+/// the test CA, and its key, both PEM: for a server that asks clients for
+/// one (a Redis with `tls-auth-clients yes`).
+pub fn client_pem(cn: &str) -> (String, String) {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name(cn);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params, -1, 365);
+    let key = KeyPair::generate().expect("client key");
+    let issued = params
+        .signed_by(&key, &TestCa::get().issuer)
+        .expect("client certificate");
+    (issued.pem(), key.serialize_pem())
+}
+
 /// The names, dates and uses of a certificate of the kind `cert`.
 fn leaf_params(cert: Cert) -> CertificateParams {
     let (cn, sans) = match cert {

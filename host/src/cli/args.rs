@@ -64,6 +64,51 @@ pub enum Command {
     Worker(WorkerArgs),
 }
 
+/// How to trust a `rediss://` Redis and be known to it; the same flags
+/// for a coordinator and a worker.
+#[derive(Debug, Clone, Args)]
+pub struct RedisTlsArgs {
+    /// With a rediss:// URL: the PEM certificates that sign the server's,
+    /// in place of the public roots (a Redis with a certificate of your
+    /// own CA).
+    #[arg(long, value_name = "FILE", env = "WSCAN_REDIS_CA")]
+    pub redis_ca: Option<PathBuf>,
+
+    /// With a rediss:// URL: a client certificate (PEM), for a Redis that
+    /// asks for one (tls-auth-clients); with --redis-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WSCAN_REDIS_CERT",
+        requires = "redis_key"
+    )]
+    pub redis_cert: Option<PathBuf>,
+
+    /// The key of --redis-cert (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WSCAN_REDIS_KEY",
+        requires = "redis_cert"
+    )]
+    pub redis_key: Option<PathBuf>,
+}
+
+impl RedisTlsArgs {
+    /// The endpoint of `url` with these files read.
+    pub fn endpoint(
+        &self,
+        url: &str,
+    ) -> Result<crate::cluster::Endpoint, crate::cluster::ClusterError> {
+        crate::cluster::Endpoint::load(
+            url,
+            self.redis_ca.as_deref(),
+            self.redis_cert.as_deref(),
+            self.redis_key.as_deref(),
+        )
+    }
+}
+
 /// Flags of `wscan worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -77,6 +122,10 @@ pub struct WorkerArgs {
         hide_env_values = true
     )]
     pub redis: String,
+
+    /// How to trust a rediss:// Redis (--redis-ca...).
+    #[command(flatten)]
+    pub redis_tls: RedisTlsArgs,
 
     /// This worker's name in the group; unique per worker [default:
     /// HOSTNAME-PID].
@@ -1032,6 +1081,10 @@ pub struct ScanArgs {
     /// dead letters (wscan:dead) and ends as an error record.
     #[arg(long, value_name = "N", default_value = "3", requires = "redis", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_deliveries: u32,
+
+    /// How to trust a rediss:// Redis (--redis-ca...).
+    #[command(flatten)]
+    pub redis_tls: RedisTlsArgs,
 
     /// The ids of the flags given on the command line (not defaults), so
     /// `--resume` can refuse settings it would ignore.

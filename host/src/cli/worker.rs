@@ -36,7 +36,10 @@ pub(super) fn plan(
         );
     }
     Ok(Plan {
-        url: url.to_string(),
+        redis: args
+            .redis_tls
+            .endpoint(url)
+            .map_err(|e| UsageError(e.to_string()))?,
         argv,
         exclude_file,
         ca_pems,
@@ -62,7 +65,10 @@ pub(super) async fn worker(globals: &Globals, args: WorkerArgs) -> anyhow::Resul
         format!("{host}-{}", std::process::id())
     });
     let options = Options {
-        url: args.redis.clone(),
+        redis: args
+            .redis_tls
+            .endpoint(&args.redis)
+            .map_err(|e| UsageError(e.to_string()))?,
         name,
         lease: args.lease.into(),
         dir,

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 /// How the coordinator splits and publishes a scan.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The Redis URL.
-    pub url: String,
+    /// The Redis.
+    pub redis: super::Endpoint,
     /// The scan's command line, without the program name.
     pub argv: Vec<String>,
     /// The text of `--exclude-file`.
@@ -64,10 +64,10 @@ pub async fn run(
 ) -> Result<Summary, ClusterError> {
     let started = Instant::now();
     let redis_err = |error| ClusterError::Redis {
-        url: super::shown(&plan.url),
+        url: plan.redis.shown(),
         error,
     };
-    let mut conn = super::connect(&plan.url).await?;
+    let mut conn = super::connect(&plan.redis).await?;
     let (journal, resumed) = match durable {
         Some(d) => (Some(d.journal), d.resumed),
         None => (None, Resumed::default()),
@@ -127,7 +127,7 @@ pub async fn run(
     tracing::info!("scan {scan}: {published} of {total} work item(s) published on {WORK}");
     eprintln!(
         "wscan: {published} work item(s) published to {} as scan {scan}; workers (`wscan worker --redis URL`) run them",
-        super::shown(&plan.url)
+        plan.redis.shown()
     );
 
     let results = super::results_key(&scan);

@@ -228,6 +228,10 @@ pub enum ClusterError {
         /// How many.
         items: u128,
     },
+    /// A TLS setting for Redis is missing, unreadable, or does not fit the
+    /// URL.
+    #[error("{0}")]
+    Tls(String),
     /// A message on a stream is not what wscan writes.
     #[error("a malformed message on {key}: {error}")]
     Malformed {
@@ -271,11 +275,97 @@ pub fn shown(url: &str) -> String {
 /// (7.0).
 const MIN_REDIS: (u32, u32) = (7, 0);
 
+/// Where Redis is, and for `rediss://`, whom to trust and who we are.
+#[derive(Clone, Default)]
+pub struct Endpoint {
+    /// The URL, as given (it may hold a password: print [`shown`]).
+    pub url: String,
+    /// PEM certificates that sign the server's (`--redis-ca`), in place of
+    /// the public roots.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate and its key, PEM (`--redis-cert`,
+    /// `--redis-key`), for a server that asks for one.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &shown(&self.url))
+            .field("ca", &self.ca.is_some())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// The endpoint of `url`, with the TLS files read. The files go only
+    /// with a `rediss://` URL, and a certificate only with its key.
+    pub fn load(
+        url: &str,
+        ca: Option<&std::path::Path>,
+        cert: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+    ) -> Result<Endpoint, ClusterError> {
+        let read = |flag: &str, path: &std::path::Path| {
+            std::fs::read(path)
+                .map_err(|e| ClusterError::Tls(format!("{flag} {}: {e}", path.display())))
+        };
+        if (ca.is_some() || cert.is_some()) && !url.starts_with("rediss://") {
+            return Err(ClusterError::Tls(format!(
+                "--redis-ca, --redis-cert and --redis-key are for TLS: give a rediss:// URL, not {}",
+                shown(url)
+            )));
+        }
+        let client = match (cert, key) {
+            (Some(cert), Some(key)) => {
+                Some((read("--redis-cert", cert)?, read("--redis-key", key)?))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(ClusterError::Tls(
+                    "--redis-cert and --redis-key go together: give both".into(),
+                ));
+            }
+        };
+        Ok(Endpoint {
+            url: url.to_string(),
+            ca: ca.map(|path| read("--redis-ca", path)).transpose()?,
+            client,
+        })
+    }
+
+    /// The URL with its password hidden.
+    pub fn shown(&self) -> String {
+        shown(&self.url)
+    }
+
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        if self.ca.is_none() && self.client.is_none() {
+            return redis::Client::open(self.url.as_str());
+        }
+        redis::Client::build_with_tls(
+            self.url.as_str(),
+            redis::TlsCertificates {
+                client_tls: self
+                    .client
+                    .as_ref()
+                    .map(|(cert, key)| redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.clone(),
+                    }),
+                root_cert: self.ca.clone(),
+            },
+        )
+    }
+}
+
 /// A Redis connection that reconnects on its own (with backoff) after the
 /// server goes away. Blocking reads wait `block` at most, so the response
 /// timeout is longer than that.
-pub async fn connect(url: &str) -> Result<ConnectionManager, ClusterError> {
-    let client = redis::Client::open(url).map_err(|error| ClusterError::Url {
+pub async fn connect(endpoint: &Endpoint) -> Result<ConnectionManager, ClusterError> {
+    let url = endpoint.url.as_str();
+    let client = endpoint.client().map_err(|error| ClusterError::Url {
         url: shown(url),
         error,
     })?;
@@ -284,22 +374,45 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, ClusterError> {
         .set_response_timeout(Some(BLOCK + Duration::from_secs(10)))
         .set_number_of_retries(3)
         .set_max_delay(Duration::from_secs(2));
+    // A TLS failure says which flag mends it.
+    let failed = |error: redis::RedisError| {
+        let text = error.to_string();
+        if text.contains("invalid peer certificate") {
+            let mend = match endpoint.ca {
+                None => {
+                    "if your own CA signed the server's certificate, give it with --redis-ca FILE"
+                }
+                Some(_) => {
+                    "the server's certificate must be signed by a CA of --redis-ca and name the URL's host"
+                }
+            };
+            ClusterError::Tls(format!("Redis at {}: {text}; {mend}", shown(url)))
+        } else if url.starts_with("rediss://")
+            && error.is_io_error()
+            && !error.is_connection_refusal()
+            && endpoint.client.is_none()
+        {
+            ClusterError::Tls(format!(
+                "Redis at {}: {text}; a server that asks for client certificates (tls-auth-clients) needs --redis-cert FILE --redis-key FILE",
+                shown(url)
+            ))
+        } else {
+            ClusterError::Redis {
+                url: shown(url),
+                error,
+            }
+        }
+    };
     let mut conn = client
         .get_connection_manager_with_config(config)
         .await
-        .map_err(|error| ClusterError::Redis {
-            url: shown(url),
-            error,
-        })?;
+        .map_err(failed)?;
     // A wrong password or an unreachable server fails here, at once.
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(&mut conn)
         .await
-        .map_err(|error| ClusterError::Redis {
-            url: shown(url),
-            error,
-        })?;
+        .map_err(failed)?;
     let version = info
         .lines()
         .find_map(|line| line.strip_prefix("redis_version:"))

@@ -30,8 +30,8 @@ use tokio::sync::{mpsc, watch};
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The Redis URL.
-    pub url: String,
+    /// The Redis.
+    pub redis: super::Endpoint,
     /// Its name in the group (unique per worker).
     pub name: String,
     /// How long an item may go without a heartbeat before another worker
@@ -87,12 +87,12 @@ pub async fn run(
     resolve: &Resolve,
     stop: impl Future<Output = ()>,
 ) -> Result<(), ClusterError> {
-    let mut conn = super::connect(&options.url).await?;
-    let reader = super::connect(&options.url).await?;
+    let mut conn = super::connect(&options.redis).await?;
+    let reader = super::connect(&options.redis).await?;
     super::ensure_group(&mut conn)
         .await
         .map_err(|error| ClusterError::Redis {
-            url: super::shown(&options.url),
+            url: options.redis.shown(),
             error,
         })?;
     std::fs::create_dir_all(&options.dir).map_err(|e| ClusterError::Plugin {
@@ -102,7 +102,7 @@ pub async fn run(
     eprintln!(
         "wscan: worker {} joined {}; waiting for work",
         options.name,
-        super::shown(&options.url)
+        options.redis.shown()
     );
     let (stopped_tx, stopped) = watch::channel(false);
     let mut worker = Worker {
