@@ -484,6 +484,12 @@ impl Collector for NetCollector {
         )?;
         counter(
             &mut encoder,
+            "dns_shared_hits",
+            "DNS answers taken from the cache shared through Redis (--dns-cache redis) instead of a name server",
+            n.dns_shared_hits,
+        )?;
+        counter(
+            &mut encoder,
             "scope_denied",
             "Operations the scope check denied",
             denied,

@@ -787,3 +787,156 @@ fn input_lines_are_split_among_workers_and_found_as_a_local_scan_finds_them() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("drop --shard"), "{}", stderr(&out));
 }
+
+/// An authoritative server for `wscan.test.` on 127.0.0.1:5300 (UDP):
+/// `hN.wscan.test` has A 127.0.1.N (TTL 300), `short.wscan.test` A
+/// 127.0.2.1 (TTL 2); every query is logged to the file of argv[1] as
+/// "NAME TYPE".
+const DNS: &str = r#"
+import socket, struct, sys
+log = open(sys.argv[1], 'a')
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 5300))
+print('ready', flush=True)
+while True:
+    q, peer = s.recvfrom(4096)
+    ident, _, qd = struct.unpack('>HHH', q[:6])
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode().lower())
+        i += 1 + q[i]
+    qtype = struct.unpack('>H', q[i + 1:i + 3])[0]
+    question = q[12:i + 5]
+    name = '.'.join(labels) + '.'
+    log.write('%s %d\n' % (name, qtype)); log.flush()
+    answer, rcode = b'', 3
+    if labels[1:] == ['wscan', 'test'] and qtype == 1:
+        if labels[0] == 'short':
+            rcode, ttl, ip = 0, 2, bytes([127, 0, 2, 1])
+        elif labels[0][0] == 'h' and labels[0][1:].isdigit():
+            rcode, ttl, ip = 0, 300, bytes([127, 0, 1, int(labels[0][1:]) % 256])
+        if rcode == 0:
+            answer = b'\xc0\x0c' + struct.pack('>HHIH', 1, 1, ttl, 4) + ip
+    header = struct.pack('>HHHHHH', ident, 0x8400 | rcode, 1, 1 if answer else 0, 0, 0)
+    s.sendto(header + question + answer, peer)
+"#;
+
+#[test]
+fn workers_share_dns_answers_through_redis_for_their_ttl() {
+    let mut lab = Lab::new("cluster-dns");
+    let queries = lab.path("dns.log");
+    let server = lab
+        .ns
+        .exec("python3")
+        .args(["-c", DNS])
+        .arg(&queries)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    lab.children.push(server);
+    {
+        use std::io::BufRead;
+        let child = lab.children.last_mut().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+    }
+    let asked = || {
+        std::fs::read_to_string(&queries)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let names = lab.path("names.txt");
+    let mut text: String = (0..200).map(|n| format!("h{n}.wscan.test\n")).collect();
+    text.push_str("short.wscan.test\n");
+    std::fs::write(&names, text).unwrap();
+    let names = names.display().to_string();
+    let scan = [
+        "-i",
+        &names,
+        "--plugins",
+        "dns",
+        "--plugin-arg",
+        "dns.types=A",
+        "--resolver",
+        "127.0.0.1:5300",
+        "--format",
+        "jsonl",
+    ];
+    // Asked of a local scan, --dns-cache redis is refused.
+    let mut cmd = lab.wscan(&["scan"]);
+    cmd.args(scan).args(["--dns-cache", "redis"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("give --redis URL too"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut local = lab.wscan(&["scan"]);
+    local.args(scan);
+    let local = run(local, Duration::from_secs(60));
+    assert_eq!(local.status.code(), Some(0), "{}", stderr(&local));
+    let reference = census(&records(&local));
+    assert_eq!(reference.len(), 201, "{reference:#?}");
+    assert_eq!(asked(), 201);
+
+    lab.worker("w1", &[]);
+    lab.worker("w2", &[]);
+    let distributed = |run_no: usize| {
+        let stats = lab.path(&format!("stats{run_no}.json"));
+        let mut cmd = lab.wscan(&["scan"]);
+        cmd.args(scan)
+            .args([
+                "--dns-cache",
+                "redis",
+                "--redis",
+                REDIS,
+                "--item-size",
+                "50",
+            ])
+            .arg("--stats")
+            .arg(&stats);
+        let out = run(cmd, Duration::from_secs(120));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(census(&records(&out)), reference);
+        let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        assert_eq!(stats["cluster"]["items"], 5, "{stats:#}");
+        let h7 = records(&out)
+            .into_iter()
+            .find(|r| r["title"] == "h7.wscan.test A 127.0.1.7")
+            .unwrap_or_else(|| panic!("no h7 record: {}", String::from_utf8_lossy(&out.stdout)));
+        (
+            stats["net"]["dns_queries"].as_u64().unwrap(),
+            stats["net"]["dns_shared_hits"].as_u64().unwrap(),
+            h7["data"]["ttl"].as_u64().unwrap(),
+        )
+    };
+    // The first distributed run asks the name server for every name and
+    // keeps each answer in Redis for its TTL.
+    let (queries, hits, _) = distributed(1);
+    assert_eq!((queries, hits), (201, 0));
+    assert_eq!(asked(), 402);
+    let key = "wscan:dns:127.0.0.1:5300:A:h7.wscan.test.";
+    let ttl: u64 = lab.redis_cli(&["TTL", key]).parse().unwrap();
+    assert!((290..=300).contains(&ttl), "TTL of {key}: {ttl}");
+    assert!(lab.redis_cli(&["GET", key]).contains("127.0.1.7"));
+    // A second run, after the 2-second answer expired: only that name is
+    // asked again; every other answer comes from Redis, whichever worker
+    // kept it.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        lab.redis_cli(&["EXISTS", "wscan:dns:127.0.0.1:5300:A:short.wscan.test."]),
+        "0"
+    );
+    let (queries, hits, ttl) = distributed(2);
+    assert_eq!((queries, hits), (1, 200));
+    // The TTL an answer from Redis reports is counted down by its time
+    // there (3 s and more).
+    assert!(ttl <= 297, "h7's TTL after 3 s in Redis: {ttl}");
+    assert_eq!(asked(), 403);
+}

@@ -603,10 +603,27 @@ pub struct DnsArgs {
     #[arg(long, value_name = "IP[:PORT]", value_parser = parse_resolver)]
     pub resolver: Vec<SocketAddr>,
 
-    /// Do not cache DNS answers (by default each answer is kept for its TTL,
-    /// for the whole scan).
-    #[arg(long)]
+    /// Where DNS answers are kept, each for its TTL: local (in this
+    /// process, for the whole scan), redis (with --redis: also shared by
+    /// every worker of the scan through its Redis, so a name is asked once
+    /// across machines), off.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = DnsCache::Local)]
+    pub dns_cache: DnsCache,
+
+    /// Do not cache DNS answers: --dns-cache off.
+    #[arg(long, conflicts_with = "dns_cache")]
     pub no_dns_cache: bool,
+}
+
+/// Values of `--dns-cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DnsCache {
+    /// In this process.
+    Local,
+    /// In this process, and shared through the scan's Redis.
+    Redis,
+    /// None.
+    Off,
 }
 
 impl DnsArgs {
@@ -614,7 +631,9 @@ impl DnsArgs {
     pub fn settings(&self) -> crate::primitives::dns::ResolverSettings {
         crate::primitives::dns::ResolverSettings {
             servers: self.resolver.clone(),
-            cache: !self.no_dns_cache,
+            cache: !self.no_dns_cache && self.dns_cache != DnsCache::Off,
+            share: self.dns_cache == DnsCache::Redis,
+            shared: None,
         }
     }
 }

@@ -484,6 +484,11 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
         args = stored;
         resuming = Some((store, row));
     }
+    if args.call.dns.dns_cache == args::DnsCache::Redis && args.redis.is_none() {
+        bail!(UsageError(
+            "--dns-cache redis shares answers among the workers of a distributed scan: give --redis URL too, or use --dns-cache local".into()
+        ));
+    }
     // What workers parse: the scan's own command line, not `--resume N`.
     let scan_argv = match &resuming {
         Some((_, row)) => row.argv.clone(),

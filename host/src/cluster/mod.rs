@@ -26,9 +26,13 @@
 //! the coordinator stores a unit once: an item run twice (redelivered)
 //! writes nothing twice.
 //!
+//! - `wscan:dns:{servers}:{type}:{name}`: DNS answers shared by workers
+//!   (`--dns-cache redis`, [`answers`]).
+//!
 //! - [`coordinator`]: publishes a scan and collects its results;
 //! - [`worker`]: takes items, runs them, sends results.
 
+pub mod answers;
 pub mod coordinator;
 pub mod worker;
 

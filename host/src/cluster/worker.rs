@@ -532,6 +532,12 @@ impl Worker<'_> {
         spec.limits.host_concurrency = o.host_concurrency.or(spec.limits.host_concurrency);
         spec.limits.rate = o.rate.or(spec.limits.rate);
         spec.parallel = o.parallel.unwrap_or(spec.parallel);
+        if spec.resolver.share {
+            spec.resolver.shared = Some(Arc::new(super::answers::RedisAnswers::new(
+                self.conn.clone(),
+                &spec.resolver.servers,
+            )));
+        }
         let ready = Arc::new(Prepared { spec, registry });
         if self.prepared.len() >= PREPARED {
             self.prepared.clear();

@@ -60,6 +60,9 @@ pub struct NetStats {
     /// DNS queries sent to name servers (answers from the scan's cache
     /// are not counted).
     pub dns_queries: AtomicU64,
+    /// DNS answers taken from the cache shared beyond this process
+    /// (`--dns-cache redis`) instead of a name server.
+    pub dns_shared_hits: AtomicU64,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
 }

@@ -41,6 +41,9 @@ pub struct NetTotals {
     pub retries: u64,
     /// DNS lookups.
     pub dns_queries: u64,
+    /// DNS answers taken from the shared cache (`--dns-cache redis`).
+    #[serde(default)]
+    pub dns_shared_hits: u64,
     /// The most operations in flight at once.
     pub peak_in_flight: u64,
 }
@@ -57,6 +60,7 @@ impl NetTotals {
         self.timeouts += other.timeouts;
         self.retries += other.retries;
         self.dns_queries += other.dns_queries;
+        self.dns_shared_hits += other.dns_shared_hits;
     }
 }
 
@@ -72,6 +76,7 @@ impl From<&NetStats> for NetTotals {
             timeouts: n(&s.timeouts),
             retries: n(&s.retries),
             dns_queries: n(&s.dns_queries),
+            dns_shared_hits: n(&s.dns_shared_hits),
             peak_in_flight: s.peak_in_flight() as u64,
         }
     }
@@ -166,9 +171,13 @@ impl Summary {
             }
         )];
         let n = &self.net;
-        if n.connects + n.dns_queries > 0 {
+        if n.connects + n.dns_queries + n.dns_shared_hits > 0 {
+            let shared = match n.dns_shared_hits {
+                0 => String::new(),
+                hits => format!(" ({hits} more answered by the shared cache)"),
+            };
             lines.push(format!(
-                "wscan: {} connect(s): {} open, {} closed, {} filtered, {} unreachable port(s); {} timeout(s), {} retried; {} DNS quer(ies); peak {} in flight",
+                "wscan: {} connect(s): {} open, {} closed, {} filtered, {} unreachable port(s); {} timeout(s), {} retried; {} DNS quer(ies){shared}; peak {} in flight",
                 n.connects,
                 n.open,
                 n.closed,

@@ -8,8 +8,43 @@
 //! returns, bounded in entries, each for its TTL.
 
 use super::core::{DnsError, Kind, Record};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// What [`SharedAnswers::get`] finds: the answer and the seconds it has
+/// left.
+pub type SharedGet<'a> =
+    Pin<Box<dyn Future<Output = Option<(Result<Vec<Record>, DnsError>, u32)>> + Send + 'a>>;
+
+/// Answers shared beyond this process, behind the scan's own cache
+/// (`--dns-cache redis`: every worker of a distributed scan asks the
+/// others' answers before the name server). Implemented where the store
+/// is (the cluster's Redis); nothing here knows it. A store that fails or
+/// is slow is a miss, never an error of the query.
+pub trait SharedAnswers: Send + Sync + std::fmt::Debug {
+    /// The answer kept for `name` and `kind`, its TTLs counted down by the
+    /// time it was kept, with the seconds it has left.
+    fn get<'a>(&'a self, name: &'a str, kind: Kind) -> SharedGet<'a>;
+
+    /// Keep `answer` (records, or `NotFound`) for `ttl` seconds, without
+    /// waiting for the store.
+    fn put(&self, name: &str, kind: Kind, answer: &Result<Vec<Record>, DnsError>, ttl: u32);
+}
+
+/// How long `answer` may be kept: records for their smallest TTL, "none of
+/// this type" and `NotFound` for `negative_ttl` (the zone's, from its
+/// SOA). Failures that say nothing about the name (timeouts, SERVFAIL,
+/// REFUSED) and zero TTLs are not kept (`None`).
+pub fn keep_for(answer: &Result<Vec<Record>, DnsError>, negative_ttl: Option<u32>) -> Option<u32> {
+    let ttl = match answer {
+        Ok(records) if !records.is_empty() => records.iter().map(|r| r.ttl).min(),
+        Ok(_) | Err(DnsError::NotFound) => negative_ttl,
+        Err(_) => None,
+    };
+    ttl.filter(|&t| t > 0)
+}
 
 /// Answers kept at once; the least used go first.
 pub const CAPACITY: usize = 16_384;
@@ -67,10 +102,8 @@ impl AnswerCache {
         }))
     }
 
-    /// Keep `answer` for `name` and `kind`: records for their smallest
-    /// TTL, "none of this type" and `NotFound` for `negative_ttl` (the
-    /// zone's, from its SOA). Failures that say nothing about the name
-    /// (timeouts, SERVFAIL, REFUSED) and zero TTLs are not kept.
+    /// Keep `answer` for `name` and `kind` for as long as [`keep_for`]
+    /// says.
     pub fn put(
         &self,
         name: &str,
@@ -78,12 +111,7 @@ impl AnswerCache {
         answer: &Result<Vec<Record>, DnsError>,
         negative_ttl: Option<u32>,
     ) {
-        let ttl = match answer {
-            Ok(records) if !records.is_empty() => records.iter().map(|r| r.ttl).min(),
-            Ok(_) | Err(DnsError::NotFound) => negative_ttl,
-            Err(_) => None,
-        };
-        let Some(ttl) = ttl.filter(|&t| t > 0) else {
+        let Some(ttl) = keep_for(answer, negative_ttl) else {
             return;
         };
         let stored = Instant::now();

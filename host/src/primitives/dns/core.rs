@@ -2,7 +2,7 @@
 //! queries that keep the answers' structure, and errors that say which
 //! remote outcome happened. Nothing here knows about wasmtime.
 
-use super::cache::AnswerCache;
+use super::cache::{AnswerCache, SharedAnswers};
 use super::direct::{self, Direct};
 use super::pool::PooledProvider;
 use crate::primitives::gate::{Gate, NetStats, Pass};
@@ -26,6 +26,12 @@ pub struct ResolverSettings {
     pub servers: Vec<SocketAddr>,
     /// Keep answers for their TTL for the rest of the scan.
     pub cache: bool,
+    /// Ask for answers shared beyond this process (`--dns-cache redis`);
+    /// what shares them is attached as [`ResolverSettings::shared`].
+    pub share: bool,
+    /// Where answers are shared, when `share` and the process has such a
+    /// store (a worker of a distributed scan).
+    pub shared: Option<Arc<dyn SharedAnswers>>,
 }
 
 /// The record types the contract knows.
@@ -239,6 +245,8 @@ pub struct DnsCore {
     direct: Option<Directly>,
     /// Answers kept for the scan, unless `--no-dns-cache`.
     cache: Option<Arc<AnswerCache>>,
+    /// Answers shared with other processes, asked after `cache`.
+    shared: Option<Arc<dyn SharedAnswers>>,
     /// Queries count against the scan's concurrency and rate.
     gate: Arc<Gate>,
 }
@@ -288,6 +296,7 @@ impl DnsCore {
                 .map_err(|e| Arc::from(e.to_string())),
             direct,
             cache: settings.cache.then(Arc::default),
+            shared: settings.shared.clone().filter(|_| settings.share),
             gate,
         }
     }
@@ -317,12 +326,21 @@ impl DnsCore {
     /// it answers.
     async fn query(&self, name: Name, kind: Kind) -> Result<Vec<Record>, DnsError> {
         let resolver = self.resolver()?;
-        // The cache's key, only when there is a cache (`--no-dns-cache`
+        // The caches' key, only when there is a cache (`--no-dns-cache`
         // scans skip the name's text).
-        let cached = self.cache.as_ref().map(|cache| (cache, name_text(&name)));
-        if let Some((cache, key)) = &cached
+        let key = (self.cache.is_some() || self.shared.is_some()).then(|| name_text(&name));
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
             && let Some(answer) = cache.get(key, kind)
         {
+            return answer;
+        }
+        if let (Some(shared), Some(key)) = (&self.shared, &key)
+            && let Some((answer, left)) = shared.get(key, kind).await
+        {
+            if let Some(cache) = &self.cache {
+                cache.put(key, kind, &answer, Some(left));
+            }
+            NetStats::bump(&self.gate.stats().dns_shared_hits);
             return answer;
         }
         let _pass = self.enter().await;
@@ -345,8 +363,13 @@ impl DnsCore {
                 records(Box::pin(resolver.lookup(name, kind.record_type())).await)
             }
         };
-        if let Some((cache, key)) = &cached {
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
             cache.put(key, kind, &answer, negative_ttl);
+        }
+        if let (Some(shared), Some(key)) = (&self.shared, &key)
+            && let Some(ttl) = super::cache::keep_for(&answer, negative_ttl)
+        {
+            shared.put(key, kind, &answer, ttl);
         }
         answer
     }
@@ -573,7 +596,7 @@ mod tests {
         let dns = DnsCore::new(
             &ResolverSettings {
                 servers: vec!["127.0.0.1:9".parse().unwrap()],
-                cache: false,
+                ..Default::default()
             },
             Duration::from_millis(100),
             crate::primitives::gate::Gate::new(Default::default()),
