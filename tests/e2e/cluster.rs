@@ -124,10 +124,34 @@ impl Lab {
 /// Start a redis-server in `ns` on `port` (no persistence, a folder of
 /// `dir`) with `extra` settings, and wait until it answers.
 fn start_redis(ns: &Netns, dir: &Path, port: u16, extra: &[&str]) -> Child {
+    start_redis_with(&|program| ns.exec(program), dir, port, extra)
+}
+
+/// Start a redis-server on a free port of the machine's own loopback (no
+/// persistence, a folder of `dir`): for tests that scan nothing but
+/// listeners of their own there. The server and its port.
+pub(crate) fn redis_on_loopback(dir: &Path) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    (
+        start_redis_with(&|program| Command::new(program), dir, port, &[]),
+        port,
+    )
+}
+
+/// [`start_redis`], each program run by `exec`.
+fn start_redis_with(
+    exec: &dyn Fn(&str) -> Command,
+    dir: &Path,
+    port: u16,
+    extra: &[&str],
+) -> Child {
     let dir = dir.join(format!("redis-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = ns
-        .exec("redis-server")
+    let mut child = exec("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--dir"])
         .arg(&dir)
@@ -137,8 +161,7 @@ fn start_redis(ns: &Netns, dir: &Path, port: u16, extra: &[&str]) -> Child {
         .expect("redis-server (Debian: apt-get install redis-server)");
     let until = Instant::now() + Duration::from_secs(10);
     let answers = || {
-        let out = ns
-            .exec("redis-cli")
+        let out = exec("redis-cli")
             .args(["-p", &port.to_string(), "PING"])
             .output()
             .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())

@@ -1508,3 +1508,79 @@ fn the_console_runs_a_scan_in_a_real_browser() {
         shots.display()
     );
 }
+
+/// Children killed (and waited for) on drop, a test's panic included.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_daemon_with_redis_runs_its_scans_on_workers_and_stores_what_they_find() {
+    let (_listeners, ports) = ssh_silent_closed();
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, port) = crate::cluster::redis_on_loopback(dir.path());
+    let mut children = Children(vec![redis]);
+    let url = format!("redis://127.0.0.1:{port}");
+
+    // A Redis the daemon cannot reach stops it at start.
+    let mut cmd = wscan();
+    cmd.arg("--db").arg(dir.path().join("unused.db"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--redis"]);
+    cmd.arg(format!("redis://127.0.0.1:{}", closed_port()));
+    let out = run(cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Redis at"), "{}", stderr(&out));
+
+    let log = std::fs::File::create(dir.path().join("w1.log")).unwrap();
+    let mut worker = wscan();
+    worker.arg("--cache-dir").arg(dir.path().join("cache-w1"));
+    worker.args(["worker", "--redis", &url, "--name", "w1"]);
+    children
+        .0
+        .push(worker.stdout(Stdio::null()).stderr(log).spawn().unwrap());
+    let store = tempfile::tempdir().unwrap();
+    let db = store.path().join("results.db");
+    let daemon = Daemon::start_with(store, db, &["--redis", &url, "--item-size", "64"]);
+    let body = format!(
+        r#"{{"targets":["127.0.0.1"],"ports":"{ports}","plugins":["port"],"plugin_args":{{"port.banner-timeout":"300ms"}}}}"#
+    );
+    let id = daemon.scan(&body);
+    let view = daemon.wait(id);
+    assert_eq!(view["status"], "completed", "{view}");
+    // The worker ran it: the daemon's statistics are the cluster's.
+    let cluster = &view["stats"]["cluster"];
+    assert_eq!(cluster["items"], 1, "{view}");
+    assert_eq!(cluster["workers"]["w1"]["items"], 1, "{view}");
+    assert!(
+        view["stats"]["net"]["connects"].as_u64().unwrap() >= 3,
+        "{view}"
+    );
+    let records = daemon.records(id, 100, "");
+    let mut cli = wscan();
+    cli.args([
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "--plugins",
+        "port",
+        "--no-db",
+    ]);
+    cli.args([
+        "--plugin-arg",
+        "port.banner-timeout=300ms",
+        "--format",
+        "jsonl",
+    ]);
+    let out = run(cli, Duration::from_secs(60));
+    assert_eq!(census(&records), census(&crate::support::records(&out)));
+    assert_eq!(records.len(), 3, "{records:#?}");
+    drop(daemon);
+}

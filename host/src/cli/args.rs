@@ -249,6 +249,32 @@ pub struct ServeArgs {
     /// /v1/scans/ID/resume` would.
     #[arg(long)]
     pub resume_killed: bool,
+
+    /// Run every scan of the service on workers (`wscan worker --redis
+    /// URL`) through this Redis, as `wscan scan --redis` does: the daemon
+    /// publishes work items and plugins, and stores what the workers find
+    /// (docs/distributed.md).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WSCAN_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+
+    /// With --redis: addresses of a scan's walk per work item, and lines of
+    /// -i per item (16,384 at most).
+    #[arg(long, value_name = "N", default_value = "4096", requires = "redis", value_parser = parse_item_size)]
+    pub item_size: u64,
+
+    /// With --redis: deliveries of a work item before it goes to the dead
+    /// letters (wscan:dead) and ends as an error record.
+    #[arg(long, value_name = "N", default_value = "3", requires = "redis", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_deliveries: u32,
+
+    /// How to trust a rediss:// Redis (--redis-ca...).
+    #[command(flatten)]
+    pub redis_tls: RedisTlsArgs,
 }
 
 /// `wscan results ...`

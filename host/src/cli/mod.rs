@@ -418,6 +418,23 @@ async fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<Exit> {
     let uploads = plugin_dir
         .clone()
         .or_else(|| project_dirs().map(|d| d.data_dir().join("plugins")));
+    let publish = match &args.redis {
+        Some(url) => {
+            let redis = args
+                .redis_tls
+                .endpoint(url)
+                .map_err(|e| UsageError(e.to_string()))?;
+            // A wrong URL or password stops the daemon at once, not its
+            // first scan.
+            crate::cluster::connect(&redis).await?;
+            Some(crate::cluster::coordinator::Publish {
+                redis,
+                item_size: u128::from(args.item_size),
+                max_deliveries: args.max_deliveries,
+            })
+        }
+        None => None,
+    };
     let settings = crate::serve::Settings {
         db: db.clone(),
         plugin_dir,
@@ -425,6 +442,7 @@ async fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<Exit> {
         public,
         budget: crate::primitives::gate::Budget::new(args.concurrency),
         max_scans: args.max_scans,
+        publish,
     };
     let service = crate::serve::Service::new(engine, registry, settings);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -578,7 +596,14 @@ async fn scan(globals: &Globals, mut args: ScanArgs) -> anyhow::Result<Exit> {
     };
     let outcome = match &args.redis {
         Some(url) => {
-            let plan = worker::plan(scan_argv, &args, &request, url, engine.metrics().clone())?;
+            let plan = worker::plan(
+                scan_argv,
+                &args,
+                &spec,
+                &request,
+                url,
+                engine.metrics().clone(),
+            )?;
             crate::cluster::coordinator::run(
                 &spec,
                 &registry,

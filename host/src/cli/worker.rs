@@ -3,12 +3,11 @@
 
 use super::args::{Cli, Command, ScanArgs, WorkerArgs};
 use super::{Exit, Globals, UsageError, project_dirs, stop_signal};
-use crate::cluster::coordinator::Plan;
+use crate::cluster::coordinator::{Plan, Publish};
 use crate::cluster::worker::{Options, Overrides};
 use crate::model::PluginInfo;
 use crate::scheduler::ScanSpec;
 use crate::scheduler::spec::{Gathered, ScanRequest};
-use anyhow::Context;
 use std::sync::Arc;
 
 /// What the coordinator publishes for `args`: the scan's command line
@@ -17,36 +16,20 @@ use std::sync::Arc;
 pub(super) fn plan(
     argv: Vec<String>,
     args: &ScanArgs,
+    spec: &ScanSpec,
     request: &ScanRequest,
     url: &str,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<Plan> {
-    let exclude_file = match &request.exclude_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the exclude file {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let mut ca_pems = Vec::new();
-    for path in &request.call.ca_files {
-        ca_pems.push(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the CA file {}", path.display()))?,
-        );
-    }
-    Ok(Plan {
+    let publish = Publish {
         redis: args
             .redis_tls
             .endpoint(url)
             .map_err(|e| UsageError(e.to_string()))?,
-        argv,
-        exclude_file,
-        ca_pems,
         item_size: u128::from(args.item_size),
         max_deliveries: args.max_deliveries,
-        metrics,
-    })
+    };
+    Ok(Plan::new(argv, spec, request, publish, metrics)?)
 }
 
 /// `wscan worker --redis URL`: run items until Ctrl-C or SIGTERM.

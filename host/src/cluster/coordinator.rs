@@ -25,20 +25,68 @@ use std::time::{Duration, Instant};
 /// How the coordinator splits and publishes a scan.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The Redis.
-    pub redis: super::Endpoint,
+    /// Where and how the scan is published.
+    pub publish: Publish,
     /// The scan's command line, without the program name.
     pub argv: Vec<String>,
     /// The text of `--exclude-file`.
     pub exclude_file: Option<String>,
     /// The PEM text of each `--ca-file`.
     pub ca_pems: Vec<String>,
+    /// Where the per-worker figures go (`--metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// Where a coordinator publishes its scans, and how they are cut: the
+/// `--redis`, `--item-size` and `--max-deliveries` of `wscan scan` or of
+/// `wscan serve`.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    /// The Redis.
+    pub redis: super::Endpoint,
     /// Steps of the address walk per work item (`--item-size`).
     pub item_size: u128,
     /// Deliveries of an item before it is a dead letter.
     pub max_deliveries: u32,
-    /// Where the per-worker figures go (`--metrics`).
-    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Plan {
+    /// The plan of the scan `request`, whose command line (without the
+    /// program name) is `argv`: the files it names are read here, since
+    /// workers cannot read them. The scan is checked against what work
+    /// items can hold.
+    pub fn new(
+        argv: Vec<String>,
+        spec: &ScanSpec,
+        request: &crate::scheduler::spec::ScanRequest,
+        publish: Publish,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<Plan, ClusterError> {
+        items(spec, publish.item_size)?;
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read_to_string(path).map_err(|error| ClusterError::Read {
+                what: format!("{what} {}", path.display()),
+                error,
+            })
+        };
+        let exclude_file = match &request.exclude_file {
+            Some(path) => Some(read("the exclude file", path)?),
+            None => None,
+        };
+        let ca_pems = request
+            .call
+            .ca_files
+            .iter()
+            .map(|path| read("the CA file", path))
+            .collect::<Result<_, _>>()?;
+        Ok(Plan {
+            publish,
+            argv,
+            exclude_file,
+            ca_pems,
+            metrics,
+        })
+    }
 }
 
 /// How long published components stay in Redis after the last scan that
@@ -64,10 +112,10 @@ pub async fn run(
 ) -> Result<Summary, ClusterError> {
     let started = Instant::now();
     let redis_err = |error| ClusterError::Redis {
-        url: plan.redis.shown(),
+        url: plan.publish.redis.shown(),
         error,
     };
-    let mut conn = super::connect(&plan.redis).await?;
+    let mut conn = super::connect(&plan.publish.redis).await?;
     let (journal, resumed) = match durable {
         Some(d) => (Some(d.journal), d.resumed),
         None => (None, Resumed::default()),
@@ -85,10 +133,10 @@ pub async fn run(
         exclude_file: plan.exclude_file.clone(),
         ca_pems: plan.ca_pems.clone(),
         plugins: plugins.iter().map(|(shipped, _)| shipped.clone()).collect(),
-        max_deliveries: plan.max_deliveries,
+        max_deliveries: plan.publish.max_deliveries,
     };
-    let parts = parts(spec, plan.item_size)?;
-    let (lines, inputs) = read_input(spec, plan.item_size).await?;
+    let parts = parts(spec, plan.publish.item_size)?;
+    let (lines, inputs) = read_input(spec, plan.publish.item_size).await?;
     let work = Arc::new(Work { parts, lines });
     let total = work.len();
     if u128::from(total) > super::MAX_ITEMS {
@@ -96,11 +144,11 @@ pub async fn run(
             items: u128::from(total),
         });
     }
-    let mut books = Books::new(spec, journal.as_ref(), &resumed, work.clone());
+    let mut books = Books::new(spec, journal.as_ref(), resumed, work.clone());
     books.metrics = Some(plan.metrics.clone());
     books.inputs = inputs;
     for item in 0..total {
-        if resumed.done.contains(&super::item_unit(item)) {
+        if books.resumed.done.contains(&super::item_unit(item)) {
             books.ended.insert(item);
         }
     }
@@ -127,7 +175,7 @@ pub async fn run(
     tracing::info!("scan {scan}: {published} of {total} work item(s) published on {WORK}");
     eprintln!(
         "wscan: {published} work item(s) published to {} as scan {scan}; workers (`wscan worker --redis URL`) run them",
-        plan.redis.shown()
+        plan.publish.redis.shown()
     );
 
     let results = super::results_key(&scan);
@@ -535,7 +583,9 @@ fn component(plugin: &LoadedPlugin) -> Result<Vec<u8>, String> {
 struct Books<'a> {
     spec: &'a ScanSpec,
     journal: Option<&'a crate::store::Journal>,
-    resumed: &'a Resumed,
+    /// What earlier runs did; owned, since the store connection it reads
+    /// through may be moved between threads but not shared.
+    resumed: Resumed,
     /// Items ended (done or dead), this run or before.
     ended: HashSet<u64>,
     /// Units stored this run.
@@ -561,16 +611,16 @@ impl<'a> Books<'a> {
     fn new(
         spec: &'a ScanSpec,
         journal: Option<&'a crate::store::Journal>,
-        resumed: &'a Resumed,
+        resumed: Resumed,
         work: Arc<Work>,
     ) -> Self {
         Books {
             spec,
             journal,
+            outside: resumed.outside.iter().cloned().collect(),
             resumed,
             ended: HashSet::new(),
             units: HashSet::new(),
-            outside: resumed.outside.iter().cloned().collect(),
             summary: Summary::default(),
             cluster: ClusterTotals {
                 items: work.len(),

@@ -236,6 +236,14 @@ pub enum ClusterError {
     /// URL.
     #[error("{0}")]
     Tls(String),
+    /// A file the scan names cannot be read.
+    #[error("cannot read {what}: {error}")]
+    Read {
+        /// Which file.
+        what: String,
+        /// Why.
+        error: std::io::Error,
+    },
     /// A message on a stream is not what wscan writes.
     #[error("a malformed message on {key}: {error}")]
     Malformed {

@@ -88,6 +88,9 @@ pub struct Settings {
     /// The most scans running at once (`--max-scans`); more are refused
     /// with `429`.
     pub max_scans: usize,
+    /// Where scans are published to run on workers (`--redis`); `None`
+    /// runs them in the daemon.
+    pub publish: Option<crate::cluster::coordinator::Publish>,
 }
 
 impl Settings {
@@ -697,6 +700,9 @@ async fn create_scan(
         ))
         .field(Some("parallel")));
     }
+    let plan = service
+        .plan(&argv, &spec, &scan_request)
+        .map_err(|e| unprocessable(e.to_string()))?;
     let seed = spec.seed();
     let slot = service.take_slot()?;
 
@@ -711,7 +717,14 @@ async fn create_scan(
     })
     .await?;
     tracing::info!("scan {id} started: wscan {}", argv.join(" "));
-    service.start(slot, id, spec, journal, crate::store::Resumed::default());
+    service.start(
+        slot,
+        id,
+        spec,
+        plan,
+        journal,
+        crate::store::Resumed::default(),
+    );
     let view = scan_view(&service, id).await?;
     let location = view.urls.this.clone();
     Ok((
@@ -775,11 +788,33 @@ fn mentioned_field(text: &str) -> Option<&'static str> {
 impl Service {
     /// Run stored scan `id` in the background, from where `resumed` says
     /// its earlier runs left it (nothing, for a new scan).
+    /// With `--redis`, how scan `spec` (command line `argv`, asked as
+    /// `request`) is published to workers.
+    fn plan(
+        &self,
+        argv: &[String],
+        spec: &ScanSpec,
+        request: &crate::scheduler::spec::ScanRequest,
+    ) -> Result<Option<crate::cluster::coordinator::Plan>, crate::cluster::ClusterError> {
+        let Some(publish) = &self.settings.publish else {
+            return Ok(None);
+        };
+        crate::cluster::coordinator::Plan::new(
+            argv.to_vec(),
+            spec,
+            request,
+            publish.clone(),
+            self.engine.metrics().clone(),
+        )
+        .map(Some)
+    }
+
     fn start(
         self: &Arc<Self>,
         slot: ScanSlot,
         id: i64,
         mut spec: ScanSpec,
+        plan: Option<crate::cluster::coordinator::Plan>,
         journal: crate::store::Journal,
         resumed: crate::store::Resumed,
     ) {
@@ -798,7 +833,7 @@ impl Service {
         );
         let durable = crate::scheduler::Durable { journal, resumed };
         tokio::spawn(async move {
-            run_scan(slot.0.clone(), id, spec, durable, stopped, progress).await;
+            run_scan(slot.0.clone(), id, spec, plan, durable, stopped, progress).await;
             drop(slot);
         });
     }
@@ -843,6 +878,12 @@ impl Service {
         // A CLI scan may have asked for more instances than a daemon
         // scan may hold; how many run at once changes no result.
         spec.parallel = spec.parallel.min(self.settings.max_parallel());
+        let plan = self.plan(&row.argv, &spec, &request).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("scan {id} cannot be resumed: {e}"),
+            )
+        })?;
         let slot = self.take_slot()?;
         let db = self.settings.db.clone();
         let (journal, resumed) = blocking(move || {
@@ -856,7 +897,7 @@ impl Service {
             "scan {id} resumed: {} unit(s) done by earlier runs are skipped",
             resumed.done.len()
         );
-        self.start(slot, id, spec, journal, resumed);
+        self.start(slot, id, spec, plan, journal, resumed);
         Ok(())
     }
 
@@ -894,24 +935,40 @@ async fn run_scan(
     service: Shared,
     id: i64,
     spec: ScanSpec,
+    plan: Option<crate::cluster::coordinator::Plan>,
     durable: crate::scheduler::Durable,
     stopped: oneshot::Receiver<()>,
     progress: indicatif::ProgressBar,
 ) {
     // Records go to the store through the journal; nothing else reads them.
     let mut sink = crate::output::Discard;
-    let outcome = crate::scheduler::run(
-        &spec,
-        service.engine.clone(),
-        service.registry.clone(),
-        &mut sink,
-        &progress,
-        Some(durable),
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .await;
+    let stop = async {
+        let _ = stopped.await;
+    };
+    let outcome = match plan {
+        Some(plan) => crate::cluster::coordinator::run(
+            &spec,
+            &service.registry,
+            plan,
+            &mut sink,
+            &progress,
+            Some(durable),
+            stop,
+        )
+        .await
+        .map_err(|e| e.to_string()),
+        None => crate::scheduler::run(
+            &spec,
+            service.engine.clone(),
+            service.registry.clone(),
+            &mut sink,
+            &progress,
+            Some(durable),
+            stop,
+        )
+        .await
+        .map_err(|e| e.to_string()),
+    };
     let db = service.settings.db.clone();
     let ended = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let store = Store::open(&db).map_err(|e| e.to_string())?;
