@@ -963,3 +963,69 @@ fn workers_share_dns_answers_through_redis_for_their_ttl() {
     assert!(ttl <= 297, "h7's TTL after 3 s in Redis: {ttl}");
     assert_eq!(asked(), 403);
 }
+
+#[test]
+fn a_plugin_swapped_on_the_coordinator_reaches_the_workers_for_the_items_they_take_next() {
+    use std::io::BufRead;
+    let mut lab = Lab::new("cluster-swap");
+    let dir = lab.path("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    let install = |plugin: &str| {
+        let tmp = dir.join("tick.tmp");
+        std::fs::copy(test_plugin(plugin), &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join("tick.wasm")).unwrap();
+    };
+    install("tick_v1");
+    lab.worker("w1", &[]);
+    // 64 addresses in items of 8, one unit at a time, 100 ms each: about
+    // 0.8 s an item.
+    let mut cmd = lab.wscan(&["scan", "127.0.0.0/26", "--plugins", "tick"]);
+    cmd.args(["--parallel", "1", "--batch-size", "1", "--format", "jsonl"]);
+    cmd.args([
+        "--watch",
+        "--redis",
+        REDIS,
+        "--item-size",
+        "8",
+        "--plugin-dir",
+    ]);
+    cmd.arg(&dir);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen: Vec<Value> = Vec::new();
+    // The first record is version 1's; then version 2 goes in the folder.
+    for line in lines.by_ref() {
+        seen.push(serde_json::from_str(&line.unwrap()).unwrap());
+        if seen.iter().any(|r| r["title"] == "tick 1.0.0") {
+            break;
+        }
+    }
+    install("tick_v2");
+    for line in lines {
+        seen.push(serde_json::from_str(&line.unwrap()).unwrap());
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("plugin(s) tick changed; published to the workers"),
+        "{text}"
+    );
+    let ticks = findings(&seen, "tick");
+    let addresses: std::collections::BTreeSet<&str> = ticks
+        .iter()
+        .map(|r| r["subject"]["address"].as_str().unwrap())
+        .collect();
+    assert_eq!((ticks.len(), addresses.len()), (64, 64), "{seen:#?}");
+    let version = |v: &str| ticks.iter().filter(|r| r["data"]["version"] == v).count();
+    println!("version 1: {}, version 2: {}", version("1.0.0"), version("2.0.0"));
+    assert!(version("1.0.0") >= 1, "{seen:#?}");
+    // Items taken after the swap ran version 2: at least the last one.
+    assert!(version("2.0.0") >= 8, "{seen:#?}");
+    // The worker fetched version 2 by its digest.
+    assert_eq!(
+        lab.redis_cli(&["KEYS", "wscan:plugin:*"]).lines().count(),
+        2
+    );
+}

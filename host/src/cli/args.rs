@@ -1113,7 +1113,7 @@ pub struct ScanArgs {
     /// Redis: redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS.
     /// This process publishes work items and collects, stores and prints
     /// the results (docs/distributed.md).
-    #[arg(long, value_name = "URL", conflicts_with_all = ["dry_run", "watch"])]
+    #[arg(long, value_name = "URL", conflicts_with = "dry_run")]
     pub redis: Option<String>,
 
     /// With --redis: addresses of the scan's walk per work item (the walk

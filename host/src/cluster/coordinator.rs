@@ -126,6 +126,9 @@ pub async fn run(
         withdraw(&mut conn, old).await;
     }
     let scan = format!("{:016x}", fastrand::u64(..));
+    // The plugins in use as the scan is published: a change (a hot swap,
+    // `--watch` or an upload) is published to the workers.
+    let mut in_use = registry.active();
     let plugins = components(spec, registry)?;
     let meta = Meta {
         argv: plan.argv.clone(),
@@ -152,12 +155,13 @@ pub async fn run(
             books.ended.insert(item);
         }
     }
-    let publication = Publication {
+    let mut publication = Publication {
         scan: scan.clone(),
-        meta: serde_json::to_string(&meta).expect("meta serializes"),
+        meta,
         plugins,
         work,
     };
+
     let published = publication
         .publish(&mut conn, &books.ended)
         .await
@@ -183,6 +187,24 @@ pub async fn run(
     let mut stop = std::pin::pin!(stop);
     let mut refreshed = Instant::now();
     while books.ended.len() < total as usize {
+        let active = registry.active();
+        if !Arc::ptr_eq(&active, &in_use) {
+            in_use = active;
+            // A file that changed again since it was loaded is left to
+            // the next swap.
+            match components(spec, registry) {
+                Ok(now) => {
+                    let names = publication.swap(&mut conn, now).await.map_err(redis_err)?;
+                    if !names.is_empty() {
+                        eprintln!(
+                            "wscan: plugin(s) {} changed; published to the workers for the items they take next",
+                            names.join(", ")
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!("a swapped plugin is not published: {e}"),
+            }
+        }
         if refreshed.elapsed() >= REFRESH {
             refreshed = Instant::now();
             let again = publication
@@ -438,7 +460,7 @@ const REFRESH: Duration = Duration::from_secs(5);
 /// What a coordinator puts in Redis, kept to put it there again.
 struct Publication {
     scan: String,
-    meta: String,
+    meta: Meta,
     plugins: Vec<(Shipped, Vec<u8>)>,
     work: Arc<Work>,
 }
@@ -451,6 +473,30 @@ impl Publication {
         conn: &mut ConnectionManager,
         ended: &HashSet<u64>,
     ) -> redis::RedisResult<usize> {
+        self.publish_meta(conn).await?;
+        super::ensure_group(conn).await?;
+        let todo: Vec<Item> = (0..self.work.len())
+            .filter(|item| !ended.contains(item))
+            .filter_map(|item| self.work.item(&self.scan, item))
+            .collect();
+        for chunk in todo.chunks(500) {
+            let mut pipe = redis::pipe();
+            for item in chunk {
+                pipe.cmd("XADD")
+                    .arg(WORK)
+                    .arg("*")
+                    .arg("m")
+                    .arg(serde_json::to_string(item).expect("item serializes"))
+                    .ignore();
+            }
+            pipe.query_async::<()>(conn).await?;
+        }
+        Ok(todo.len())
+    }
+
+    /// Put the plugins and the meta in Redis (the plugins first: a worker
+    /// that reads the meta finds every digest it names).
+    async fn publish_meta(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
         for (shipped, bytes) in &self.plugins {
             let key = super::plugin_key(&shipped.digest);
             redis::pipe()
@@ -470,29 +516,44 @@ impl Publication {
         }
         redis::cmd("SET")
             .arg(super::meta_key(&self.scan))
-            .arg(&self.meta)
+            .arg(serde_json::to_string(&self.meta).expect("meta serializes"))
             .arg("EX")
             .arg(super::KEYS_TTL_S)
             .query_async::<()>(conn)
-            .await?;
-        super::ensure_group(conn).await?;
-        let todo: Vec<Item> = (0..self.work.len())
-            .filter(|item| !ended.contains(item))
-            .filter_map(|item| self.work.item(&self.scan, item))
-            .collect();
-        for chunk in todo.chunks(500) {
-            let mut pipe = redis::pipe();
-            for item in chunk {
-                pipe.cmd("XADD")
-                    .arg(WORK)
-                    .arg("*")
-                    .arg("m")
-                    .arg(serde_json::to_string(item).expect("item serializes"))
-                    .ignore();
+            .await
+    }
+
+    /// Publish the plugins of `now` (the registry's plugins after a hot
+    /// swap) that changed: a plugin of the scan with a new digest replaces
+    /// the old one, and a new plugin is added when the scan runs every
+    /// plugin; a plugin removed keeps its last version, since the scan
+    /// names it. Items taken after this run the new versions, as units
+    /// started after a swap do in a local scan. The names of the plugins
+    /// published.
+    async fn swap(
+        &mut self,
+        conn: &mut ConnectionManager,
+        now: Vec<(Shipped, Vec<u8>)>,
+    ) -> redis::RedisResult<Vec<String>> {
+        let mut changed = Vec::new();
+        for (shipped, bytes) in now {
+            match self
+                .plugins
+                .iter_mut()
+                .find(|(old, _)| old.name == shipped.name)
+            {
+                Some((old, _)) if old.digest == shipped.digest => continue,
+                Some(old) => *old = (shipped.clone(), bytes),
+                None => self.plugins.push((shipped.clone(), bytes)),
             }
-            pipe.query_async::<()>(conn).await?;
+            changed.push(shipped.name);
         }
-        Ok(todo.len())
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        self.meta.plugins = self.plugins.iter().map(|(s, _)| s.clone()).collect();
+        self.publish_meta(conn).await?;
+        Ok(changed)
     }
 
     /// Renew the scan's keys. When Redis no longer has them (it restarted

@@ -76,6 +76,8 @@ const PREPARED: usize = 8;
 struct Prepared {
     spec: ScanSpec,
     registry: Arc<Registry>,
+    /// The plugins it was prepared with.
+    plugins: Vec<super::Shipped>,
 }
 
 /// Take and run items until `stop` completes. Fails only when Redis
@@ -460,7 +462,11 @@ impl Worker<'_> {
     /// The scan `scan`, resolved from its meta, its plugins fetched by
     /// digest and loaded (compiled through the cache).
     async fn prepare(&mut self, scan: &str, meta: &Meta) -> Result<Arc<Prepared>, String> {
-        if let Some(ready) = self.prepared.get(scan) {
+        // A scan whose plugins changed (a hot swap on the coordinator) is
+        // prepared again, with the new versions.
+        if let Some(ready) = self.prepared.get(scan)
+            && ready.plugins == meta.plugins
+        {
             return Ok(ready.clone());
         }
         let mut plugins: Vec<LoadedPlugin> = Vec::new();
@@ -538,7 +544,11 @@ impl Worker<'_> {
                 &spec.resolver.servers,
             )));
         }
-        let ready = Arc::new(Prepared { spec, registry });
+        let ready = Arc::new(Prepared {
+            spec,
+            registry,
+            plugins: meta.plugins.clone(),
+        });
         if self.prepared.len() >= PREPARED {
             self.prepared.clear();
         }
