@@ -1019,7 +1019,11 @@ fn a_plugin_swapped_on_the_coordinator_reaches_the_workers_for_the_items_they_ta
         .collect();
     assert_eq!((ticks.len(), addresses.len()), (64, 64), "{seen:#?}");
     let version = |v: &str| ticks.iter().filter(|r| r["data"]["version"] == v).count();
-    println!("version 1: {}, version 2: {}", version("1.0.0"), version("2.0.0"));
+    println!(
+        "version 1: {}, version 2: {}",
+        version("1.0.0"),
+        version("2.0.0")
+    );
     assert!(version("1.0.0") >= 1, "{seen:#?}");
     // Items taken after the swap ran version 2: at least the last one.
     assert!(version("2.0.0") >= 8, "{seen:#?}");
@@ -1028,4 +1032,70 @@ fn a_plugin_swapped_on_the_coordinator_reaches_the_workers_for_the_items_they_ta
         lab.redis_cli(&["KEYS", "wscan:plugin:*"]).lines().count(),
         2
     );
+}
+
+#[test]
+fn a_stalled_worker_lets_go_of_the_item_another_took_over() {
+    use std::io::BufRead;
+    let mut lab = Lab::new("cluster-stall");
+    let dir = lab.path("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(test_plugin("tick_v1"), dir.join("tick.wasm")).unwrap();
+    let first = lab.worker("w1", &[]);
+    // 8 items of 8 units, one at a time, 300 ms each: about 2.4 s an item.
+    let mut cmd = lab.wscan(&["scan", "127.0.0.0/26", "--plugins", "tick"]);
+    cmd.args(["--parallel", "1", "--batch-size", "1", "--format", "jsonl"]);
+    cmd.args(["--plugin-arg", "tick.sleep=300ms", "--redis", REDIS]);
+    cmd.args(["--item-size", "8", "--plugin-dir"]).arg(&dir);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen: Vec<Value> = Vec::new();
+    seen.push(serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap());
+    // w1 stalls (SIGSTOP) mid-item; w2 takes its item over after the
+    // 3-second lease.
+    let pid = lab.children[first].id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    lab.worker("w2", &[]);
+    let until = Instant::now() + Duration::from_secs(30);
+    while !lab
+        .redis_cli(&["XPENDING", "wscan:work", "workers", "-", "+", "10", "w1"])
+        .is_empty()
+    {
+        assert!(Instant::now() < until, "w2 never took w1's item over");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // w1 wakes up: its heartbeat finds the item is w2's and lets go of it
+    // (it used to claim it back, and both ran it).
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for line in lines {
+        seen.push(serde_json::from_str(&line.unwrap()).unwrap());
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ticks = findings(&seen, "tick");
+    let addresses: std::collections::BTreeSet<&str> = ticks
+        .iter()
+        .map(|r| r["subject"]["address"].as_str().unwrap())
+        .collect();
+    assert_eq!((ticks.len(), addresses.len()), (64, 64), "{seen:#?}");
+    let log = std::fs::read_to_string(lab.log("w1")).unwrap();
+    assert!(log.contains("was taken over by another worker"), "{log}");
 }

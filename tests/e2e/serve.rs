@@ -1582,5 +1582,16 @@ fn a_daemon_with_redis_runs_its_scans_on_workers_and_stores_what_they_find() {
     let out = run(cli, Duration::from_secs(60));
     assert_eq!(census(&records), census(&crate::support::records(&out)));
     assert_eq!(records.len(), 3, "{records:#?}");
+    // The daemon's metrics count the item by the worker that ran it.
+    let (status, _, text) = daemon.text("/metrics");
+    assert_eq!(status, 200);
+    let samples = parse_metrics(&text);
+    let worker = [("worker", "w1")];
+    assert_eq!(sample(&samples, "wscan_cluster_items_total", &worker), 1.0);
+    assert_eq!(
+        sample(&samples, "wscan_cluster_worker_connects_total", &worker),
+        view["stats"]["net"]["connects"].as_f64().unwrap()
+    );
+    assert_eq!(sample(&samples, "wscan_cluster_dead_items_total", &[]), 0.0);
     drop(daemon);
 }

@@ -482,12 +482,7 @@ impl Publication {
         for chunk in todo.chunks(500) {
             let mut pipe = redis::pipe();
             for item in chunk {
-                pipe.cmd("XADD")
-                    .arg(WORK)
-                    .arg("*")
-                    .arg("m")
-                    .arg(serde_json::to_string(item).expect("item serializes"))
-                    .ignore();
+                pipe.add_command(add_item(item)).ignore();
             }
             pipe.query_async::<()>(conn).await?;
         }
@@ -598,14 +593,18 @@ impl Publication {
         let Some(item) = self.work.item(&self.scan, item) else {
             return Ok(());
         };
-        redis::cmd("XADD")
-            .arg(WORK)
-            .arg("*")
-            .arg("m")
-            .arg(serde_json::to_string(&item).expect("item serializes"))
-            .query_async(conn)
-            .await
+        add_item(&item).query_async(conn).await
     }
+}
+
+/// The command that puts `item` on the work stream.
+fn add_item(item: &Item) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(WORK)
+        .arg("*")
+        .arg("m")
+        .arg(serde_json::to_string(item).expect("item serializes"));
+    cmd
 }
 
 /// Withdraw scan `scan` from Redis: workers drop its items and cut short

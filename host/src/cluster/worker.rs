@@ -287,10 +287,7 @@ impl Worker<'_> {
                             .arg("m")
                             .arg(serde_json::to_string(&done).expect("message serializes"))
                             .ignore()
-                            .cmd("EXPIRE")
-                            .arg(&results)
-                            .arg(super::KEYS_TTL_S)
-                            .arg("NX")
+                            .add_command(expire_nx(&results))
                             .ignore(),
                     )
                     .await;
@@ -315,8 +312,9 @@ impl Worker<'_> {
                 );
                 self.finish(&id).await;
             }
-            // Not the item's fault: it is left to another worker.
-            Err(Cut::Stopped) => {}
+            // Not the item's fault: it is left to, or held by, another
+            // worker.
+            Err(Cut::Stopped | Cut::TakenOver) => {}
             Err(Cut::Failed(error)) => self.failed(&item, &error).await,
         }
     }
@@ -337,10 +335,7 @@ impl Worker<'_> {
                     .arg(item.item)
                     .arg(error)
                     .ignore()
-                    .cmd("EXPIRE")
-                    .arg(&key)
-                    .arg(super::KEYS_TTL_S)
-                    .arg("NX")
+                    .add_command(expire_nx(&key))
                     .ignore(),
             )
             .await;
@@ -407,10 +402,7 @@ impl Worker<'_> {
                     .arg("m")
                     .arg(serde_json::to_string(&dead).expect("message serializes"))
                     .ignore()
-                    .cmd("EXPIRE")
-                    .arg(results_key(&item.scan))
-                    .arg(super::KEYS_TTL_S)
-                    .arg("NX")
+                    .add_command(expire_nx(&results_key(&item.scan)))
                     .ignore(),
             )
             .await;
@@ -607,20 +599,20 @@ impl Worker<'_> {
             results_key(&item.scan),
             units,
         ));
-        let (gone_tx, gone) = watch::channel(false);
+        let (lost_tx, lost) = watch::channel(None);
         let heart = tokio::spawn(heartbeat(
             self.conn.clone(),
             self.options.name.clone(),
             id.to_string(),
             meta_key(&item.scan),
-            gone_tx,
+            lost_tx,
         ));
         let mut stopped = self.stopped.clone();
-        let mut gone_rx = gone.clone();
+        let mut lost_rx = lost.clone();
         let stop = async move {
             tokio::select! {
                 _ = stopped.wait_for(|s| *s) => {}
-                _ = gone_rx.wait_for(|g| *g) => {}
+                _ = lost_rx.wait_for(Option::is_some) => {}
             }
         };
         let outcome = crate::scheduler::run(
@@ -642,8 +634,10 @@ impl Worker<'_> {
         let sent = sender
             .await
             .map_err(|e| Cut::Failed(format!("the sender failed: {e}")))?;
-        if *gone.borrow() {
-            return Err(Cut::Withdrawn);
+        match *lost.borrow() {
+            Some(Lost::Withdrawn) => return Err(Cut::Withdrawn),
+            Some(Lost::TakenOver) => return Err(Cut::TakenOver),
+            None => {}
         }
         let summary = outcome.map_err(|e| Cut::Failed(e.to_string()))?;
         let units = sent.map_err(Cut::Failed)?;
@@ -661,6 +655,9 @@ enum Cut {
     Withdrawn,
     /// The worker is stopping: the item is left to another.
     Stopped,
+    /// Another worker holds it now: this one neither acknowledges it nor
+    /// counts a failure.
+    TakenOver,
     /// It failed: the reason is kept for the dead letter it may become.
     Failed(String),
 }
@@ -748,11 +745,7 @@ async fn send_units(
                 pipe.cmd("XADD").arg(&key).arg("*").arg("m").arg(m).ignore();
             }
             // A stream written for a coordinator that is gone expires.
-            pipe.cmd("EXPIRE")
-                .arg(&key)
-                .arg(super::KEYS_TTL_S)
-                .arg("NX")
-                .ignore();
+            pipe.add_command(expire_nx(&key)).ignore();
             async move { pipe.query_async::<()>(&mut conn).await }
         })
         .await
@@ -761,37 +754,78 @@ async fn send_units(
     Ok(sent)
 }
 
+/// Claims entry ARGV[3] of stream KEYS[1], group ARGV[1], for consumer
+/// ARGV[2] again (resetting its idle time), only while that consumer
+/// holds it: 1 claimed, 0 another consumer took it over, -1 no longer
+/// pending. One script, so nothing comes between the look and the claim.
+const RECLAIM: &str = r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 then return -1 end
+if p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+";
+
+/// Why a worker lets go of the item it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// Its coordinator withdrew the scan.
+    Withdrawn,
+    /// Another worker took it over (this one stalled past the lease).
+    TakenOver,
+}
+
 /// Every [`HEARTBEAT`], claim entry `id` again (which resets its idle
 /// time, so no other worker takes it) and see that the scan is still
-/// there; when it is gone, say so on `gone`.
+/// there; when the scan is gone, or another worker took the item over
+/// after a stall of this one, say so on `lost`.
 async fn heartbeat(
     mut conn: ConnectionManager,
     name: String,
     id: String,
     meta: String,
-    gone: watch::Sender<bool>,
+    lost: watch::Sender<Option<Lost>>,
 ) {
     loop {
         tokio::time::sleep(HEARTBEAT).await;
-        let claimed: redis::RedisResult<Vec<String>> = redis::cmd("XCLAIM")
+        // EVAL with the text: a few hundred bytes a second, and no script
+        // cache to lose when Redis restarts.
+        let claimed: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(RECLAIM)
+            .arg(1)
             .arg(WORK)
             .arg(GROUP)
             .arg(&name)
-            .arg(0)
             .arg(&id)
-            .arg("JUSTID")
             .query_async(&mut conn)
             .await;
-        if let Err(e) = claimed {
-            tracing::warn!("heartbeat: {e}");
+        match claimed {
+            Ok(0) => {
+                tracing::warn!(
+                    "entry {id} was taken over by another worker (this one stalled past the lease); letting go of it"
+                );
+                let _ = lost.send(Some(Lost::TakenOver));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("heartbeat: {e}"),
         }
         let exists: redis::RedisResult<i64> =
             redis::cmd("EXISTS").arg(&meta).query_async(&mut conn).await;
         if exists == Ok(0) {
-            let _ = gone.send(true);
+            let _ = lost.send(Some(Lost::Withdrawn));
             return;
         }
     }
+}
+
+/// `EXPIRE key TTL NX`: a key a worker writes for a scan (its results,
+/// its failures) expires with the scan's other keys when no coordinator
+/// renews it, so a scan whose coordinator is gone leaves nothing behind.
+fn expire_nx(key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("EXPIRE");
+    cmd.arg(key).arg(super::KEYS_TTL_S).arg("NX");
+    cmd
 }
 
 /// A command or a pipeline: what [`Worker::command`] runs.
