@@ -112,6 +112,28 @@ impl Lab {
         census(&read_jsonl(&whole))
     }
 
+    /// How many units the item `worker` holds (its first pending entry)
+    /// has sent so far: 0 when it holds none.
+    fn sent_of_held(&self, worker: &str) -> usize {
+        let pending = self.redis_cli(&["XPENDING", "wscan:work", "workers", "-", "+", "1", worker]);
+        let Some(id) = pending.lines().next().filter(|id| !id.is_empty()) else {
+            return 0;
+        };
+        let entry = self.redis_cli(&["XRANGE", "wscan:work", id, id]);
+        let Some(item) = entry
+            .lines()
+            .find_map(|line| serde_json::from_str::<Value>(line).ok())
+        else {
+            return 0;
+        };
+        let key = format!(
+            "wscan:scan:{}:units:{}",
+            item["scan"].as_str().unwrap_or_default(),
+            item["item"]
+        );
+        self.redis_cli(&["HLEN", &key]).parse().unwrap_or(0)
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
     }
@@ -264,8 +286,16 @@ fn three_workers_find_exactly_what_a_local_scan_finds_though_one_is_killed_and_o
         .arg(&stats);
     let coordinator = std::thread::spawn(move || run(coordinator, Duration::from_secs(300)));
 
-    // w1 dies mid-item (SIGKILL, no goodbye); w3 joins after.
-    std::thread::sleep(Duration::from_secs(5));
+    // w1 dies mid-item (SIGKILL, no goodbye), once it has sent some units
+    // of the item it holds; w3 joins after.
+    let until = Instant::now() + Duration::from_secs(60);
+    while lab.sent_of_held("w1") == 0 {
+        assert!(
+            Instant::now() < until,
+            "w1 never sent a unit of an item it held"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let killed = &mut lab.children[first];
     killed.kill().unwrap();
     killed.wait().unwrap();
@@ -296,6 +326,17 @@ fn three_workers_find_exactly_what_a_local_scan_finds_though_one_is_killed_and_o
     // 4,096 steps of the walk in items of 256.
     assert_eq!(cluster["items"], 16, "{stats:#}");
     assert_eq!(cluster["dead"], 0, "{stats:#}");
+    // The worker that took w1's cut item over ran only the units w1 had
+    // not sent: nothing arrived twice.
+    assert_eq!(cluster["duplicates"], 0, "{stats:#}");
+    let logs: String = ["w2", "w3"]
+        .iter()
+        .map(|w| std::fs::read_to_string(lab.log(w)).unwrap_or_default())
+        .collect();
+    assert!(
+        logs.contains("an earlier run sent are not run again"),
+        "{logs}"
+    );
     let done: u64 = cluster["workers"]
         .as_object()
         .unwrap()
@@ -1098,4 +1139,10 @@ fn a_stalled_worker_lets_go_of_the_item_another_took_over() {
     assert_eq!((ticks.len(), addresses.len()), (64, 64), "{seen:#?}");
     let log = std::fs::read_to_string(lab.log("w1")).unwrap();
     assert!(log.contains("was taken over by another worker"), "{log}");
+    // w2 ran only what w1 had not sent of that item.
+    let log = std::fs::read_to_string(lab.log("w2")).unwrap();
+    assert!(
+        log.contains("an earlier run sent are not run again"),
+        "{log}"
+    );
 }

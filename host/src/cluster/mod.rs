@@ -15,6 +15,9 @@
 //! - `wscan:scan:{scan}:results`: what workers send the coordinator
 //!   ([`Message`]);
 //! - `wscan:scan:{scan}:failures`: per item, why its last run failed;
+//! - `wscan:scan:{scan}:units:{item}`: the units runs of the item sent,
+//!   each with the subjects it emitted: another worker that takes the item
+//!   over runs only the rest, as `--resume` does;
 //! - `wscan:plugin:{sha256}`: a plugin's component, by its digest;
 //! - `wscan:dead`: items that failed every delivery (the dead letters).
 //!
@@ -64,6 +67,12 @@ pub fn results_key(scan: &str) -> String {
 /// The key of a scan's hash of item failures.
 pub fn failures_key(scan: &str) -> String {
     format!("wscan:scan:{scan}:failures")
+}
+
+/// The key of the hash of the units a work item's runs sent (unit key ->
+/// the subjects it emitted): a run of a redelivered item skips them.
+pub fn units_key(scan: &str, item: u64) -> String {
+    format!("wscan:scan:{scan}:units:{item}")
 }
 
 /// The key of a plugin's component.

@@ -221,7 +221,7 @@ impl Worker<'_> {
             Some(Ok(item)) => item,
             _ => {
                 tracing::warn!("dropped {id} on {WORK}: not a wscan work item");
-                self.finish(&id).await;
+                self.finish(&id, None).await;
                 return;
             }
         };
@@ -238,7 +238,7 @@ impl Worker<'_> {
                 item.item,
                 item.scan
             );
-            self.finish(&id).await;
+            self.finish(&id, Some(&item)).await;
             return;
         };
         let deliveries = self.deliveries(&id).await;
@@ -266,8 +266,12 @@ impl Worker<'_> {
             Ok(prepared) => prepared,
             Err(error) => return self.failed(&item, &error).await,
         };
+        let earlier = match deliveries {
+            1 => Resumed::default(),
+            _ => self.earlier(&item).await,
+        };
         let started = Instant::now();
-        match self.run_item(&prepared, &item, &id).await {
+        match self.run_item(&prepared, &item, &id, earlier).await {
             Ok((run, units, mut totals)) => {
                 totals.elapsed_ms = started.elapsed().as_millis() as u64;
                 let done = Message::Item {
@@ -295,7 +299,7 @@ impl Worker<'_> {
                 // end was lost runs again, and the coordinator keeps the
                 // first of each unit.
                 if sent.is_some() {
-                    self.finish(&id).await;
+                    self.finish(&id, Some(&item)).await;
                     tracing::info!(
                         "item {} of scan {} done in {:?}",
                         item.item,
@@ -310,13 +314,59 @@ impl Worker<'_> {
                     item.item,
                     item.scan
                 );
-                self.finish(&id).await;
+                self.finish(&id, Some(&item)).await;
             }
             // Not the item's fault: it is left to, or held by, another
             // worker.
             Err(Cut::Stopped | Cut::TakenOver) => {}
             Err(Cut::Failed(error)) => self.failed(&item, &error).await,
         }
+    }
+
+    /// What earlier runs of `item` sent (another worker's, killed or
+    /// stalled mid-item): those units are not run again, and the subjects
+    /// they emitted are routed on, as `--resume` does with a scan's store.
+    /// A hash that cannot be read is as good as empty: the units run
+    /// again, and the coordinator keeps the first of each.
+    async fn earlier(&mut self, item: &Item) -> Resumed {
+        let key = super::units_key(&item.scan, item.item);
+        let sent: Option<HashMap<String, String>> =
+            self.command(redis::cmd("HGETALL").arg(&key)).await;
+        let mut resumed = Resumed::default();
+        let mut keys = std::collections::BTreeSet::new();
+        for (unit, emitted) in sent.unwrap_or_default() {
+            // A unit whose subjects do not all parse runs again (and emits
+            // them again).
+            let subjects: Option<Vec<(bool, crate::model::Subject)>> = serde_json::from_str::<
+                Vec<(bool, String)>,
+            >(&emitted)
+            .ok()
+            .and_then(|emitted| {
+                emitted
+                    .into_iter()
+                    .map(|(outside, json)| serde_json::from_str(&json).ok().map(|s| (outside, s)))
+                    .collect()
+            });
+            let Some(subjects) = subjects else { continue };
+            for (outside, subject) in subjects {
+                match outside {
+                    true => resumed.outside.push(subject.key()),
+                    false => resumed.emitted.push(subject),
+                }
+            }
+            keys.insert(unit);
+        }
+        if !keys.is_empty() {
+            eprintln!(
+                "wscan: worker {}: item {} of scan {}: {} unit(s) an earlier run sent are not run again",
+                self.options.name,
+                item.item,
+                item.scan,
+                keys.len()
+            );
+        }
+        resumed.done = crate::store::DoneUnits::of(keys);
+        resumed
     }
 
     /// Note why `item` failed, for the dead letter it may become.
@@ -411,26 +461,29 @@ impl Worker<'_> {
                 "wscan: worker {}: item {} of scan {} failed {deliveries} deliveries; moved to {DEAD}",
                 self.options.name, item.item, item.scan
             );
-            self.finish(id).await;
+            self.finish(id, Some(item)).await;
         }
     }
 
     /// Acknowledge entry `id` and remove it from the stream.
-    async fn finish(&mut self, id: &str) {
-        let _: Option<()> = self
-            .command(
-                redis::pipe()
-                    .cmd("XACK")
-                    .arg(WORK)
-                    .arg(GROUP)
-                    .arg(id)
-                    .ignore()
-                    .cmd("XDEL")
-                    .arg(WORK)
-                    .arg(id)
-                    .ignore(),
-            )
-            .await;
+    async fn finish(&mut self, id: &str, item: Option<&Item>) {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK")
+            .arg(WORK)
+            .arg(GROUP)
+            .arg(id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(WORK)
+            .arg(id)
+            .ignore();
+        // What its runs sent is no longer needed by another run.
+        if let Some(item) = item {
+            pipe.cmd("DEL")
+                .arg(super::units_key(&item.scan, item.item))
+                .ignore();
+        }
+        let _: Option<()> = self.command(&mut pipe).await;
     }
 
     /// Run a command (or a pipeline), waiting out a Redis that is away
@@ -557,6 +610,7 @@ impl Worker<'_> {
         prepared: &Prepared,
         item: &Item,
         id: &str,
+        earlier: Resumed,
     ) -> Result<(u64, u64, ItemTotals), Cut> {
         let mut spec = prepared.spec.clone();
         spec.part = Some(item.part);
@@ -597,6 +651,7 @@ impl Worker<'_> {
         let sender = tokio::spawn(send_units(
             self.conn.clone(),
             results_key(&item.scan),
+            super::units_key(&item.scan, item.item),
             units,
         ));
         let (lost_tx, lost) = watch::channel(None);
@@ -623,7 +678,7 @@ impl Worker<'_> {
             &ProgressBar::hidden(),
             Some(Durable {
                 journal,
-                resumed: Resumed::default(),
+                resumed: earlier,
             }),
             stop,
         )
@@ -728,24 +783,48 @@ fn group_units(
 async fn send_units(
     conn: ConnectionManager,
     key: String,
+    done_key: String,
     mut units: mpsc::Receiver<UnitResult>,
 ) -> Result<u64, String> {
     let mut batch = Vec::with_capacity(256);
     let mut sent = 0;
     while units.recv_many(&mut batch, 256).await > 0 {
         sent += batch.len() as u64;
-        let messages: Vec<String> = batch
+        let messages: Vec<(String, String, String)> = batch
             .drain(..)
-            .map(|u| serde_json::to_string(&Message::Unit(u)).expect("message serializes"))
+            .map(|u| {
+                let emitted = serde_json::to_string(&u.emitted).expect("subjects serialize");
+                let unit = u.unit.clone();
+                let message = serde_json::to_string(&Message::Unit(u)).expect("message serializes");
+                (unit, emitted, message)
+            })
             .collect();
         super::retry("sending results", Duration::from_secs(120), || {
             let mut conn = conn.clone();
+            // All or nothing: a unit in the item's hash (skipped by a
+            // later run of the item) has its records on the stream.
             let mut pipe = redis::pipe();
-            for m in &messages {
-                pipe.cmd("XADD").arg(&key).arg("*").arg("m").arg(m).ignore();
+            pipe.atomic();
+            for (unit, emitted, message) in &messages {
+                pipe.cmd("XADD")
+                    .arg(&key)
+                    .arg("*")
+                    .arg("m")
+                    .arg(message)
+                    .ignore();
+                pipe.cmd("HSET")
+                    .arg(&done_key)
+                    .arg(unit)
+                    .arg(emitted)
+                    .ignore();
             }
-            // A stream written for a coordinator that is gone expires.
+            // A stream written for a coordinator that is gone expires; the
+            // hash lives while the item's runs write to it.
             pipe.add_command(expire_nx(&key)).ignore();
+            pipe.cmd("EXPIRE")
+                .arg(&done_key)
+                .arg(super::KEYS_TTL_S)
+                .ignore();
             async move { pipe.query_async::<()>(&mut conn).await }
         })
         .await

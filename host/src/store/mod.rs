@@ -270,15 +270,29 @@ fn process_start(pid: u32) -> Option<u64> {
 /// The units earlier runs of a scan completed, looked up in the store one
 /// key at a time rather than loaded: resuming a /8 needs no memory for its
 /// millions of completed units (loading them cost about 180 bytes each).
+/// A distributed scan's worker holds those of one work item in memory
+/// instead ([`DoneUnits::of`]).
 #[derive(Debug, Default)]
 pub struct DoneUnits {
     /// A connection of its own (`None`: a new scan, nothing done).
     conn: Option<Connection>,
     scan: i64,
     count: u64,
+    /// Keys known from elsewhere, in place of the store: the units an
+    /// earlier run of a distributed scan's work item sent.
+    keys: Option<std::collections::BTreeSet<String>>,
 }
 
 impl DoneUnits {
+    /// The units `keys`, held in memory (a work item's, a few thousand).
+    pub fn of(keys: std::collections::BTreeSet<String>) -> DoneUnits {
+        DoneUnits {
+            count: keys.len() as u64,
+            keys: Some(keys),
+            ..DoneUnits::default()
+        }
+    }
+
     /// How many units earlier runs completed.
     pub fn len(&self) -> u64 {
         self.count
@@ -293,6 +307,9 @@ impl DoneUnits {
     /// cannot be read answers `false`: the unit runs again, which costs
     /// time, never a finding.
     pub fn contains(&self, key: &str) -> bool {
+        if let Some(keys) = &self.keys {
+            return keys.contains(key);
+        }
         let Some(conn) = self.conn.as_ref().filter(|_| self.count > 0) else {
             return false;
         };
@@ -309,12 +326,18 @@ impl DoneUnits {
     /// table.) A store that cannot be read answers none, as
     /// [`DoneUnits::contains`] does.
     pub fn extensions(&self, key: &str, sep: &str) -> Vec<String> {
-        let Some(conn) = self.conn.as_ref().filter(|_| self.count > 0) else {
-            return Vec::new();
-        };
         let from = format!("{key}{sep}");
         // Every key that starts with `from` sorts below `from` + U+10FFFF.
         let to = format!("{from}\u{10FFFF}");
+        if let Some(keys) = &self.keys {
+            return keys
+                .range(from.clone()..to)
+                .filter_map(|k| k.strip_prefix(&from).map(String::from))
+                .collect();
+        }
+        let Some(conn) = self.conn.as_ref().filter(|_| self.count > 0) else {
+            return Vec::new();
+        };
         conn.prepare_cached("SELECT unit FROM units WHERE scan = ?1 AND unit >= ?2 AND unit < ?3")
             .and_then(|mut stmt| {
                 stmt.query_map(params![self.scan, from, to], |row| row.get::<_, String>(0))?
@@ -565,6 +588,7 @@ impl Store {
             conn: Some(connect(&self.path)?),
             scan: id,
             count: count as u64,
+            keys: None,
         };
         {
             let mut emitted =
@@ -840,6 +864,22 @@ mod tests {
     use super::*;
     use crate::model::PluginId;
     use crate::model::{Finding, Severity};
+
+    #[test]
+    fn units_held_in_memory_answer_as_the_store_does() {
+        let keys = [
+            "port 10.0.0.1 ports 443",
+            "port 10.0.0.1 ports 80",
+            "port 10.0.0.10",
+            "http x",
+        ];
+        let done = DoneUnits::of(keys.iter().map(|k| k.to_string()).collect());
+        assert_eq!(done.len(), 4);
+        assert!(done.contains("http x") && !done.contains("http y"));
+        assert_eq!(done.extensions("port 10.0.0.1", " ports "), ["443", "80"]);
+        assert!(done.extensions("port 10.0.0.10", " ports ").is_empty());
+        assert!(DoneUnits::of(Default::default()).is_empty());
+    }
 
     fn finding(ip: &str) -> Record {
         let plugin = PluginId {
