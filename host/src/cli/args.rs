@@ -95,17 +95,16 @@ pub struct RedisTlsArgs {
 }
 
 impl RedisTlsArgs {
-    /// The endpoint of `url` with these files read.
-    pub fn endpoint(
-        &self,
-        url: &str,
-    ) -> Result<crate::cluster::Endpoint, crate::cluster::ClusterError> {
+    /// The endpoint of `url` with these files read; a file that cannot
+    /// be read or does not fit the URL is a usage error (exit 2).
+    pub fn endpoint(&self, url: &str) -> Result<crate::cluster::Endpoint, super::UsageError> {
         crate::cluster::Endpoint::load(
             url,
             self.redis_ca.as_deref(),
             self.redis_cert.as_deref(),
             self.redis_key.as_deref(),
         )
+        .map_err(|e| super::UsageError(e.to_string()))
     }
 }
 

@@ -420,10 +420,7 @@ async fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<Exit> {
         .or_else(|| project_dirs().map(|d| d.data_dir().join("plugins")));
     let publish = match &args.redis {
         Some(url) => {
-            let redis = args
-                .redis_tls
-                .endpoint(url)
-                .map_err(|e| UsageError(e.to_string()))?;
+            let redis = args.redis_tls.endpoint(url)?;
             // A wrong URL or password stops the daemon at once, not its
             // first scan.
             crate::cluster::connect(&redis).await?;

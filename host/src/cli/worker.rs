@@ -22,10 +22,7 @@ pub(super) fn plan(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<Plan> {
     let publish = Publish {
-        redis: args
-            .redis_tls
-            .endpoint(url)
-            .map_err(|e| UsageError(e.to_string()))?,
+        redis: args.redis_tls.endpoint(url)?,
         item_size: u128::from(args.item_size),
         max_deliveries: args.max_deliveries,
     };
@@ -48,10 +45,7 @@ pub(super) async fn worker(globals: &Globals, args: WorkerArgs) -> anyhow::Resul
         format!("{host}-{}", std::process::id())
     });
     let options = Options {
-        redis: args
-            .redis_tls
-            .endpoint(&args.redis)
-            .map_err(|e| UsageError(e.to_string()))?,
+        redis: args.redis_tls.endpoint(&args.redis)?,
         name,
         lease: args.lease.into(),
         dir,

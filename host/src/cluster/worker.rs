@@ -349,10 +349,7 @@ impl Worker<'_> {
             });
             let Some(subjects) = subjects else { continue };
             for (outside, subject) in subjects {
-                match outside {
-                    true => resumed.outside.push(subject.key()),
-                    false => resumed.emitted.push(subject),
-                }
+                resumed.add_emitted(outside, subject);
             }
             keys.insert(unit);
         }

@@ -375,6 +375,17 @@ pub struct Resumed {
     pub cluster_runs: Vec<String>,
 }
 
+impl Resumed {
+    /// Take a subject a done unit emitted: an in-scope one is routed again,
+    /// an out-of-scope one (`outside`) is not reported again.
+    pub fn add_emitted(&mut self, outside: bool, subject: Subject) {
+        match outside {
+            true => self.outside.push(subject.key()),
+            false => self.emitted.push(subject),
+        }
+    }
+}
+
 /// The journal key prefix under which a distributed scan's coordinator
 /// records each run's scan id in Redis (`cluster run ID`), so a resumed
 /// run can withdraw what a killed one left out ([`Resumed::cluster_runs`]).
@@ -597,12 +608,7 @@ impl Store {
                 emitted.query_map([id], |r| Ok((r.get::<_, bool>(0)?, r.get::<_, String>(1)?)))?;
             for row in rows {
                 let (outside, json) = row?;
-                let subject: Subject = serde_json::from_str(&json)?;
-                if outside {
-                    resumed.outside.push(subject.key());
-                } else {
-                    resumed.emitted.push(subject);
-                }
+                resumed.add_emitted(outside, serde_json::from_str(&json)?);
             }
         }
         {
