@@ -167,6 +167,10 @@ pub async fn run(
     Ok(summary)
 }
 
+/// How long the scheduler lets events gather after one arrives, while
+/// calls run (see [`Scan::run`]).
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The thread reading `-i` lines, and the file it reads.
 type Reader<'s> = Option<(&'s InputSource, JoinHandle<std::io::Result<()>>)>;
 
@@ -235,7 +239,25 @@ impl Scan<'_> {
         stop: impl Future<Output = ()>,
     ) -> Result<(), ScanError> {
         let mut stop = std::pin::pin!(stop);
+        let mut settle = false;
         loop {
+            // After an event, while calls run, let the next ones gather
+            // before taking them in: a sweep's calls end thousands of
+            // units a second, and a loop woken for each (a thread parked
+            // and woken, on both sides of the channel) costs more CPU
+            // than the units. A millisecond is far below what a unit
+            // takes, and the channel holds a millisecond's events many
+            // times over.
+            if std::mem::take(&mut settle) && !self.running.is_empty() {
+                tokio::select! {
+                    () = tokio::time::sleep(SETTLE) => {}
+                    () = &mut stop => {
+                        self.cut_short(sink).await?;
+                        break;
+                    }
+                }
+                self.state.drain(&mut self.events, sink, self.progress)?;
+            }
             self.fill();
             if self.running.is_empty() {
                 // Events sent by the last units may still sit in the
@@ -262,7 +284,10 @@ impl Scan<'_> {
             let wants_input = self.state.ready.is_empty() && self.has_room();
             let blocked = self.context.blocked.clone();
             tokio::select! {
-                Some(event) = self.events.recv() => self.state.handle(event, sink, self.progress)?,
+                Some(event) = self.events.recv() => {
+                    self.state.handle(event, sink, self.progress)?;
+                    settle = true;
+                }
                 // Every call may now wait for a derived subject's place:
                 // `fill` sees whether to start more.
                 () = blocked.notify.notified() => {}
@@ -270,13 +295,7 @@ impl Scan<'_> {
                     self.take(item)
                 }
                 () = &mut stop => {
-                    // Cut the running units short; what they reported is
-                    // written (and kept in the store, until a resume runs
-                    // them again), but they are not marked done.
-                    self.state.summary.interrupted = true;
-                    self.running.abort_all();
-                    while self.running.join_next().await.is_some() {}
-                    self.state.drain(&mut self.events, sink, self.progress)?;
+                    self.cut_short(sink).await?;
                     break;
                 }
                 Some(joined) = self.running.join_next_with_id() => {
@@ -309,6 +328,17 @@ impl Scan<'_> {
             }
         }
         self.state.write_outside_of_unfinished(sink)
+    }
+
+    /// Stopped: cut the running units short. What they reported is
+    /// written (and kept in the store, until a resume runs them again),
+    /// but they are not marked done.
+    async fn cut_short(&mut self, sink: &mut dyn Sink) -> Result<(), ScanError> {
+        self.state.summary.interrupted = true;
+        self.running.abort_all();
+        while self.running.join_next().await.is_some() {}
+        self.state.drain(&mut self.events, sink, self.progress)?;
+        Ok(())
     }
 
     /// Halve the batches of `plugin` after one of `size` failed: a plugin

@@ -470,9 +470,11 @@ impl<'r> ScanState<'r> {
     /// and to the journal under the unit's key (a unit no longer running
     /// has none).
     fn write(&self, sink: &mut dyn Sink, unit: u64, record: &Record) -> Result<(), ScanError> {
-        sink.write(record)?;
+        // Serialized once, for the output and the store alike.
+        let json = serde_json::to_string(record).map_err(std::io::Error::from)?;
+        sink.write_json(record, &json)?;
         if let (Some(journal), Some(running)) = (self.journal, self.inflight.get(&unit)) {
-            journal.record(&running.key, record)?;
+            journal.record_json(&running.key, record, json)?;
         }
         Ok(())
     }

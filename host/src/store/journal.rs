@@ -25,8 +25,10 @@ const BATCH_TIME: Duration = Duration::from_millis(50);
 const POLL: Duration = Duration::from_millis(5);
 /// Operations per batch at most.
 const BATCH_OPS: usize = 10_000;
-/// Operations queued for the writer before the scan waits for it.
-const QUEUE: usize = 65_536;
+/// Operations queued for the writer before the scan waits for it: about
+/// 200 ms of a fast sweep's, more than a commit takes. The queue's slots
+/// are allocated up front (64 bytes each), whatever the scan's size.
+const QUEUE: usize = 16_384;
 
 /// One step of a journal, as the writer gets it: a record or an emitted
 /// subject of a unit, or the unit's end. A journal made with
@@ -103,6 +105,17 @@ impl Journal {
 
     /// Store a record written by `unit`.
     pub fn record(&self, unit: &Arc<str>, record: &Record) -> Result<(), StoreError> {
+        self.record_json(unit, record, serde_json::to_string(record)?)
+    }
+
+    /// Store a record written by `unit`, already serialized as `json`
+    /// (its JSON Lines text).
+    pub fn record_json(
+        &self,
+        unit: &Arc<str>,
+        record: &Record,
+        json: String,
+    ) -> Result<(), StoreError> {
         let kind = match record {
             Record::Finding(_) => "finding",
             Record::Error(_) => "error",
@@ -113,7 +126,7 @@ impl Journal {
         self.send(Op::Record {
             unit: unit.clone(),
             kind,
-            json: serde_json::to_string(record)?,
+            json,
         })
     }
 
