@@ -20,6 +20,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 use wscan::primitives::dns::pool::PooledProvider;
 
+/// wscan's allocator (see `host/src/main.rs`), so the reference and wscan
+/// differ in what they do, not in how they allocate.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let mut args: Vec<String> = std::env::args().collect();

@@ -4,6 +4,15 @@
 use std::process::ExitCode;
 use wscan::cli::{self, Exit, UsageError};
 
+/// mimalloc, not glibc's allocator: a scan allocates and frees small
+/// objects on several threads at once (events, records, DNS messages),
+/// where glibc's arenas cost about a sixth of the CPU of a scan of names
+/// and fragment (measured in bench/: a scan of 100,000 names 15% faster,
+/// at the same peak memory). Its arenas are committed on demand: see
+/// `.cargo/config.toml`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::parse();
     init_tracing(cli.verbose);
