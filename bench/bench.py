@@ -335,8 +335,8 @@ def scenario_slash16(runs):
                         Namespace(servers=[("tcp", pairs)]), lenient=["rustscan"],
                         verdict=slash16_verdict,
                         notes=["wscan hands each port-plugin instance a batch of addresses, "
-                               "swept in one probe (issue 14); the baseline, one instance "
-                               "per address, is the commit before it."])
+                               "swept in one probe (issue 14). A `wscan (baseline)` row is "
+                               "the binary given to `--baseline` (see the run's line above)."])
 
 
 def slash16_verdict(results):
