@@ -1095,14 +1095,8 @@ fn a_stalled_worker_lets_go_of_the_item_another_took_over() {
     seen.push(serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap());
     // w1 stalls (SIGSTOP) mid-item; w2 takes its item over after the
     // 3-second lease.
-    let pid = lab.children[first].id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let pid = lab.children[first].id();
+    signal(pid, "-STOP");
     lab.worker("w2", &[]);
     let until = Instant::now() + Duration::from_secs(30);
     while !lab
@@ -1114,13 +1108,7 @@ fn a_stalled_worker_lets_go_of_the_item_another_took_over() {
     }
     // w1 wakes up: its heartbeat finds the item is w2's and lets go of it
     // (it used to claim it back, and both ran it).
-    assert!(
-        Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(pid, "-CONT");
     for line in lines {
         seen.push(serde_json::from_str(&line.unwrap()).unwrap());
     }

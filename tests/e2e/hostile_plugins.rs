@@ -144,11 +144,7 @@ fn a_unit_stopped_by_ctrl_c_still_reports_what_it_found_outside_the_scope() {
         assert!(stdout.read_line(&mut line).unwrap() > 0, "ended early");
         seen.push(serde_json::from_str(&line).unwrap());
     }
-    let interrupt = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupt.success());
+    signal(child.id(), "-INT");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();

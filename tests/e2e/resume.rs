@@ -308,11 +308,7 @@ fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(child.id(), "-INT");
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(10), "slow to stop");

@@ -549,11 +549,7 @@ fn sigterm_stops_the_daemon_and_its_scans_are_left_resumable() {
     let id = daemon.scan(&body);
     let started = Instant::now();
     daemon.first_record(id);
-    let killed = Command::new("kill")
-        .args(["-TERM", &daemon.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(daemon.child.id(), "-TERM");
     let status = daemon.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(30), "slow to stop");

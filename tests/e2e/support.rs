@@ -90,6 +90,16 @@ pub fn run(mut cmd: Command, limit: Duration) -> Output {
 }
 
 /// What the command wrote on standard error, as text.
+/// Send `signal` (`-TERM`, `-INT`, `-STOP`, `-CONT`) to process `pid`, as
+/// a user's `kill` does.
+pub fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid} failed");
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
