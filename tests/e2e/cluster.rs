@@ -1075,10 +1075,13 @@ fn a_plugin_swapped_on_the_coordinator_reaches_the_workers_for_the_items_they_ta
     );
 }
 
-#[test]
-fn a_stalled_worker_lets_go_of_the_item_another_took_over() {
+/// w1 stalls (SIGSTOP) mid-item in a scan of 64 units; w2 starts and
+/// takes w1's item over after the 3-second lease; w1 wakes up (SIGCONT)
+/// once `wake(lab, entry)` holds, `entry` being the item's stream entry.
+/// Every unit must be found exactly once. The two workers' logs.
+fn stall_and_wake(name: &str, wake: &dyn Fn(&Lab, &str) -> bool) -> (String, String) {
     use std::io::BufRead;
-    let mut lab = Lab::new("cluster-stall");
+    let mut lab = Lab::new(name);
     let dir = lab.path("plugins");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(test_plugin("tick_v1"), dir.join("tick.wasm")).unwrap();
@@ -1093,21 +1096,22 @@ fn a_stalled_worker_lets_go_of_the_item_another_took_over() {
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen: Vec<Value> = Vec::new();
     seen.push(serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap());
-    // w1 stalls (SIGSTOP) mid-item; w2 takes its item over after the
-    // 3-second lease.
+    // w1 has sent a unit, so it holds an item: its entry is the first
+    // line of XPENDING's answer.
+    let pending = lab.redis_cli(&["XPENDING", "wscan:work", "workers", "-", "+", "10", "w1"]);
+    let entry = pending
+        .lines()
+        .next()
+        .expect("w1 holds an item")
+        .to_string();
     let pid = lab.children[first].id();
     signal(pid, "-STOP");
     lab.worker("w2", &[]);
-    let until = Instant::now() + Duration::from_secs(30);
-    while !lab
-        .redis_cli(&["XPENDING", "wscan:work", "workers", "-", "+", "10", "w1"])
-        .is_empty()
-    {
-        assert!(Instant::now() < until, "w2 never took w1's item over");
+    let until = Instant::now() + Duration::from_secs(60);
+    while !wake(&lab, &entry) {
+        assert!(Instant::now() < until, "w1 was never woken up");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // w1 wakes up: its heartbeat finds the item is w2's and lets go of it
-    // (it used to claim it back, and both ran it).
     signal(pid, "-CONT");
     for line in lines {
         seen.push(serde_json::from_str(&line.unwrap()).unwrap());
@@ -1125,12 +1129,34 @@ fn a_stalled_worker_lets_go_of_the_item_another_took_over() {
         .map(|r| r["subject"]["address"].as_str().unwrap())
         .collect();
     assert_eq!((ticks.len(), addresses.len()), (64, 64), "{seen:#?}");
-    let log = std::fs::read_to_string(lab.log("w1")).unwrap();
-    assert!(log.contains("was taken over by another worker"), "{log}");
+    let log = |name| std::fs::read_to_string(lab.log(name)).unwrap();
+    (log("w1"), log("w2"))
+}
+
+#[test]
+fn a_stalled_worker_lets_go_of_the_item_another_took_over() {
+    // w1 wakes up as soon as w2 holds its item: its heartbeat finds the
+    // item is w2's and lets go of it (it used to claim it back, and both
+    // ran it).
+    let (w1, w2) = stall_and_wake("cluster-stall", &|lab, _| {
+        lab.redis_cli(&["XPENDING", "wscan:work", "workers", "-", "+", "10", "w1"])
+            .is_empty()
+    });
+    assert!(w1.contains("was taken over by another worker"), "{w1}");
     // w2 ran only what w1 had not sent of that item.
-    let log = std::fs::read_to_string(lab.log("w2")).unwrap();
-    assert!(
-        log.contains("an earlier run sent are not run again"),
-        "{log}"
-    );
+    assert!(w2.contains("an earlier run sent are not run again"), "{w2}");
+}
+
+#[test]
+fn a_stalled_worker_lets_go_of_the_item_another_finished() {
+    // w1 wakes up only once w2 has finished its item and acknowledged it:
+    // the entry is no longer pending at all. w1 lets go of it (it used to
+    // run the rest of the item again).
+    let (w1, _) = stall_and_wake("cluster-stall-done", &|lab, entry| {
+        !lab.redis_cli(&["XPENDING", "wscan:work", "workers", "-", "+", "100"])
+            .lines()
+            .any(|line| line == entry)
+    });
+    assert!(w1.contains("is no longer pending"), "{w1}");
+    assert!(!w1.contains("was taken over by another worker"), "{w1}");
 }

@@ -847,14 +847,16 @@ return 1
 enum Lost {
     /// Its coordinator withdrew the scan.
     Withdrawn,
-    /// Another worker took it over (this one stalled past the lease).
+    /// Another worker took it over (this one stalled past the lease), or
+    /// it is no longer pending at all.
     TakenOver,
 }
 
 /// Every [`HEARTBEAT`], claim entry `id` again (which resets its idle
 /// time, so no other worker takes it) and see that the scan is still
 /// there; when the scan is gone, or another worker took the item over
-/// after a stall of this one, say so on `lost`.
+/// after a stall of this one (or has finished it since), say so on
+/// `lost`.
 async fn heartbeat(
     mut conn: ConnectionManager,
     name: String,
@@ -879,6 +881,15 @@ async fn heartbeat(
             Ok(0) => {
                 tracing::warn!(
                     "entry {id} was taken over by another worker (this one stalled past the lease); letting go of it"
+                );
+                let _ = lost.send(Some(Lost::TakenOver));
+                return;
+            }
+            // The worker's own acknowledgement cannot be the cause: the
+            // heartbeat is stopped before the item is acknowledged.
+            Ok(-1) => {
+                tracing::warn!(
+                    "entry {id} is no longer pending: another worker took it over and finished it while this one stalled, or Redis lost it (then the coordinator publishes it again); letting go of it"
                 );
                 let _ = lost.send(Some(Lost::TakenOver));
                 return;
