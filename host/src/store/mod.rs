@@ -68,7 +68,7 @@ pub enum StoreError {
 }
 
 /// The schema this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// What brings a store of version N-1 (the index) to version N. `SCHEMA`
 /// creates the latest tables in an empty store; a store made by an older
@@ -96,6 +96,14 @@ const MIGRATIONS: &[&str] = &[
         SELECT id, scan, unit, type, record FROM records;
     DROP TABLE records;
     ALTER TABLE records_v4 RENAME TO records;",
+    // 4 -> 5: records and emitted subjects are looked up by their scan
+    // alone (a resume's clean-up, `results show`, the API's pages). The
+    // indexes by scan and unit served only that: each cost a random insert
+    // of the unit's key per row, and a page of records was sorted out of
+    // all the scan's. `SCHEMA` creates the indexes by scan, in the order
+    // rows are stored (appended to, and read in order).
+    "DROP INDEX IF EXISTS records_by_unit;
+    DROP INDEX IF EXISTS emitted_by_unit;",
 ];
 
 const SCHEMA: &str = "
@@ -125,7 +133,7 @@ CREATE TABLE IF NOT EXISTS records (
     type      TEXT NOT NULL,
     record    TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS records_by_unit ON records (scan, unit);
+CREATE INDEX IF NOT EXISTS records_by_scan ON records (scan);
 CREATE INDEX IF NOT EXISTS records_by_type ON records (scan, type);
 CREATE TABLE IF NOT EXISTS emitted (
     scan      INTEGER NOT NULL,
@@ -133,7 +141,7 @@ CREATE TABLE IF NOT EXISTS emitted (
     outside   INTEGER NOT NULL,
     subject   TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS emitted_by_unit ON emitted (scan, unit);
+CREATE INDEX IF NOT EXISTS emitted_by_scan ON emitted (scan);
 CREATE TABLE IF NOT EXISTS tokens (
     name      TEXT PRIMARY KEY,
     role      TEXT NOT NULL,
@@ -1055,7 +1063,15 @@ mod tests {
         old.execute_batch(
             &SCHEMA
                 .replace("    pid_start INTEGER,\n", "")
-                .replace(" AUTOINCREMENT", ""),
+                .replace(" AUTOINCREMENT", "")
+                .replace(
+                    "CREATE INDEX IF NOT EXISTS records_by_scan ON records (scan);",
+                    "CREATE INDEX records_by_unit ON records (scan, unit);",
+                )
+                .replace(
+                    "CREATE INDEX IF NOT EXISTS emitted_by_scan ON emitted (scan);",
+                    "CREATE INDEX emitted_by_unit ON emitted (scan, unit);",
+                ),
         )
         .unwrap();
         old.execute(
@@ -1086,6 +1102,19 @@ mod tests {
             )
             .unwrap();
         assert!(sql.contains("AUTOINCREMENT"), "{sql}");
+        // Its indexes are this version's.
+        let indexes: Vec<String> = store
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            ["emitted_by_scan", "records_by_scan", "records_by_type"]
+        );
         let id = store.begin(&["scan".into()], dir.path(), None).unwrap();
         assert!(store.scan(id).unwrap().unwrap().alive());
         // Opening again changes nothing.
