@@ -8,8 +8,9 @@
 //! the order of the channel, so a unit's mark ("done") is committed with
 //! its records or after them, never before. Inside a transaction the rows
 //! of a table go in 32 at a time, in the order they came (a statement per
-//! row cost a /16 sweep's writer about a third more CPU). A crash loses at
-//! most the last batch: units whose mark was in it are simply run again.
+//! row cost the writer about 40% more CPU on a scan of 100,000 names). A
+//! crash loses at most the last batch: units whose mark was in it are
+//! simply run again.
 
 use super::StoreError;
 use crate::model::Subject;
