@@ -10,8 +10,8 @@ holds fails the run rather than posting a fast time).
 
 Usage: bench.py [--runs N] [--only NAME,NAME] [--baseline WSCAN]
 
---baseline names an older wscan binary: the memory scenarios then time it
-beside this one ("wscan (baseline)"), to show a change's effect.
+--baseline names an older wscan binary: most scenarios then time it beside
+this one ("wscan (baseline)"), to show a change's effect in one run.
 """
 
 import argparse
@@ -189,9 +189,12 @@ BASELINE = None  # set by --baseline
 
 
 def with_baseline(tools, argv):
-    """tools plus the --baseline binary running the same command."""
+    """tools plus the --baseline binary running the same command, with a
+    result store of its own: an older wscan refuses a store a newer one
+    brought to a later schema."""
     if BASELINE:
-        tools["wscan (baseline)"] = ([BASELINE] + argv[0][1:], argv[1])
+        own = f"XDG_DATA_HOME={WORK / 'data-baseline'}"
+        tools["wscan (baseline)"] = (["env", own, BASELINE] + argv[0][1:], argv[1])
     return tools
 
 
@@ -238,9 +241,10 @@ def peers_available():
 
 def scenario_all_ports(runs):
     open_ports = [22, 8080, 40000]
-    tools = {
-        "wscan": ([WSCAN, "scan", "127.0.0.1", "-p", "all", "--plugins", "port", "--format",
-                   "jsonl", "-q", "--plugin-arg", "port.banner=false"], wscan_count("open-port")),
+    argv = ([WSCAN, "scan", "127.0.0.1", "-p", "all", "--plugins", "port", "--format",
+             "jsonl", "-q", "--plugin-arg", "port.banner=false"], wscan_count("open-port"))
+    tools = with_baseline({"wscan": argv}, argv)
+    tools |= {
         "tokio connect loop": ([LOOP, "127.0.0.1", "1-65535", "1000", "1000"], loop_open),
         "nmap -sT -T5": (["nmap", "-sT", "-p-", "-T5", "-n", "-Pn", "127.0.0.1"], nmap_open),
         "nmap -sT": (["nmap", "-sT", "-p-", "-n", "-Pn", "127.0.0.1"], nmap_open),
@@ -358,10 +362,11 @@ def scenario_http(runs):
     ports = [80, 8000, 8080, 8088]
     pairs = [(f"127.0.1.{a}", p) for a in range(1, 251) for p in ports]
     plist = ",".join(map(str, ports))
-    tools = {
-        "wscan": ([WSCAN, "scan", "127.0.1.1-250", "-p", plist, "--plugins", "port,http",
-                   "--format", "jsonl", "-q", "--plugin-arg", "port.banner=false"],
-                  wscan_count("http-response")),
+    argv = ([WSCAN, "scan", "127.0.1.1-250", "-p", plist, "--plugins", "port,http",
+             "--format", "jsonl", "-q", "--plugin-arg", "port.banner=false"],
+            wscan_count("http-response"))
+    tools = with_baseline({"wscan": argv}, argv)
+    tools |= {
         "wscan, the Python http-title plugin": (
             [WSCAN, "scan", "127.0.1.1-250", "-p", plist, "--plugins", "port,py-http-title",
              "--plugin", PY_HTTP_TITLE, "--format", "jsonl", "-q",
@@ -412,10 +417,11 @@ def scenario_tls(runs):
     ports = [443, 8443]
     pairs = [(f"127.0.2.{a}", p) for a in range(1, 151) for p in ports]
     plist = ",".join(map(str, ports))
-    tools = {
-        "wscan": ([WSCAN, "scan", "127.0.2.1-150", "-p", plist, "--plugins", "port,tls",
-                   "--format", "jsonl", "-q", "--plugin-arg", "port.banner=false"],
-                  wscan_count("tls-certificate")),
+    argv = ([WSCAN, "scan", "127.0.2.1-150", "-p", plist, "--plugins", "port,tls",
+             "--format", "jsonl", "-q", "--plugin-arg", "port.banner=false"],
+            wscan_count("tls-certificate"))
+    tools = with_baseline({"wscan": argv}, argv)
+    tools |= {
         "nmap --script ssl-cert": (["nmap", "-sT", "-p", plist, "-T5", "-n", "-Pn", "--script",
                                     "ssl-cert", "127.0.2.1-150"], nmap_certs),
     }
@@ -559,28 +565,32 @@ def names_verdict(results):
 
 def scenario_resume(runs):
     # A /16 whose 65,536 units are all done, resumed: what the resumed run
-    # holds for the units earlier runs completed.
-    store = WORK / "resume-store"
-    db, stats = store / "results.db", store / "stats.json"
-    if not db.exists():
-        store.mkdir(exist_ok=True)
-        with Namespace():
-            sh("ip", "netns", "exec", NS, WSCAN, "--db", str(db), "scan", "127.0.0.0/16",
-               "-p", "80", "--plugins", "port", "-q", "--format", "jsonl", "-o", "/dev/null",
-               "--stats", str(stats))
-    # Marked interrupted before each run, as a crash would leave it.
-    mark = store / "mark.py"
+    # holds for the units earlier runs completed. Each binary resumes a
+    # store it wrote itself (an older wscan refuses a newer one's schema).
+    mark = WORK / "mark.py"
     mark.write_text("import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\n"
                     "c.execute(\"UPDATE scans SET status = 'interrupted' WHERE id = 1\")\n"
                     "c.commit()\n")
-    script = (f"{sys.executable} {mark} {db} && \"$0\" --db {db} scan --resume 1 -q "
-              f"&& cat {stats}")
-    # The resumed run's own statistics (its stored --stats) say how many
-    # units it skipped as done.
-    argv = (["sh", "-c", script, WSCAN], lambda out: json.loads(out)["skipped"])
-    tools = {"wscan": argv}
+
+    def resumed(binary, folder):
+        store = WORK / folder
+        db, stats = store / "results.db", store / "stats.json"
+        if not db.exists():
+            store.mkdir(exist_ok=True)
+            with Namespace():
+                sh("ip", "netns", "exec", NS, binary, "--db", str(db), "scan", "127.0.0.0/16",
+                   "-p", "80", "--plugins", "port", "-q", "--format", "jsonl", "-o",
+                   "/dev/null", "--stats", str(stats))
+        # Marked interrupted before each run, as a crash would leave it.
+        script = (f"{sys.executable} {mark} {db} && \"$0\" --db {db} scan --resume 1 -q "
+                  f"&& cat {stats}")
+        # The resumed run's own statistics (its stored --stats) say how many
+        # units it skipped as done.
+        return (["sh", "-c", script, binary], lambda out: json.loads(out)["skipped"])
+
+    tools = {"wscan": resumed(WSCAN, "resume-store")}
     if BASELINE:
-        tools["wscan (baseline)"] = (["sh", "-c", script, BASELINE], argv[1])
+        tools["wscan (baseline)"] = resumed(BASELINE, "resume-store-baseline")
     return run_scenario("Memory: resuming a /16 scan whose 65,536 units are all done", tools,
                         runs, 65536, Namespace(),
                         notes=["Each run marks the stored scan interrupted, then resumes it: "
