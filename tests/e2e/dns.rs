@@ -462,3 +462,57 @@ fn a_resolver_cannot_widen_the_scope_with_records_for_other_names() {
         assert_eq!(listener.accepted(), 0, "{} was contacted", listener.addr);
     }
 }
+
+/// Rows of `table` in the store at `db`, of scan 1 (python's sqlite3: the
+/// store's own schema, read as any tool would).
+fn stored_rows(db: &std::path::Path, table: &str) -> u64 {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM ' + sys.argv[2] + ' WHERE scan = 1').fetchone()[0])",
+        ])
+        .arg(db)
+        .arg(table)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// An address the dns plugin emits is journaled for a resume to route
+/// again only when a plugin of the scan takes addresses: in a DNS-only
+/// scan it would route to none, and was a third of the store's rows.
+#[test]
+fn the_store_keeps_an_emitted_address_only_when_a_plugin_takes_it() {
+    let server = DnsServer::start();
+    let listener = Listener::start(Behaviour::Silent);
+    let port = listener.port().to_string();
+    for (plugins, emitted, args) in [
+        ("dns", 0, &["--plugin-arg", "dns.types=A"][..]),
+        (
+            "dns,port",
+            1,
+            &[
+                "--plugin-arg",
+                "dns.types=A",
+                "--plugin-arg",
+                "port.banner=false",
+            ][..],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("results.db");
+        let mut cmd = wscan();
+        cmd.arg("--db")
+            .arg(&db)
+            .args(["scan", "www.wscan.test", "-q"]);
+        cmd.args(["--resolver", &server.addr().to_string()]);
+        cmd.args(["-p", &port, "--plugins", plugins]);
+        cmd.args(args);
+        let out = run(cmd, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stored_rows(&db, "emitted"), emitted, "--plugins {plugins}");
+        // The A record is stored either way.
+        assert!(stored_rows(&db, "records") >= 1, "--plugins {plugins}");
+    }
+}

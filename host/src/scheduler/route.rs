@@ -122,6 +122,17 @@ enum Seen<'s> {
 }
 
 impl Dispatch<'_> {
+    /// Whether a selected plugin in use takes `subject` (as [`Self::route`]
+    /// would, before what was done or queued already).
+    fn consumes(&self, subject: &Subject) -> bool {
+        self.registry.active().iter().any(|active| {
+            let info = &active.plugin.info;
+            self.selection
+                .is_none_or(|names| names.contains(&info.name))
+                && info.consumes.matches(subject)
+        })
+    }
+
     /// Queue a unit for every selected plugin in use whose filter matches.
     /// `seen` keeps a plugin from scanning the same subject twice. Whether
     /// any such plugin consumes the subject at all (queued now, or before).
@@ -561,6 +572,14 @@ impl<'r> ScanState<'r> {
                 // A target is started already: a bare address the user
                 // listed by the target sweep, a name by its own start.
                 if self.is_started(&subject) {
+                    return Ok(());
+                }
+                // A subject no plugin of the scan takes starts nothing, and
+                // is not journaled either: a resume would route it to none
+                // (an address of a DNS-only scan, a third of its rows). A
+                // plugin loaded later does not get it in this run either,
+                // since subjects are routed as they come.
+                if !self.dispatch.consumes(&subject) {
                     return Ok(());
                 }
                 if let Some((journal, key)) = journal {
