@@ -14,9 +14,12 @@ pub(crate) async fn ready<T>(
 ) -> Result<T, ErrorCode> {
     let pollable = AsyncPollable::new(pollable);
     loop {
+        // Waiting comes first: an operation just started has no result
+        // yet, and asking would be one more call into the host for each
+        // (waiting on one that finished returns at once).
+        pollable.wait_for().await;
         if let Some(result) = get() {
             return result;
         }
-        pollable.wait_for().await;
     }
 }
