@@ -9,6 +9,7 @@ use crate::engine::state::HostState;
 use crate::engine::tape;
 use crate::model::Capability;
 use crate::primitives::dns::core::{Chain, Data, DnsError, Kind, Record};
+use futures::FutureExt;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynPollable, subscribe};
 
@@ -123,15 +124,17 @@ impl wit::Host for HostState {
                     None,
                     async move { Ok(dns.lookup(&asked, kind).await?) },
                 );
-                Pending::spawn(async move {
-                    let records = lookup.await?;
+                // A combinator, not an `async` block: awaited there,
+                // `lookup` would be held twice (captured, then awaited).
+                Pending::spawn(lookup.map(move |records| {
+                    let records = records?;
                     // What the resolver says an in-scope name is becomes
                     // part of the scope, before the plugin sees it; only
                     // the chain from the asked name, never other records.
                     let chain = Chain::of(&name, kind, &records);
                     scope.learn(&name, &chain.aliases, &chain.addresses);
                     Ok(records)
-                })
+                }))
             }
         };
         self.push(pending)

@@ -10,6 +10,7 @@ use crate::engine::state::HostState;
 use crate::engine::tape::{self, Tape};
 use crate::model::Capability;
 use crate::primitives::tcp::core::{NetError, PortState, TcpConnection};
+use futures::FutureExt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -225,7 +226,8 @@ impl wit::HostConnection for HostState {
                 let bytes = conn.read(max_bytes as usize, timeout).await?;
                 Ok(Bytes(bytes))
             });
-            Pending::spawn(async move { read.await.map(|b| b.0) })
+            // Mapped, not awaited in an `async` block: see `tape::wrap`.
+            Pending::spawn(read.map(|read| read.map(|b| b.0)))
         };
         self.push(pending)
     }
