@@ -507,7 +507,8 @@ impl<'r> ScanState<'r> {
 
     /// Write a finding; route an emitted subject, or report it once when it
     /// is outside the scope. Both are journaled under the unit that sent
-    /// them.
+    /// them; an in-scope subject no plugin takes is neither routed nor
+    /// journaled.
     pub fn handle(
         &mut self,
         event: Event,
