@@ -12,7 +12,7 @@ use super::{ScanError, ScanSpec};
 use crate::engine::registry::Registry;
 use crate::engine::{CallError, Event, PluginId};
 use crate::metrics::Metrics;
-use crate::model::{Subject, SubjectKey};
+use crate::model::{PluginInfo, Subject, SubjectKey};
 use crate::output::{Record, Sink};
 use crate::scope::Scope;
 use crate::store::{DoneUnits, Journal, Resumed};
@@ -122,15 +122,21 @@ enum Seen<'s> {
 }
 
 impl Dispatch<'_> {
+    /// Whether the plugin `info` describes is selected and its filter
+    /// takes `subject`.
+    fn takes(&self, info: &PluginInfo, subject: &Subject) -> bool {
+        self.selection
+            .is_none_or(|names| names.contains(&info.name))
+            && info.consumes.matches(subject)
+    }
+
     /// Whether a selected plugin in use takes `subject` (as [`Self::route`]
     /// would, before what was done or queued already).
     fn consumes(&self, subject: &Subject) -> bool {
-        self.registry.active().iter().any(|active| {
-            let info = &active.plugin.info;
-            self.selection
-                .is_none_or(|names| names.contains(&info.name))
-                && info.consumes.matches(subject)
-        })
+        self.registry
+            .active()
+            .iter()
+            .any(|active| self.takes(&active.plugin.info, subject))
     }
 
     /// Queue a unit for every selected plugin in use whose filter matches.
@@ -148,11 +154,7 @@ impl Dispatch<'_> {
         let mut consumed = false;
         for active in self.registry.active().iter() {
             let info = &active.plugin.info;
-            if self
-                .selection
-                .is_some_and(|names| !names.contains(&info.name))
-                || !info.consumes.matches(subject)
-            {
+            if !self.takes(info, subject) {
                 continue;
             }
             consumed = true;
